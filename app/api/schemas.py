@@ -1,0 +1,189 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.pipeline import Answer, Citation
+from index import ChunkRecord, DocumentRecord
+
+MAX_QUESTION_CHARS = 4000
+MAX_TEXT_CHARS = 20_000_000
+
+
+class DocumentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(..., min_length=1, max_length=500)
+    text: str = Field(..., min_length=1, max_length=MAX_TEXT_CHARS)
+    format: str = Field("txt", pattern="^(txt|md)$", description="How to read `text`.")
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("title", "text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+
+class DocumentOut(BaseModel):
+    id: str
+    title: str
+    source: str
+    format: str
+    content_hash: str
+    created_at: str
+    chunk_count: int
+    char_count: int
+    metadata: dict[str, str]
+
+    @classmethod
+    def of(cls, r: DocumentRecord) -> DocumentOut:
+        return cls(**{f: getattr(r, f) for f in cls.model_fields})
+
+
+class UploadedDocument(DocumentOut):
+    duplicate: bool = Field(description="Same content was already stored: nothing re-indexed.")
+
+
+class UploadResponse(BaseModel):
+    documents: list[UploadedDocument]
+
+
+class DocumentList(BaseModel):
+    total: int
+    documents: list[DocumentOut]
+
+
+class SentenceOut(BaseModel):
+    index: int
+    start: int = Field(description="Char offset into the document text.")
+    end: int
+    text: str
+    score: float | None = None
+
+
+class ChunkOut(BaseModel):
+    id: int
+    ordinal: int
+    heading_path: list[str]
+    page: int | None
+    start: int
+    end: int
+    text: str
+    sentences: list[SentenceOut]
+
+    @classmethod
+    def of(cls, c: ChunkRecord) -> ChunkOut:
+        return cls(
+            id=c.id,
+            ordinal=c.ordinal,
+            heading_path=list(c.heading_path),
+            page=c.page,
+            start=c.start,
+            end=c.end,
+            text=c.text,
+            sentences=[
+                SentenceOut(index=s.index, start=s.start, end=s.end, text=s.text)
+                for s in c.sentences
+            ],
+        )
+
+
+class DocumentDetail(DocumentOut):
+    text: str
+    chunks: list[ChunkOut]
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(..., min_length=1, max_length=MAX_QUESTION_CHARS)
+    top_k: int | None = Field(None, ge=1, le=100, description="Passages in the context.")
+    candidates: int | None = Field(None, ge=1, le=1000, description="Chunks retrieved.")
+    prune_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    max_context_tokens: int | None = Field(None, ge=16, le=200_000)
+    llm: str | None = Field(None, description="Answer backend: extractive or openai.")
+
+    @field_validator("question")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("question must not be blank")
+        return value
+
+
+class CitationOut(BaseModel):
+    n: int
+    document_id: str
+    title: str
+    chunk_id: int
+    heading_path: list[str]
+    page: int | None
+    score: float = Field(description="Reranking score of the passage, in [0, 1].")
+    text: str = Field(description="The kept sentences of the passage.")
+    sentences: list[SentenceOut] = Field(description="Kept sentences with document offsets.")
+    kept_sentences: int
+    pruned_sentences: int
+
+    @classmethod
+    def of(cls, c: Citation) -> CitationOut:
+        return cls(
+            n=c.n,
+            document_id=c.chunk.document_id,
+            title=c.title,
+            chunk_id=c.chunk.id,
+            heading_path=list(c.chunk.heading_path),
+            page=c.chunk.page,
+            score=c.score,
+            text=" ".join(s.text for s in c.kept),
+            sentences=[
+                SentenceOut(index=s.index, start=s.start, end=s.end, text=s.text, score=score)
+                for s, score in zip(c.kept, c.kept_scores, strict=True)
+            ],
+            kept_sentences=len(c.kept),
+            pruned_sentences=c.pruned_count,
+        )
+
+
+class AskStats(BaseModel):
+    candidates: int
+    tokens_before: int = Field(description="Tokens of all candidate passages.")
+    tokens_after: int = Field(description="Tokens of the context sent to the LLM.")
+    compression: float = Field(description="1 - tokens_after / tokens_before.")
+    timings_ms: dict[str, float]
+
+
+class AskResponse(BaseModel):
+    answer: str
+    abstained: bool
+    llm: str
+    citations: list[CitationOut]
+    context: str
+    stats: AskStats
+
+    @classmethod
+    def of(cls, a: Answer) -> AskResponse:
+        return cls(
+            answer=a.answer,
+            abstained=a.abstained,
+            llm=a.llm,
+            citations=[CitationOut.of(c) for c in a.citations],
+            context=a.context,
+            stats=AskStats(
+                candidates=a.candidates,
+                tokens_before=a.tokens_before,
+                tokens_after=a.tokens_after,
+                compression=round(a.compression, 4),
+                timings_ms=a.timings_ms,
+            ),
+        )
+
+
+class Health(BaseModel):
+    status: str
+    documents: int
+    chunks: int
+    index_kind: str
+    llm: str

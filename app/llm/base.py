@@ -1,0 +1,50 @@
+"""The LLM contract: turn a question and its compacted, numbered context into an answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class LLMError(RuntimeError):
+    """The LLM backend failed (unreachable, timed out, bad response); the message says how."""
+
+
+@dataclass(frozen=True)
+class ContextSentence:
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One numbered passage of the compacted context."""
+
+    n: int
+    title: str
+    heading_path: tuple[str, ...]
+    sentences: list[ContextSentence]
+
+    @property
+    def header(self) -> str:
+        path = " > ".join(h for h in self.heading_path if h and h != self.title)
+        return f"[{self.n}] {self.title}" + (f" — {path}" if path else "")
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text for s in self.sentences)
+
+
+def render_context(passages: list[Passage]) -> str:
+    """The exact context string given to the LLM: numbered passages, blank-line separated."""
+    return "\n\n".join(f"{p.header}\n{p.text}" for p in passages)
+
+
+class LLM(Protocol):
+    name: str
+
+    async def generate(self, question: str, passages: list[Passage]) -> str:
+        """Answer using only ``passages``, citing them as [n]."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,26 @@
+"""Extractive answers: no model, just the best kept sentences with their [n] citations."""
+
+from __future__ import annotations
+
+from app.llm.base import Passage
+
+
+class ExtractiveLLM:
+    name = "extractive"
+
+    def __init__(self, max_sentences: int = 3) -> None:
+        if max_sentences <= 0:
+            raise ValueError(f"max_sentences must be > 0, got {max_sentences}")
+        self.max_sentences = max_sentences
+
+    async def generate(self, question: str, passages: list[Passage]) -> str:
+        ranked = sorted(
+            ((s.score, p.n, i, s.text) for p in passages for i, s in enumerate(p.sentences)),
+            key=lambda t: (-t[0], t[1], t[2]),
+        )[: self.max_sentences]
+        # Read in context order (passage, then position) so the answer flows like the source.
+        ranked.sort(key=lambda t: (t[1], t[2]))
+        return " ".join(f"{text} [{n}]" for _, n, _, text in ranked)
+
+    async def aclose(self) -> None:
+        return None

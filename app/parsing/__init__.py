@@ -1,0 +1,29 @@
+"""Uploaded files -> plain text with sections -> sentences -> chunks (all offsets into the text)."""
+
+from app.parsing.chunking import chunk_document
+from app.parsing.detect import detect_format
+from app.parsing.formats import parse_document, parse_text
+from app.parsing.sentences import MAX_SENTENCE_CHARS, split_sentences
+from app.parsing.types import (
+    ChunkDraft,
+    ParsedDocument,
+    ParseError,
+    Section,
+    Span,
+    UnsupportedFormatError,
+)
+
+__all__ = [
+    "MAX_SENTENCE_CHARS",
+    "ChunkDraft",
+    "ParseError",
+    "ParsedDocument",
+    "Section",
+    "Span",
+    "UnsupportedFormatError",
+    "chunk_document",
+    "detect_format",
+    "parse_document",
+    "parse_text",
+    "split_sentences",
+]

@@ -1,0 +1,68 @@
+"""Builds the heavy objects once (models, index, pipeline) and closes them at shutdown."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from app.library import Library
+from app.llm import LLM, ExtractiveLLM, OpenAILLM
+from app.pipeline import AskOptions, Pipeline
+from app.settings import Settings
+from index import Embedder
+from pruner import Pruner, SimilarityPruner
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    embedder: Embedder
+    library: Library
+    pruner: Pruner
+    pipeline: Pipeline
+
+    @classmethod
+    def build(cls, settings: Settings, embedder: Embedder | None = None) -> Services:
+        """``embedder`` may be passed in already loaded (tests share one per session)."""
+        embedder = (
+            embedder or Embedder(settings.embedder_path, settings.device, settings.embed_batch_size)
+        ).load()
+        library = Library.open(settings, embedder)
+        pruner = SimilarityPruner(embedder.encode)
+        llms: dict[str, LLM] = {
+            "extractive": ExtractiveLLM(settings.extractive_sentences),
+            "openai": OpenAILLM(
+                settings.llm_base_url,
+                settings.llm_model,
+                settings.llm_api_key,
+                settings.llm_timeout_s,
+                settings.llm_max_tokens,
+                settings.llm_temperature,
+            ),
+        }
+        pipeline = Pipeline(library, embedder, pruner, llms)
+        logger.info(
+            "sieve ready: data dir %s, %d documents, %d chunks, llm %s",
+            settings.data_dir,
+            library.store.count_documents(),
+            library.index.ntotal,
+            settings.llm,
+        )
+        return cls(settings, embedder, library, pruner, pipeline)
+
+    def default_options(self) -> AskOptions:
+        s = self.settings
+        return AskOptions(
+            top_k=s.top_k,
+            candidates=s.candidates,
+            prune_threshold=s.prune_threshold,
+            max_context_tokens=s.max_context_tokens,
+            llm=s.llm,
+        )
+
+    async def aclose(self) -> None:
+        for llm in self.pipeline.llms.values():
+            await llm.aclose()
+        self.library.close()

@@ -1,0 +1,78 @@
+"""All configuration, read from ``SIEVE_*`` environment variables (or a ``.env`` file).
+
+Every field has an embedded default, so ``sieve serve`` runs with no configuration at all.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SIEVE_", env_file=".env", extra="ignore")
+
+    # storage
+    data_dir: Path = Field(Path("./data"), description="SQLite db and FAISS index live here.")
+    # server
+    host: str = Field("127.0.0.1", description="Address `sieve serve` binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `sieve serve` listens on.")
+    # embedding + index
+    embedder_path: Path | None = Field(
+        None, description="Local sentence-transformers dir; default: bundled all-MiniLM-L6-v2."
+    )
+    device: str = Field("auto", description="torch device for models: auto, cpu, cuda, cuda:1…")
+    embed_batch_size: int = Field(64, gt=0, description="Embedding batch size.")
+    index_kind: Literal["flat", "hnsw", "ivf"] = Field("flat", description="FAISS index type.")
+    hnsw_m: int = Field(32, gt=1, description="HNSW graph degree.")
+    ivf_nlist: int = Field(1024, gt=0, description="IVF lists (fewer when few vectors).")
+    ivf_nprobe: int = Field(16, gt=0, description="IVF lists probed per search.")
+    faiss_gpu: bool = Field(True, description="Use GPU FAISS when the installed faiss has it.")
+    # ingestion
+    chunk_target_words: int = Field(200, gt=0, description="Close a chunk at this many words.")
+    chunk_max_words: int = Field(300, gt=0, description="Never exceed (unless one sentence does).")
+    max_upload_mb: float = Field(50.0, gt=0, description="Largest accepted upload, per file.")
+    # question answering
+    candidates: int = Field(20, gt=0, le=1000, description="Chunks fetched by vector search.")
+    top_k: int = Field(5, gt=0, le=100, description="Passages kept after reranking.")
+    prune_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="Sentence keep threshold; default: the pruner's own."
+    )
+    max_context_tokens: int = Field(1024, gt=0, description="Token budget of the LLM context.")
+    # LLM
+    llm: Literal["extractive", "openai"] = Field("extractive", description="Answer backend.")
+    llm_base_url: str = Field(
+        "http://127.0.0.1:8080/v1", description="OpenAI-compatible server base URL."
+    )
+    llm_model: str = Field("default", description="Model name sent to the LLM server.")
+    llm_api_key: str = Field("", description="Bearer key for the LLM server (may be empty).")
+    llm_timeout_s: float = Field(60.0, gt=0, description="LLM request timeout in seconds.")
+    llm_max_tokens: int = Field(512, gt=0, description="Max tokens the LLM may generate.")
+    llm_temperature: float = Field(0.0, ge=0.0, le=2.0, description="LLM sampling temperature.")
+    extractive_sentences: int = Field(3, gt=0, description="Sentences in an extractive answer.")
+
+    @model_validator(mode="after")
+    def _check_chunking(self) -> Settings:
+        if self.chunk_max_words < self.chunk_target_words:
+            raise ValueError(
+                f"chunk_max_words ({self.chunk_max_words}) must be >= "
+                f"chunk_target_words ({self.chunk_target_words})"
+            )
+        return self
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "sieve.db"
+
+    @property
+    def index_path(self) -> Path:
+        return self.data_dir / "faiss.index"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

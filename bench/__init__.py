@@ -1,0 +1,1 @@
+"""Benchmarks: read ../shared/data, write JSON (+ PNG) under bench/results/."""

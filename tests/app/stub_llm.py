@@ -1,0 +1,69 @@
+"""A tiny OpenAI-compatible chat-completions server on loopback, for backend tests."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+
+class StubServer:
+    """A tiny OpenAI-compatible chat-completions server on loopback, recording requests."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.delay_s = 0.0
+        self.status = 200
+        app = FastAPI()
+        app.post("/v1/chat/completions")(self._complete)
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        sock.close()
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
+
+    async def _complete(self, request: Request) -> Any:
+        body = await request.json()
+        self.requests.append({"body": body, "auth": request.headers.get("authorization")})
+        await asyncio.sleep(self.delay_s)
+        if self.status != 200:
+            return JSONResponse({"error": "boom"}, status_code=self.status)
+        return {
+            "id": "x",
+            "object": "chat.completion",
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": " In Paris [1]. "},
+                }
+            ],
+        }
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+
+@pytest.fixture(scope="session")
+def stub_llm() -> Iterator[StubServer]:
+    server = StubServer()
+    thread = threading.Thread(target=server.server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 10
+    while not server.server.started and time.time() < deadline:
+        time.sleep(0.05)
+    yield server
+    server.server.should_exit = True
+    thread.join(5)

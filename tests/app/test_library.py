@@ -1,0 +1,113 @@
+"""Library: SQLite + FAISS kept in step — round trips, rebuilds, rollback, cross-process sync."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.library import DocumentNotFoundError, EmbedderMismatchError, Library
+from app.parsing import ParsedDocument, parse_text
+from app.settings import Settings
+from index import Embedder, VectorIndex
+
+DOCS = [
+    ("Volcanoes", "Volcanoes erupt molten rock called lava. Mount Etna is in Sicily."),
+    ("Rivers", "The Nile flows north into the Mediterranean. It is very long."),
+    ("Deserts", "The Sahara is a hot desert. The Atacama is one of the driest places."),
+]
+
+
+def _parsed() -> list[tuple[ParsedDocument, str]]:
+    return [(parse_text(t, x), "json") for t, x in DOCS]
+
+
+def _top_title(library: Library, embedder: Embedder, question: str) -> str:
+    chunk, _ = library.search(embedder.encode([question])[0], 1)[0]
+    record = library.store.get_document(chunk.document_id)
+    assert record is not None
+    return record.title
+
+
+def test_save_load_round_trip_and_rebuild(settings: Settings, embedder: Embedder) -> None:
+    library = Library.open(settings, embedder)
+    library.ingest(_parsed())
+    ids = library.store.chunk_ids()
+    library.close()
+
+    reopened = Library.open(settings, embedder)  # loads faiss.index as saved
+    assert reopened.index.matches(ids)
+    assert _top_title(reopened, embedder, "Where is Mount Etna?") == "Volcanoes"
+    reopened.close()
+
+    settings.index_path.unlink()  # missing file → rebuilt from SQLite
+    rebuilt = Library.open(settings, embedder)
+    assert rebuilt.index.matches(ids) and settings.index_path.exists()
+    rebuilt.close()
+
+    settings.index_path.write_bytes(b"not a faiss file")  # corrupt file → rebuilt
+    assert Library.open(settings, embedder).index.matches(ids)
+
+    stale = VectorIndex(embedder.dim)  # inconsistent ids → rebuilt
+    stale.add(np.array([999_999]), embedder.encode(["x"]))
+    stale.save(settings.index_path)
+    assert Library.open(settings, embedder).index.matches(ids)
+
+
+def test_index_kind_switch_rebuilds(settings: Settings, embedder: Embedder) -> None:
+    Library.open(settings, embedder).ingest(_parsed())
+    hnsw = Library.open(settings.model_copy(update={"index_kind": "hnsw"}), embedder)
+    assert hnsw.index.kind == "hnsw" and hnsw.index.ntotal == hnsw.store.count_chunks()
+    assert _top_title(hnsw, embedder, "Which river flows into the Mediterranean?") == "Rivers"
+
+
+def test_failed_indexing_rolls_back(
+    settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    library = Library.open(settings, embedder)
+    library.ingest(_parsed()[:1])
+
+    def broken_save(*args: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(library.index, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        library.ingest(_parsed()[1:])
+    assert library.store.count_documents() == 1
+    assert library.index.matches(library.store.chunk_ids())
+
+
+def test_delete_and_missing(settings: Settings, embedder: Embedder) -> None:
+    library = Library.open(settings, embedder)
+    results = library.ingest(_parsed())
+    library.delete(results[0].document.id)
+    assert library.index.matches(library.store.chunk_ids())
+    assert _top_title(library, embedder, "Where is Mount Etna?") != "Volcanoes"
+    with pytest.raises(DocumentNotFoundError):
+        library.delete(results[0].document.id)
+
+
+def test_second_process_writes_are_picked_up(settings: Settings, embedder: Embedder) -> None:
+    server = Library.open(settings, embedder)
+    server.ingest(_parsed()[:1])
+    cli = Library.open(settings, embedder)  # e.g. `sieve ingest` next to a running server
+    [added] = cli.ingest(_parsed()[1:2])
+    assert _top_title(server, embedder, "Which river flows north?") == "Rivers"
+    cli.delete(added.document.id)
+    assert server.store.count_documents() == 1
+    assert _top_title(server, embedder, "Which river flows north?") == "Volcanoes"
+    assert server.index.matches(server.store.chunk_ids())
+
+
+def test_duplicate_in_one_batch_is_stored_once(settings: Settings, embedder: Embedder) -> None:
+    library = Library.open(settings, embedder)
+    first, second = library.ingest(_parsed()[:1] * 2)
+    assert not first.duplicate and second.duplicate and first.document.id == second.document.id
+    assert library.index.ntotal == library.store.count_chunks()
+
+
+def test_other_embedder_is_refused(settings: Settings, embedder: Embedder) -> None:
+    Library.open(settings, embedder).ingest(_parsed()[:1])
+    other = Embedder(model_path=embedder.model_path or "/elsewhere/model")
+    other._model = embedder.model  # same weights, different configured identity
+    with pytest.raises(EmbedderMismatchError, match="same model"):
+        Library.open(settings, other)

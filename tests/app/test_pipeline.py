@@ -1,0 +1,68 @@
+"""Pipeline stages: budget, top_k, openai backend through /ask, LLM failure surfaces as 502."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from app.settings import Settings
+from index import Embedder
+from tests.app.stub_llm import StubServer
+
+TEXT = (
+    "The library opens at nine in the morning. It closes at six in the evening. "
+    "Members can borrow ten books at a time. Loans last three weeks. "
+    "Late returns cost twenty cents per day. The reading room is on the second floor."
+)
+
+
+def _client_with(settings: Settings, embedder: Embedder, **overrides: object) -> TestClient:
+    from app.main import create_app
+
+    return TestClient(create_app(settings.model_copy(update=overrides), embedder))
+
+
+def test_token_budget_keeps_whole_sentences(client: TestClient) -> None:
+    client.post("/documents", json={"title": "Library rules", "text": TEXT})
+    question = {"question": "When does the library open and close?", "prune_threshold": 0.0}
+    full = client.post("/ask", json=question).json()
+    tight = client.post("/ask", json={**question, "max_context_tokens": 16}).json()
+    assert full["stats"]["tokens_after"] > tight["stats"]["tokens_after"] > 0
+    assert tight["stats"]["tokens_after"] <= 16
+    kept = tight["citations"][0]["sentences"]
+    assert all(s["text"].endswith(".") for s in kept)  # no cut sentence
+    assert full["stats"]["tokens_before"] == tight["stats"]["tokens_before"]
+
+
+def test_top_k_limits_citations(client: TestClient) -> None:
+    for i, topic in enumerate(["cats", "dogs", "birds", "fish"]):
+        client.post(
+            "/documents",
+            json={"title": f"T{i}", "text": f"Facts about {topic}. {topic} are animals."},
+        )
+    r = client.post("/ask", json={"question": "animals", "top_k": 2, "prune_threshold": 0.0}).json()
+    assert [c["n"] for c in r["citations"]] == [1, 2]
+    assert r["citations"][0]["score"] >= r["citations"][1]["score"]
+
+
+def test_openai_backend_through_ask(
+    settings: Settings, embedder: Embedder, stub_llm: StubServer
+) -> None:
+    with _client_with(
+        settings, embedder, llm="openai", llm_base_url=stub_llm.base_url, llm_model="tiny"
+    ) as client:
+        client.post("/documents", json={"title": "Library rules", "text": TEXT})
+        r = client.post("/ask", json={"question": "How long do loans last?"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["llm"] == "openai" and body["answer"] == "In Paris [1]."
+        sent = stub_llm.requests[-1]["body"]["messages"][1]["content"]
+        assert body["context"] in sent and "Loans last three weeks." in sent
+
+
+def test_llm_down_is_a_502_with_reason(settings: Settings, embedder: Embedder) -> None:
+    with _client_with(
+        settings, embedder, llm="openai", llm_base_url="http://127.0.0.1:9/v1", llm_timeout_s=2
+    ) as client:
+        client.post("/documents", json={"title": "Library rules", "text": TEXT})
+        r = client.post("/ask", json={"question": "How long do loans last?"})
+        assert r.status_code == 502 and "unreachable" in r.json()["detail"]
