@@ -65,7 +65,7 @@ class Library:
         self.index = index
         self.embedder = embedder
         self.settings = settings
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.RLock()  # sync() takes it too, inside writes
         self._seen_version = -1
 
     @classmethod
@@ -90,9 +90,10 @@ class Library:
         if index is None:
             index = VectorIndex(embedder.dim, **options)  # type: ignore[arg-type]
         library = cls(store, index, embedder, settings)
+        version = store.data_version()  # our own commits never change it; others' do
         if not index.matches(store.chunk_ids()):
             library.rebuild_index()
-        library._seen_version = store.data_version()
+        library._seen_version = version
         return library
 
     def close(self) -> None:
@@ -133,7 +134,6 @@ class Library:
                 removed = self.store.delete_documents([s.record.id for s in added])
                 self.index.remove(np.array(removed, dtype=np.int64))
                 raise
-            self._seen_version = self.store.data_version()
         return [IngestResult(s.record, s.duplicate) for s in stored]
 
     def _prepare(self, parsed: ParsedDocument, source: str) -> _Prepared:
@@ -186,7 +186,6 @@ class Library:
                 raise DocumentNotFoundError(document_id)
             self.index.remove(np.array(removed, dtype=np.int64))
             self.index.save(self.settings.index_path)
-            self._seen_version = self.store.data_version()
         return record
 
     # ---- reads ----------------------------------------------------------------------------
@@ -206,6 +205,12 @@ class Library:
     # ---- consistency ----------------------------------------------------------------------
     def sync(self) -> None:
         """Pick up commits made by another process since we last looked (cheap when none)."""
+        if self.store.data_version() == self._seen_version:
+            return
+        with self._write_lock:
+            self._sync_locked()
+
+    def _sync_locked(self) -> None:
         version = self.store.data_version()
         if version == self._seen_version:
             return

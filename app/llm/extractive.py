@@ -6,18 +6,27 @@ from app.llm.base import Passage
 
 
 class ExtractiveLLM:
+    """Up to ``max_sentences`` sentences, only those scoring within ``relative`` of the best:
+    a weak third sentence next to a strong first one is noise in an answer."""
+
     name = "extractive"
 
-    def __init__(self, max_sentences: int = 3) -> None:
+    def __init__(self, max_sentences: int = 3, relative: float = 0.75) -> None:
         if max_sentences <= 0:
             raise ValueError(f"max_sentences must be > 0, got {max_sentences}")
+        if not 0.0 <= relative <= 1.0:
+            raise ValueError(f"relative must be within [0, 1], got {relative}")
         self.max_sentences = max_sentences
+        self.relative = relative
 
     async def generate(self, question: str, passages: list[Passage]) -> str:
         ranked = sorted(
             ((s.score, p.n, i, s.text) for p in passages for i, s in enumerate(p.sentences)),
             key=lambda t: (-t[0], t[1], t[2]),
         )[: self.max_sentences]
+        if ranked:
+            floor = ranked[0][0] * self.relative
+            ranked = [t for t in ranked if t[0] >= floor]
         # Read in context order (passage, then position) so the answer flows like the source.
         ranked.sort(key=lambda t: (t[1], t[2]))
         return " ".join(f"{text} [{n}]" for _, n, _, text in ranked)

@@ -23,6 +23,8 @@ _CONTROL = re.compile(r"[\x01-\x08\x0e-\x1a\x1c-\x1f\x7f]")
 _BINARY_SAMPLE_CHARS = 65536
 _BINARY_CONTROL_RATIO = 0.01
 
+_SENTENCE_BREAK = re.compile(r"[.!?]\s+\S")
+
 RawRange = tuple[tuple[str, ...], int, int, int | None]  # (heading_path, start, end, page)
 
 
@@ -46,14 +48,19 @@ def clean_inline(text: str, limit: int | None = None) -> str:
 
 
 def first_line_title(text: str, limit: int = MAX_TITLE_LINE_CHARS) -> str | None:
-    """The first non-blank line when it is short enough to be a title, else None."""
+    """The first non-blank line when it reads like a title, else None.
+
+    A title is short and holds at most one sentence: a wrapped paragraph ("Expense policy.
+    Employees may claim…") is prose, and the file name makes a better title for it.
+    """
     pos = 0
     while pos < len(text):
         newline = text.find("\n", pos)
         stop = len(text) if newline < 0 else newline
         line = text[pos:stop].strip()
         if line:
-            return line if len(line) <= limit else None
+            prose = _SENTENCE_BREAK.search(line) is not None or line.endswith((",", ";", ":"))
+            return line if len(line) <= limit and not prose else None
         pos = stop + 1
     return None
 

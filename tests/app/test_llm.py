@@ -24,7 +24,7 @@ PASSAGES = [
 
 
 def test_extractive_cites_best_sentences_in_context_order() -> None:
-    answer = asyncio.run(ExtractiveLLM(max_sentences=2).generate("q", PASSAGES))
+    answer = asyncio.run(ExtractiveLLM(max_sentences=2, relative=0.5).generate("q", PASSAGES))
     assert answer == "The Eiffel Tower is in Paris. [1] The Colosseum is in Rome. [2]"
 
 
@@ -58,3 +58,12 @@ def test_openai_backend_errors_are_llm_errors(stub_llm: StubServer) -> None:
         stub_llm.delay_s = 0.0
     with pytest.raises(LLMError, match="unreachable"):
         asyncio.run(OpenAILLM("http://127.0.0.1:9/v1", "m", timeout_s=2).generate("q", PASSAGES))
+
+
+def test_extractive_drops_sentences_far_below_the_best() -> None:
+    passages = [
+        Passage(1, "A", (), [ContextSentence("Strong.", 0.8), ContextSentence("Weak.", 0.3)]),
+    ]
+    assert asyncio.run(ExtractiveLLM(max_sentences=3).generate("q", passages)) == "Strong. [1]"
+    with pytest.raises(ValueError, match="relative"):
+        ExtractiveLLM(relative=1.5)

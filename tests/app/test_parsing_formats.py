@@ -221,3 +221,12 @@ def test_parse_text_for_json_uploads() -> None:
     assert parse_text(" ", "Just text.").title == "Just text."
     with pytest.raises(UnsupportedFormatError, match="'pdf'"):
         parse_text("t", "x", "pdf")
+
+
+def test_prose_first_line_is_not_a_title() -> None:
+    from app.parsing import parse_document
+
+    prose = parse_document(b"Expense policy. Employees may claim 40 euros.\nMore.", "policy.txt")
+    assert prose.title == "policy"
+    heading = parse_document(b"Expense policy\n\nEmployees may claim 40 euros.", "policy.txt")
+    assert heading.title == "Expense policy"
