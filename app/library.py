@@ -1,9 +1,11 @@
 """The document library: ingestion, deletion and vector search, keeping SQLite and FAISS in step.
 
-SQLite is written first, in one transaction per upload; FAISS follows and is saved atomically.
-If the FAISS step fails, the documents just stored are deleted again, so an upload either fully
-lands or leaves nothing. At open, and whenever another process (``sieve ingest``) has committed
-to the database, the in-memory index is reconciled with the chunk ids in SQLite.
+SQLite is the source of truth and is written first, in one transaction per upload; the in-memory
+FAISS index follows. If the FAISS step fails, the documents just stored are deleted again, so an
+upload either fully lands or leaves nothing. The index file is written atomically, at most every
+``index_save_interval_s`` and at close (rewriting a large index per upload would make bulk
+ingestion quadratic); at open, and whenever another process (``sieve ingest``) has committed to
+the database, the index is reconciled with the chunk ids in SQLite.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,9 +27,11 @@ from index import (
     DocumentRecord,
     DocumentStore,
     Embedder,
+    MissingDocumentError,
     NewChunk,
     NewDocument,
     SearchHit,
+    StoredDocument,
     VectorIndex,
 )
 
@@ -67,10 +72,13 @@ class Library:
         self.settings = settings
         self._write_lock = threading.RLock()  # sync() takes it too, inside writes
         self._seen_version = -1
+        self._dirty = False  # index changed since it was last written to disk
+        self._saved_at = time.monotonic()
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder) -> Library:
-        """Open the data dir: load the FAISS file, or rebuild it from SQLite when it disagrees."""
+        """Open the data dir: load the FAISS file and reconcile it with SQLite (add what it
+        lacks, drop what SQLite no longer has); rebuild it when it is unusable."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = DocumentStore(settings.db_path)
         _check_embedder(store, embedder)
@@ -87,54 +95,69 @@ class Library:
                 index = VectorIndex.load(settings.index_path, **options)
             except (RuntimeError, ValueError) as exc:
                 logger.warning("cannot use %s (%s); rebuilding it", settings.index_path, exc)
+            if index is not None and index.dim != embedder.dim:
+                logger.warning(
+                    "%s has dim %d, embedder %d: rebuilding",
+                    settings.index_path,
+                    index.dim,
+                    embedder.dim,
+                )
+                index = None
+        library = cls(store, index or VectorIndex(embedder.dim, **options), embedder, settings)  # type: ignore[arg-type]
         if index is None:
-            index = VectorIndex(embedder.dim, **options)  # type: ignore[arg-type]
-        library = cls(store, index, embedder, settings)
-        version = store.data_version()  # our own commits never change it; others' do
-        if not index.matches(store.chunk_ids()):
             library.rebuild_index()
-        library._seen_version = version
+        else:
+            library.sync(force=True)
+        library._retrain_if_outgrown()
+        library.save_index()
         return library
 
     def close(self) -> None:
+        self.save_index()
         self.store.close()
 
     # ---- ingestion ------------------------------------------------------------------------
     def ingest(self, documents: Sequence[tuple[ParsedDocument, str]]) -> list[IngestResult]:
         """Index parsed documents (with their source names) all-or-nothing."""
         prepared = [self._prepare(parsed, source) for parsed, source in documents]
-        fresh = [p for p in prepared if self.store.find_by_hash(p.content_hash) is None]
-        vectors = self._embed(fresh)
-        by_hash = {
+        known = {p.content_hash for p in prepared if self.store.find_by_hash(p.content_hash)}
+        fresh = [p for p in prepared if p.content_hash not in known]
+        new_docs = {
             p.content_hash: self._new_document(p, vecs)
-            for p, vecs in zip(fresh, vectors, strict=True)
+            for p, vecs in zip(fresh, self._embed(fresh), strict=True)
         }
-        with self._write_lock:
-            self.sync()
-            gone = [
-                p
-                for p in prepared
-                if p.content_hash not in by_hash and self.store.find_by_hash(p.content_hash) is None
-            ]  # duplicates whose original was deleted since we looked: index them after all
-            for p, vecs in zip(gone, self._embed(gone), strict=True):
-                by_hash[p.content_hash] = self._new_document(p, vecs)
-            stored = self.store.add_documents(
-                [by_hash.get(p.content_hash) or _placeholder(p) for p in prepared]
-            )
-            added = [s for s in stored if not s.duplicate]
-            try:
-                for s in added:
-                    doc = by_hash[s.record.content_hash]
-                    vecs = np.stack([np.frombuffer(c.embedding, np.float32) for c in doc.chunks])
-                    self.index.add(np.array(s.chunk_ids, dtype=np.int64), vecs)
-                if added:
-                    self.index.save(self.settings.index_path)
-            except BaseException:
-                logger.exception("indexing failed; removing the documents just stored")
-                removed = self.store.delete_documents([s.record.id for s in added])
-                self.index.remove(np.array(removed, dtype=np.int64))
-                raise
-        return [IngestResult(s.record, s.duplicate) for s in stored]
+        for _ in range(3):
+            with self._write_lock:
+                self.sync()
+                try:
+                    stored = self.store.add_documents(
+                        [new_docs.get(p.content_hash) or p.content_hash for p in prepared]
+                    )
+                except MissingDocumentError as exc:  # its original was deleted meanwhile
+                    gone = [p for p in prepared if p.content_hash == exc.content_hash]
+                    new_docs[exc.content_hash] = self._new_document(gone[0], self._embed(gone)[0])
+                    continue
+                self._index_added(stored, new_docs)
+            return [IngestResult(s.record, s.duplicate) for s in stored]
+        raise RuntimeError("documents kept disappearing while being ingested; try again")
+
+    def _index_added(self, stored: list[StoredDocument], new_docs: dict[str, NewDocument]) -> None:
+        """Add the vectors of just-stored documents; on failure remove those documents again."""
+        added = [s for s in stored if not s.duplicate]
+        try:
+            for s in added:
+                doc = new_docs[s.record.content_hash]
+                vecs = np.stack([np.frombuffer(c.embedding, np.float32) for c in doc.chunks])
+                self.index.add(np.array(s.chunk_ids, dtype=np.int64), vecs)
+                self._dirty = True
+            if added:
+                self._retrain_if_outgrown()
+                self._maybe_save()
+        except BaseException:
+            logger.exception("indexing failed; removing the documents just stored")
+            removed = self.store.delete_documents([s.record.id for s in added])
+            self.index.remove(np.array(removed, dtype=np.int64))
+            raise
 
     def _prepare(self, parsed: ParsedDocument, source: str) -> _Prepared:
         drafts = chunk_document(
@@ -185,7 +208,8 @@ class Library:
             if record is None or removed is None:
                 raise DocumentNotFoundError(document_id)
             self.index.remove(np.array(removed, dtype=np.int64))
-            self.index.save(self.settings.index_path)
+            self._dirty = True
+            self._maybe_save()
         return record
 
     # ---- reads ----------------------------------------------------------------------------
@@ -202,64 +226,70 @@ class Library:
         chunks = {c.id: c for c in self.store.get_chunks([h.chunk_id for h in hits])}
         return [(chunks[h.chunk_id], h.score) for h in hits if h.chunk_id in chunks]
 
-    # ---- consistency ----------------------------------------------------------------------
-    def sync(self) -> None:
-        """Pick up commits made by another process since we last looked (cheap when none)."""
-        if self.store.data_version() == self._seen_version:
+    # ---- consistency and persistence ------------------------------------------------------
+    def sync(self, force: bool = False) -> None:
+        """Reconcile the index with SQLite when another process (``sieve ingest``) committed
+        since we last looked; ``PRAGMA data_version`` makes the no-change case one query."""
+        if not force and self.store.data_version() == self._seen_version:
             return
         with self._write_lock:
-            self._sync_locked()
-
-    def _sync_locked(self) -> None:
-        version = self.store.data_version()
-        if version == self._seen_version:
-            return
-        stored, indexed = self.store.chunk_ids(), self.index.ids()
-        missing = np.setdiff1d(stored, indexed)
-        stale = np.setdiff1d(indexed, stored)
-        if len(stale):
-            self.index.remove(stale)
-        if len(missing):
+            version = self.store.data_version()  # read first: a later commit shows up next time
+            if not force and version == self._seen_version:
+                return
+            stored, indexed = self.store.chunk_ids(), self.index.ids()
+            missing = np.setdiff1d(stored, indexed)
+            stale = np.setdiff1d(indexed, stored)
+            if len(stale):
+                self.index.remove(stale)
             ids, vectors = self.store.embeddings_for(missing.tolist())
-            self.index.add(ids, vectors)
-        if len(missing) or len(stale):
-            logger.info("index synced: +%d -%d chunks", len(missing), len(stale))
-        self._seen_version = version
+            if len(ids):
+                self.index.add(ids, vectors)
+            if len(missing) or len(stale):
+                self._dirty = True
+                logger.info("index reconciled with SQLite: +%d -%d", len(missing), len(stale))
+            self._seen_version = version
 
     def rebuild_index(self) -> None:
-        """Rebuild FAISS from the embeddings stored in SQLite and save it."""
-        id_parts, vec_parts = [], []
-        for ids, vectors in self.store.iter_embeddings():
-            id_parts.append(ids)
-            vec_parts.append(vectors)
-        dim = self.index.dim
-        ids = np.concatenate(id_parts) if id_parts else np.zeros(0, dtype=np.int64)
-        vectors = np.concatenate(vec_parts) if vec_parts else np.zeros((0, dim), np.float32)
-        self.index.rebuild(ids, vectors)
-        self.index.save(self.settings.index_path)
+        """Rebuild FAISS from the embeddings stored in SQLite (and retrain an IVF index)."""
+        with self._write_lock:
+            id_parts, vec_parts = [], []
+            for ids, vectors in self.store.iter_embeddings():
+                id_parts.append(ids)
+                vec_parts.append(vectors)
+            dim = self.index.dim
+            ids = np.concatenate(id_parts) if id_parts else np.zeros(0, dtype=np.int64)
+            vectors = np.concatenate(vec_parts) if vec_parts else np.zeros((0, dim), np.float32)
+            self.index.rebuild(ids, vectors)
+            self._dirty = True
+            self._seen_version = self.store.data_version()
         logger.info("FAISS index rebuilt from SQLite: %d vectors", len(ids))
 
+    def save_index(self) -> None:
+        """Write the index file atomically if it changed. SQLite stays the source of truth:
+        a file older than the db is reconciled at the next open, never trusted blindly."""
+        with self._write_lock:
+            if self._dirty or not self.settings.index_path.exists():
+                self.index.save(self.settings.index_path)
+                self._dirty = False
+                self._saved_at = time.monotonic()
 
-def _placeholder(p: _Prepared) -> NewDocument:
-    """A document known to be a duplicate: only its hash matters to ``add_documents``."""
-    return NewDocument(
-        id="",
-        title=p.parsed.title,
-        source=p.source,
-        format=p.parsed.format,
-        content_hash=p.content_hash,
-        text="",
-        chunks=[NewChunk((), [(0, 0)], b"")],
-    )
+    def _maybe_save(self) -> None:
+        if time.monotonic() - self._saved_at >= self.settings.index_save_interval_s:
+            self.save_index()
+
+    def _retrain_if_outgrown(self) -> None:
+        if self.index.outgrown():
+            logger.info("IVF index outgrew its %d lists: retraining", self.index.nlist)
+            self.rebuild_index()
 
 
 def _check_embedder(store: DocumentStore, embedder: Embedder) -> None:
     name = str(embedder.model_path or "bundled:all-MiniLM-L6-v2")
     signature = f"{name}|dim={embedder.dim}"
     stored = store.get_meta("embedder")
-    if stored is None:
+    if stored is None or (stored != signature and store.count_chunks() == 0):
         store.set_meta("embedder", signature)
-    elif stored != signature and store.count_chunks() > 0:
+    elif stored != signature:
         raise EmbedderMismatchError(
             f"the data dir was indexed with {stored!r}, but the embedder is {signature!r}; "
             "use the same model or a new data dir"

@@ -7,7 +7,7 @@ other requests while one question is being embedded or pruned.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -75,8 +75,9 @@ class Answer:
     citations: list[Citation]
     context: str
     candidates: int
-    tokens_before: int
-    tokens_after: int
+    tokens_candidates: int  # all retrieved passages
+    tokens_before: int  # the top_k reranked passages, unpruned
+    tokens_after: int  # the context sent, after pruning and budget
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -92,9 +93,11 @@ class Pipeline:
         pruner: Pruner,
         llms: dict[str, LLM],
         graph: CandidateSource | None = None,
+        encode: Callable[[Sequence[str]], np.ndarray] | None = None,
     ) -> None:
         self.library = library
         self.embedder = embedder
+        self.encode = encode or embedder.encode  # the service passes a cached encoder
         self.pruner = pruner
         self.llms = llms
         self.graph = graph or NoGraph()
@@ -126,7 +129,7 @@ class Pipeline:
         self, question: str, options: AskOptions, timings: dict[str, float]
     ) -> Answer:
         with _timed(timings, "embed"):
-            query = self.embedder.encode([question])[0]
+            query = self.encode([question])[0]
         with _timed(timings, "vector_search"):
             vector_hits = self.library.search(query, options.candidates)
         with _timed(timings, "graph_search"):
@@ -142,61 +145,79 @@ class Pipeline:
                 options.prune_threshold,
             )
         with _timed(timings, "budget"):
-            citations, before, after, context = self._budget(candidates, pruned, options)
+            answer = self._budget(candidates, pruned, options)
+        return answer
+
+    def _budget(
+        self, candidates: list[ChunkRecord], pruned: list[PrunedContext], options: AskOptions
+    ) -> Answer:
+        """Best-reranked passages first, their kept sentences whole, within the token budget.
+
+        ``tokens_before`` is what the top_k reranked passages would cost unpruned (what a RAG
+        service without a pruner sends); ``tokens_after`` is what is sent, headers included.
+        A sentence that does not fit is skipped, and smaller ones after it may still fit.
+        """
+        titles = {c.document_id: self._title(c) for c in candidates}
+        ranked = sorted(zip(candidates, pruned, strict=True), key=lambda cp: -cp[1].rerank_score)
+        sentence_tokens = self.embedder.count_tokens(
+            [s.text for c, _ in ranked for s in c.sentences]
+        )
+        header_tokens = self.embedder.count_tokens(
+            [_header(1, titles[c.document_id], c) for c, _ in ranked]
+        )
+        cost: dict[tuple[int, int], int] = {}
+        pos = 0
+        for c, _ in ranked:
+            for s in c.sentences:
+                cost[(c.id, s.index)] = sentence_tokens[pos]
+                pos += 1
+        before = sum(header_tokens[: options.top_k]) + sum(
+            cost[(c.id, s.index)] for c, _ in ranked[: options.top_k] for s in c.sentences
+        )
+        citations: list[Citation] = []
+        used = 0
+        for (chunk, result), header in zip(ranked, header_tokens, strict=True):
+            if len(citations) == options.top_k:
+                break
+            kept: list[SentenceRecord] = []
+            spent = header
+            for i in result.kept:
+                if used + spent + cost[(chunk.id, i)] <= options.max_context_tokens:
+                    kept.append(chunk.sentences[i])
+                    spent += cost[(chunk.id, i)]
+            if not kept:
+                continue
+            used += spent
+            citations.append(
+                Citation(
+                    n=len(citations) + 1,
+                    chunk=chunk,
+                    title=titles[chunk.document_id],
+                    score=result.rerank_score,
+                    kept=kept,
+                    kept_scores=[result.sentence_scores[s.index] for s in kept],
+                    pruned_count=len(chunk.sentences) - len(kept),
+                )
+            )
         return Answer(
             answer="",
             abstained=False,
             llm="",
             citations=citations,
-            context=context,
+            context=render_context([_passage(c) for c in citations]),
             candidates=len(candidates),
+            tokens_candidates=sum(sentence_tokens),
             tokens_before=before,
-            tokens_after=after,
+            tokens_after=used,
         )
-
-    def _budget(
-        self, candidates: list[ChunkRecord], pruned: list[PrunedContext], options: AskOptions
-    ) -> tuple[list[Citation], int, int, str]:
-        """Best pruned passages first, whole sentences, until the token budget is spent."""
-        counts = self.embedder.count_tokens([s.text for c in candidates for s in c.sentences])
-        tokens_of: dict[tuple[int, int], int] = {}
-        pos = 0
-        for c in candidates:
-            for s in c.sentences:
-                tokens_of[(c.id, s.index)] = counts[pos]
-                pos += 1
-        ranked = sorted(zip(candidates, pruned, strict=True), key=lambda cp: -cp[1].rerank_score)
-        citations: list[Citation] = []
-        used, full = 0, False
-        for chunk, result in ranked:
-            if len(citations) == options.top_k or full:
-                break
-            kept: list[SentenceRecord] = []
-            for i in result.kept:
-                cost = tokens_of[(chunk.id, i)]
-                if used + cost > options.max_context_tokens:
-                    full = True
-                    break
-                kept.append(chunk.sentences[i])
-                used += cost
-            if kept:
-                citations.append(
-                    Citation(
-                        n=len(citations) + 1,
-                        chunk=chunk,
-                        title=self._title(chunk),
-                        score=result.rerank_score,
-                        kept=kept,
-                        kept_scores=[result.sentence_scores[s.index] for s in kept],
-                        pruned_count=len(chunk.sentences) - len(kept),
-                    )
-                )
-        context = render_context([_passage(c) for c in citations])
-        return citations, sum(counts), used, context
 
     def _title(self, chunk: ChunkRecord) -> str:
         record = self.library.store.get_document(chunk.document_id)
         return record.title if record else ""
+
+
+def _header(n: int, title: str, chunk: ChunkRecord) -> str:
+    return Passage(n, title, chunk.heading_path, []).header
 
 
 def _passage(c: Citation) -> Passage:

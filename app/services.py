@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 from app.library import Library
 from app.llm import LLM, ExtractiveLLM, OpenAILLM
 from app.pipeline import AskOptions, Pipeline
 from app.settings import Settings
-from index import Embedder
+from index import CachedEncoder, Embedder
 from pruner import Pruner, SimilarityPruner
 
 logger = logging.getLogger(__name__)
@@ -26,11 +27,14 @@ class Services:
     @classmethod
     def build(cls, settings: Settings, embedder: Embedder | None = None) -> Services:
         """``embedder`` may be passed in already loaded (tests share one per session)."""
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: we load local files only
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         embedder = (
             embedder or Embedder(settings.embedder_path, settings.device, settings.embed_batch_size)
         ).load()
         library = Library.open(settings, embedder)
-        pruner = SimilarityPruner(embedder.encode)
+        encode = CachedEncoder(embedder.encode)
+        pruner = SimilarityPruner(encode)
         llms: dict[str, LLM] = {
             "extractive": ExtractiveLLM(settings.extractive_sentences),
             "openai": OpenAILLM(
@@ -42,7 +46,7 @@ class Services:
                 settings.llm_temperature,
             ),
         }
-        pipeline = Pipeline(library, embedder, pruner, llms)
+        pipeline = Pipeline(library, embedder, pruner, llms, encode=encode)
         logger.info(
             "sieve ready: data dir %s, %d documents, %d chunks, llm %s",
             settings.data_dir,

@@ -31,11 +31,17 @@ class Settings(BaseSettings):
     hnsw_m: int = Field(32, gt=1, description="HNSW graph degree.")
     ivf_nlist: int = Field(1024, gt=0, description="IVF lists (fewer when few vectors).")
     ivf_nprobe: int = Field(16, gt=0, description="IVF lists probed per search.")
+    index_save_interval_s: float = Field(
+        30.0, ge=0, description="Write the FAISS file at most this often (and at shutdown)."
+    )
     faiss_gpu: bool = Field(True, description="Use GPU FAISS when the installed faiss has it.")
     # ingestion
-    chunk_target_words: int = Field(200, gt=0, description="Close a chunk at this many words.")
-    chunk_max_words: int = Field(300, gt=0, description="Never exceed (unless one sentence does).")
+    # 150/200 words ≈ 200/260 word-pieces: chunks stay (nearly) inside MiniLM's 256-token window,
+    # so the end of a chunk is embedded too.
+    chunk_target_words: int = Field(150, gt=0, description="Close a chunk at this many words.")
+    chunk_max_words: int = Field(200, gt=0, description="Never exceed (unless one sentence does).")
     max_upload_mb: float = Field(50.0, gt=0, description="Largest accepted upload, per file.")
+    max_request_mb: float = Field(200.0, gt=0, description="Largest accepted request body.")
     # question answering
     candidates: int = Field(20, gt=0, le=1000, description="Chunks fetched by vector search.")
     top_k: int = Field(5, gt=0, le=100, description="Passages kept after reranking.")

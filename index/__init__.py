@@ -1,6 +1,12 @@
 """Embeddings, the FAISS vector index and the SQLite document store."""
 
-from index.embedder import MINILM_SHA256, Embedder, ModelIntegrityError, bundled_model_path
+from index.embedder import (
+    MINILM_SHA256,
+    CachedEncoder,
+    Embedder,
+    ModelIntegrityError,
+    bundled_model_path,
+)
 from index.records import (
     ChunkRecord,
     DocumentRecord,
@@ -9,16 +15,18 @@ from index.records import (
     SearchHit,
     SentenceRecord,
 )
-from index.store import DocumentStore, StoredDocument
+from index.store import DocumentStore, MissingDocumentError, StoredDocument
 from index.vector_index import IndexKind, VectorIndex, faiss_has_gpu
 
 __all__ = [
     "MINILM_SHA256",
+    "CachedEncoder",
     "ChunkRecord",
     "DocumentRecord",
     "DocumentStore",
     "Embedder",
     "IndexKind",
+    "MissingDocumentError",
     "ModelIntegrityError",
     "NewChunk",
     "NewDocument",

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,10 @@ class Embedder:
         self.expected_sha256 = expected_sha256
         self._model: Any = None
         self._lock = threading.Lock()
+        # One fast tokenizer serves every thread, and encode() and count_tokens() configure it
+        # differently (padding/truncation): concurrent use raises "Already borrowed" or builds
+        # ragged batches. Inference is serialised; torch already uses all cores per call.
+        self._infer_lock = threading.Lock()
 
     @property
     def loaded(self) -> bool:
@@ -77,8 +81,6 @@ class Embedder:
         with self._lock:
             if self._model is not None:
                 return self
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             path = self.model_path or bundled_model_path()
             expected = self.expected_sha256
             if expected is None and self.model_path is None:
@@ -113,18 +115,58 @@ class Embedder:
         """(N, D) float32, unit-norm rows. Empty input gives a (0, D) array."""
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=batch_size or self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        model = self.model
+        with self._infer_lock:
+            vectors = model.encode(
+                list(texts),
+                batch_size=batch_size or self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Word-piece token counts (no special tokens, no truncation): the unit of our budgets."""
         if not texts:
             return []
-        enc = self.model.tokenizer(list(texts), add_special_tokens=False, truncation=False)
+        tokenizer = self.model.tokenizer
+        with self._infer_lock:
+            enc = tokenizer(list(texts), add_special_tokens=False, truncation=False)
         return [len(ids) for ids in enc["input_ids"]]
+
+
+class CachedEncoder:
+    """``encode`` with a bounded LRU cache by text: passages come back across questions, and the
+    question embedded for search is reused by the pruner."""
+
+    def __init__(self, encode: Callable[[Sequence[str]], np.ndarray], size: int = 50_000) -> None:
+        if size < 0:
+            raise ValueError(f"size must be >= 0, got {size}")
+        self._encode = encode
+        self._size = size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for t in texts:
+                vec = self._cache.get(t)
+                if vec is not None:
+                    found[t] = vec
+                    self._cache.move_to_end(t)
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            found.update(zip(missing, self._encode(missing), strict=True))
+            with self._lock:
+                for t in missing:
+                    self._cache[t] = found[t]
+                while len(self._cache) > self._size:
+                    self._cache.popitem(last=False)
+        if not texts:
+            return self._encode([])
+        return np.stack([found[t] for t in texts])

@@ -58,6 +58,14 @@ CREATE TABLE IF NOT EXISTS meta (
 """
 
 
+class MissingDocumentError(LookupError):
+    """A document expected to be stored (by content hash) no longer is."""
+
+    def __init__(self, content_hash: str) -> None:
+        super().__init__(f"no document with content hash {content_hash}")
+        self.content_hash = content_hash
+
+
 @dataclass(frozen=True)
 class StoredDocument:
     record: DocumentRecord
@@ -86,38 +94,42 @@ class DocumentStore:
             self._conn.close()
 
     # ---- writes -------------------------------------------------------------------------
-    def add_documents(self, docs: Sequence[NewDocument]) -> list[StoredDocument]:
+    def add_documents(self, docs: Sequence[NewDocument | str]) -> list[StoredDocument]:
         """Store documents with their chunks and sentences in ONE transaction.
 
-        A document whose content hash is already stored (or repeated in ``docs``) is not stored
-        again: its entry in the result is the existing record with ``duplicate=True``.
+        An entry may be a content hash instead of a document: the caller saw it stored already
+        and expects a duplicate. A document whose content hash is already stored (or repeated in
+        ``docs``) is not stored again: its result is the existing record with ``duplicate=True``.
+        Raises ``MissingDocumentError`` (and stores nothing) when an expected hash is gone.
         """
         for doc in docs:
-            if not doc.chunks:
+            if isinstance(doc, NewDocument) and not doc.chunks:
                 raise ValueError(f"document {doc.id!r} has no chunks")
         created = datetime.now(UTC).isoformat(timespec="seconds")
-        results: list[tuple[str, list[int], bool]] = []
+        stored: list[StoredDocument] = []
         with self._lock:
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
                 for doc in docs:
+                    digest = doc if isinstance(doc, str) else doc.content_hash
                     existing = cur.execute(
-                        "SELECT id FROM documents WHERE content_hash = ?", (doc.content_hash,)
+                        f"SELECT {_DOC_COLUMNS} FROM documents WHERE content_hash = ?", (digest,)
                     ).fetchone()
                     if existing is not None:
-                        results.append((str(existing["id"]), [], True))
-                        continue
-                    results.append((doc.id, self._insert(cur, doc, created), False))
+                        stored.append(StoredDocument(_document(existing), [], True))
+                    elif isinstance(doc, str):
+                        raise MissingDocumentError(doc)
+                    else:
+                        chunk_ids = self._insert(cur, doc, created)
+                        row = cur.execute(
+                            f"SELECT {_DOC_COLUMNS} FROM documents WHERE id = ?", (doc.id,)
+                        ).fetchone()
+                        stored.append(StoredDocument(_document(row), chunk_ids, False))
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
-        stored = []
-        for doc_id, chunk_ids, duplicate in results:
-            record = self.get_document(doc_id)
-            assert record is not None
-            stored.append(StoredDocument(record, chunk_ids, duplicate))
         return stored
 
     def _insert(self, cur: sqlite3.Cursor, doc: NewDocument, created: str) -> list[int]:

@@ -3,7 +3,8 @@
 Kinds: ``flat`` (exact, the default), ``hnsw`` (graph ANN for large collections; FAISS HNSW
 cannot remove vectors, so a removal rebuilds the graph from the vectors it holds) and ``ivf``
 (inverted lists; trained on the first vectors added, with fewer lists when there are few
-vectors). With a GPU build of FAISS and a visible GPU, flat search runs on the GPU.
+vectors). With a GPU build of FAISS and a visible GPU, flat search runs on the GPU (GPU flat
+indexes cannot remove either, so removal rebuilds there too; not exercised here: no GPU).
 
 The file is written atomically (temp file + fsync + rename). ``matches(ids)`` tells whether the
 index holds exactly the given ids, so the caller can rebuild it from the store when not.
@@ -83,6 +84,17 @@ class VectorIndex:
         return faiss.index_cpu_to_gpu(self._gpu_res, 0, index)
 
     @property
+    def nlist(self) -> int:
+        """IVF lists in use (0 for other kinds or an untrained IVF index)."""
+        return int(self._index.nlist) if self.kind == "ivf" and self._index.is_trained else 0
+
+    def outgrown(self) -> bool:
+        """True when an IVF index, trained on few vectors, could now use twice as many lists."""
+        if self.kind != "ivf" or not self.nlist:
+            return False
+        return min(self.ivf_nlist, self.ntotal // IVF_POINTS_PER_LIST) >= 2 * self.nlist
+
+    @property
     def ntotal(self) -> int:
         return int(self._index.ntotal)
 
@@ -125,7 +137,7 @@ class VectorIndex:
         if len(ids) == 0:
             return 0
         with self._lock:
-            if self.kind == "flat":
+            if self.kind == "flat" and not self.on_gpu:
                 return int(self._index.remove_ids(ids))
             if self.kind == "ivf":  # the hashtable direct map only takes an array selector
                 selector = faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids))

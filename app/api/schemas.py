@@ -149,9 +149,10 @@ class CitationOut(BaseModel):
 
 class AskStats(BaseModel):
     candidates: int
-    tokens_before: int = Field(description="Tokens of all candidate passages.")
-    tokens_after: int = Field(description="Tokens of the context sent to the LLM.")
-    compression: float = Field(description="1 - tokens_after / tokens_before.")
+    tokens_candidates: int = Field(description="Tokens of all retrieved passages.")
+    tokens_before: int = Field(description="Tokens of the top_k reranked passages, unpruned.")
+    tokens_after: int = Field(description="Tokens of the context sent to the LLM (headers too).")
+    compression: float = Field(description="1 - tokens_after / tokens_before: what pruning saved.")
     timings_ms: dict[str, float]
 
 
@@ -173,6 +174,7 @@ class AskResponse(BaseModel):
             context=a.context,
             stats=AskStats(
                 candidates=a.candidates,
+                tokens_candidates=a.tokens_candidates,
                 tokens_before=a.tokens_before,
                 tokens_after=a.tokens_after,
                 compression=round(a.compression, 4),

@@ -89,3 +89,32 @@ def test_upload_size_limit(client: TestClient) -> None:
     r = _post(client, ("big.txt", b"word " * 1000))
     assert r.status_code == 413 and "limit" in r.json()["detail"]
     _assert_nothing_stored(client)
+
+
+def test_json_with_invalid_utf8_or_lone_surrogates(client: TestClient) -> None:
+    r = client.post(
+        "/documents",
+        content=b'{"title": "t", "text": "caf\xe9"}',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 400 and "UTF-8" in r.json()["detail"]
+    r = client.post(
+        "/documents",
+        content=b'{"title": "t", "text": "a \\ud800 b."}',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 400 and "unicode" in r.json()["detail"].lower()
+    r = client.post(
+        "/ask",
+        content=b'{"question": "why \\udfff?"}',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 422
+    _assert_nothing_stored(client)
+
+
+def test_request_size_limit_is_checked_before_reading(client: TestClient) -> None:
+    client.app.state.services.settings.max_request_mb = 0.001  # type: ignore[attr-defined]
+    r = _post(client, ("big.txt", b"word " * 1000))
+    assert r.status_code == 413 and "request" in r.json()["detail"]
+    _assert_nothing_stored(client)

@@ -66,10 +66,10 @@ def test_failed_indexing_rolls_back(
     library = Library.open(settings, embedder)
     library.ingest(_parsed()[:1])
 
-    def broken_save(*args: object) -> None:
+    def broken_add(*args: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(library.index, "save", broken_save)
+    monkeypatch.setattr(library.index, "add", broken_add)
     with pytest.raises(OSError, match="disk full"):
         library.ingest(_parsed()[1:])
     assert library.store.count_documents() == 1
@@ -111,3 +111,36 @@ def test_other_embedder_is_refused(settings: Settings, embedder: Embedder) -> No
     other._model = embedder.model  # same weights, different configured identity
     with pytest.raises(EmbedderMismatchError, match="same model"):
         Library.open(settings, other)
+
+
+def test_crash_before_index_save_is_reconciled(settings: Settings, embedder: Embedder) -> None:
+    library = Library.open(settings, embedder)
+    library.ingest(_parsed()[:1])
+    library.close()  # writes the index
+    crashed = Library.open(settings, embedder)
+    crashed.ingest(_parsed()[1:])  # interval not reached: index file not rewritten
+    crashed.store.close()  # "killed" without close(): the file misses the last documents
+    reopened = Library.open(settings, embedder)
+    assert reopened.index.matches(reopened.store.chunk_ids())
+    assert _top_title(reopened, embedder, "Which desert is hot?") == "Deserts"
+
+
+def test_ivf_retrains_when_it_outgrows_its_lists(settings: Settings, embedder: Embedder) -> None:
+    ivf = settings.model_copy(update={"index_kind": "ivf", "ivf_nlist": 8})
+    library = Library.open(ivf, embedder)
+    library.ingest(_parsed())
+    assert library.index.nlist == 1  # 3 chunks: one list
+    many = [
+        (parse_text(f"Doc {i}", f"Fact number {i} is about item {i}."), "json") for i in range(80)
+    ]
+    library.ingest(many)
+    assert library.index.nlist == 2 and library.index.matches(library.store.chunk_ids())
+
+
+def test_index_of_other_dimension_is_rebuilt(settings: Settings, embedder: Embedder) -> None:
+    Library.open(settings, embedder).close()
+    wrong = VectorIndex(8)
+    wrong.save(settings.index_path)
+    library = Library.open(settings, embedder)
+    assert library.index.dim == embedder.dim
+    library.ingest(_parsed()[:1])

@@ -66,3 +66,47 @@ def test_llm_down_is_a_502_with_reason(settings: Settings, embedder: Embedder) -
         client.post("/documents", json={"title": "Library rules", "text": TEXT})
         r = client.post("/ask", json={"question": "How long do loans last?"})
         assert r.status_code == 502 and "unreachable" in r.json()["detail"]
+
+
+def test_budget_counts_headers_and_skips_sentences_that_do_not_fit(client: TestClient) -> None:
+    long = "The reading room " + "is quiet and bright and large " * 12 + "on the second floor."
+    client.post("/documents", json={"title": "Rooms", "text": f"{long} Loans last three weeks."})
+    r = client.post(
+        "/ask",
+        json={
+            "question": "How long do loans last?",
+            "prune_threshold": 0.0,
+            "max_context_tokens": 24,
+        },
+    ).json()
+    assert not r["abstained"]  # the long sentence is skipped, the short one still fits
+    assert r["citations"][0]["text"] == "Loans last three weeks."
+    assert r["stats"]["tokens_after"] <= 24
+    assert r["stats"]["tokens_before"] > r["stats"]["tokens_after"]
+
+
+def test_no_pruning_means_no_compression(client: TestClient) -> None:
+    client.post("/documents", json={"title": "Library rules", "text": TEXT})
+    r = client.post("/ask", json={"question": "When does it open?", "prune_threshold": 0.0})
+    assert r.json()["stats"]["compression"] == 0.0
+
+
+def test_concurrent_asks_and_uploads(client: TestClient) -> None:
+    """One tokenizer serves every thread: concurrent requests must not trip over it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    client.post("/documents", json={"title": "Library rules", "text": TEXT})
+
+    def ask(i: int) -> int:
+        return client.post(
+            "/ask", json={"question": f"When does the library open? {i}"}
+        ).status_code
+
+    def upload(i: int) -> int:
+        text = f"Branch {i} opens at {i} o'clock. It has {i} shelves of novels."
+        return client.post("/documents", json={"title": f"Branch {i}", "text": text}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(ask, range(24))) + list(pool.map(upload, range(8)))
+    assert set(codes) <= {200, 201}
+    assert client.get("/documents").json()["total"] == 9

@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index import MINILM_SHA256, Embedder, ModelIntegrityError, bundled_model_path
+from index import MINILM_SHA256, CachedEncoder, Embedder, ModelIntegrityError, bundled_model_path
 from index.embedder import sha256_file
 
 
@@ -29,3 +29,19 @@ def test_checksum_mismatch_refuses_to_load(tmp_path: Path) -> None:
 
 def test_token_counts(embedder: Embedder) -> None:
     assert embedder.count_tokens(["hello world", ""]) == [2, 0]
+
+
+def test_cached_encoder_is_bounded_and_transparent(embedder: Embedder) -> None:
+    calls: list[list[str]] = []
+
+    def encode(texts: list[str]) -> np.ndarray:
+        calls.append(list(texts))
+        return embedder.encode(texts)
+
+    cached = CachedEncoder(encode, size=2)
+    first = cached(["a cat", "a dog", "a cat"])
+    again = cached(["a dog", "a cat"])
+    np.testing.assert_allclose(first[1], again[0], atol=1e-6)
+    assert calls == [["a cat", "a dog"]]  # duplicates and repeats are not re-encoded
+    cached(["a bird"])
+    assert len(cached) == 2 and cached([]).shape == (0, 384)

@@ -50,11 +50,3 @@ def test_empty_and_invalid_input(pruner: SimilarityPruner) -> None:
         pruner.process("q", [PASSAGE], threshold=-0.1)
     with pytest.raises(ValueError, match="empty"):
         pruner.process("  ", [PASSAGE])
-
-
-def test_cache_is_bounded_and_transparent(embedder: Embedder) -> None:
-    small = SimilarityPruner(embedder.encode, cache_size=2)
-    first = small.process("Where is the Eiffel Tower?", [PASSAGE])
-    again = small.process("Where is the Eiffel Tower?", [PASSAGE])
-    assert first[0].sentence_scores == pytest.approx(again[0].sentence_scores, abs=1e-5)
-    assert len(small._cache) == 2

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from app.api.deps import LibraryDep, SettingsDep
-from app.api.errors import BadUploadError, UploadTooLargeError
+from app.api.errors import BadUploadError, UploadTooLargeError, describe_validation
 from app.api.schemas import (
     ChunkOut,
     DocumentDetail,
@@ -63,6 +63,10 @@ async def upload_documents(
     """All-or-nothing: if any file cannot be read, nothing of the request is stored."""
     content_type = request.headers.get("content-type", "")
     max_bytes = int(settings.max_upload_mb * 1024 * 1024)
+    declared = request.headers.get("content-length", "")
+    max_request = int(settings.max_request_mb * 1024 * 1024)
+    if declared.isdigit() and int(declared) > max_request:  # refuse before reading the body
+        raise UploadTooLargeError(f"request is {declared} bytes, limit is {max_request}")
     if content_type.startswith("application/json"):
         parsed = [await _json_document(request, max_bytes)]
     elif content_type.startswith("multipart/form-data"):
@@ -87,13 +91,10 @@ async def _json_document(request: Request, max_bytes: int) -> tuple[ParsedDocume
         raise UploadTooLargeError(f"request body is {len(body)} bytes, limit is {max_bytes}")
     try:
         doc = DocumentIn.model_validate(json.loads(body))
-    except json.JSONDecodeError as exc:
-        raise BadUploadError(f"request body is not valid JSON: {exc}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadUploadError(f"request body is not valid UTF-8 JSON: {exc}") from exc
     except ValidationError as exc:
-        errors = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
-        )
-        raise BadUploadError(f"invalid document: {errors}") from exc
+        raise BadUploadError(f"invalid document: {describe_validation(exc.errors())}") from exc
     parsed = parse_text(doc.title, doc.text, doc.format)
     merged = ParsedDocument(
         parsed.title,
