@@ -132,7 +132,7 @@ class Embedder:
             return []
         tokenizer = self.model.tokenizer
         with self._infer_lock:
-            enc = tokenizer(list(texts), add_special_tokens=False, truncation=False)
+            enc = tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)
         return [len(ids) for ids in enc["input_ids"]]
 
 
