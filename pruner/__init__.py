@@ -1,6 +1,19 @@
-"""Context pruning + reranking: the contract and the similarity baseline."""
+"""Context pruning + reranking: the contract, the similarity baseline, the Provence-style model."""
 
 from pruner.base import PrunedContext, Pruner, assemble, check_threshold
+from pruner.configuration import PrunerConfig
+from pruner.inference import ContextPruner
+from pruner.modeling import PrunerModel, PrunerOutput
 from pruner.similarity import SimilarityPruner
 
-__all__ = ["PrunedContext", "Pruner", "SimilarityPruner", "assemble", "check_threshold"]
+__all__ = [
+    "ContextPruner",
+    "PrunedContext",
+    "Pruner",
+    "PrunerConfig",
+    "PrunerModel",
+    "PrunerOutput",
+    "SimilarityPruner",
+    "assemble",
+    "check_threshold",
+]

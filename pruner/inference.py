@@ -1,0 +1,194 @@
+"""ContextPruner: rerank and prune passages with the Provence-style model in one forward pass.
+
+    pruner = ContextPruner()                      # the checkpoint shipped under pruner/checkpoint
+    out = pruner.process("Who wrote X?", ["Passage one. Two.", "Other passage."])
+
+Each passage becomes ``[CLS] question [SEP] s_1 … s_n [SEP]``. A passage longer than the model
+window is split at sentence boundaries into windows that each carry the question; their sentence
+scores are merged back and the passage score is the best window's. A sentence's score is the mean
+keep-probability of its tokens. Inputs are sorted by length so batches carry little padding.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from pruner.base import PrunedContext, assemble, check_threshold
+from pruner.modeling import PrunerModel
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT = Path(__file__).resolve().parent / "checkpoint"
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+def split_sentences(text: str) -> list[str]:
+    """A small splitter for plain-string contexts (the service passes pre-split sentences)."""
+    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+
+
+@dataclass(frozen=True)
+class _Window:
+    context: int  # index of the passage
+    sentences: list[int]  # indices of its sentences in this window
+    input_ids: list[int]
+    spans: list[tuple[int, int]]  # token span of each sentence in input_ids
+
+
+class ContextPruner:
+    name = "provence"
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        device: str = "auto",
+        batch_size: int = 32,
+    ) -> None:
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be > 0, got {batch_size}")
+        self.path = Path(path) if path else CHECKPOINT
+        if not (self.path / "config.json").exists():
+            raise FileNotFoundError(f"no pruner checkpoint at {self.path} (config.json missing)")
+        self.device = device
+        self.batch_size = batch_size
+        self._model: PrunerModel | None = None
+        self._tokenizer: PreTrainedTokenizerBase | None = None
+
+    def load(self) -> ContextPruner:
+        if self._model is not None:
+            return self
+        if self.device == "auto":
+            self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self._tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+        model = PrunerModel.from_pretrained(self.path, local_files_only=True)
+        dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        model.to(torch.device(self.device), dtype)  # type: ignore[arg-type]  # transformers stub types .to wrongly
+        self._model = model.eval()
+        logger.info("pruner loaded from %s on %s", self.path, self.device)
+        return self
+
+    @property
+    def default_threshold(self) -> float:
+        return float(self.model.config.default_threshold)
+
+    @property
+    def model(self) -> PrunerModel:
+        self.load()
+        assert self._model is not None
+        return self._model
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        self.load()
+        assert self._tokenizer is not None
+        return self._tokenizer
+
+    def process(
+        self,
+        question: str,
+        contexts: Sequence[Sequence[str]] | Sequence[str],
+        threshold: float | None = None,
+        always_select_title: bool = False,
+        reorder: bool = False,
+        top_k: int | None = None,
+    ) -> list[PrunedContext]:
+        """One result per context (strings are split into sentences first). With ``reorder``
+        the results come best-first, ``top_k`` of them."""
+        threshold = check_threshold(self.default_threshold if threshold is None else threshold)
+        if not question.strip():
+            raise ValueError("question must not be empty")
+        passages = [split_sentences(c) if isinstance(c, str) else list(c) for c in contexts]
+        if not passages:
+            return []
+        sentence_scores, rank_scores = self._score(question, passages)
+        out = []
+        for sentences, scores, rank in zip(passages, sentence_scores, rank_scores, strict=True):
+            result = assemble(sentences, scores, threshold, rank)
+            if always_select_title and result.kept and 0 not in result.kept:
+                boosted = [max(scores[0], threshold), *scores[1:]]
+                result = assemble(sentences, boosted, threshold, rank)
+            out.append(result)
+        if reorder:
+            out.sort(key=lambda r: -r.rerank_score)
+            out = out[:top_k] if top_k else out
+        return out
+
+    # ---- internals --------------------------------------------------------------------------
+    @torch.inference_mode()
+    def _score(
+        self, question: str, passages: list[list[str]]
+    ) -> tuple[list[list[float]], list[float]]:
+        windows = self._windows(question, passages)
+        sentence_scores = [[0.0] * len(p) for p in passages]
+        rank_scores = [0.0] * len(passages)
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
+        for start in range(0, len(order), self.batch_size):
+            batch = [windows[i] for i in order[start : start + self.batch_size]]
+            ranks, keeps = self._forward(batch)
+            for w, rank, keep in zip(batch, ranks, keeps, strict=True):
+                rank_scores[w.context] = max(rank_scores[w.context], rank)
+                for sentence, (a, b) in zip(w.sentences, w.spans, strict=True):
+                    sentence_scores[w.context][sentence] = float(keep[a:b].mean()) if b > a else 0.0
+        return sentence_scores, rank_scores
+
+    def _forward(self, batch: list[_Window]) -> tuple[list[float], list[torch.Tensor]]:
+        width = max(len(w.input_ids) for w in batch)
+        pad = self.tokenizer.pad_token_id or 0
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, w in enumerate(batch):
+            ids[row, : len(w.input_ids)] = torch.tensor(w.input_ids)
+            mask[row, : len(w.input_ids)] = 1
+        device = self.model.device
+        out = self.model(input_ids=ids.to(device), attention_mask=mask.to(device))
+        ranks = torch.sigmoid(out.rank_logits.float()).cpu().tolist()  # (B,)
+        keeps = torch.sigmoid(out.token_logits.float()).cpu()  # (B, T)
+        return ranks, list(keeps)
+
+    def _windows(self, question: str, passages: list[list[str]]) -> list[_Window]:
+        tok = self.tokenizer
+        max_len = int(self.model.config.max_seq_length)
+        q_ids = tok(question, add_special_tokens=False)["input_ids"][: max_len // 4]
+        head = [tok.cls_token_id, *q_ids, tok.sep_token_id]
+        room = max_len - len(head) - 1  # the closing [SEP]
+        flat = [s for p in passages for s in p]
+        encoded: list[list[int]] = tok(flat, add_special_tokens=False)["input_ids"] if flat else []
+        windows: list[_Window] = []
+        pos = 0
+        for ci, sentences in enumerate(passages):
+            if not sentences:
+                continue  # nothing to score: rank and sentence scores stay 0
+            current: list[int] = []
+            ids: list[int] = list(head)
+            spans: list[tuple[int, int]] = []
+            for si in range(len(sentences)):
+                piece = encoded[pos + si][:room]  # a giant sentence is scored on its start
+                if current and len(ids) + len(piece) > max_len - 1:
+                    windows.append(_Window(ci, current, [*ids, tok.sep_token_id], spans))
+                    current, ids, spans = [], list(head), []
+                spans.append((len(ids), len(ids) + len(piece)))
+                ids.extend(piece)
+                current.append(si)
+            pos += len(sentences)
+            windows.append(_Window(ci, current, [*ids, tok.sep_token_id], spans))
+        return windows
+
+    def to_provence_dicts(self, results: list[PrunedContext]) -> list[dict[str, Any]]:
+        """The shape of Provence's ``process()`` output, for drop-in users."""
+        return [
+            {
+                "pruned_context": r.pruned_text,
+                "reranking_score": r.rerank_score,
+                "compression_rate": 100.0 * r.compression,
+                "kept_sentences": r.kept,
+            }
+            for r in results
+        ]

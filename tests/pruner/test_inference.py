@@ -1,0 +1,82 @@
+"""ContextPruner on a tiny randomly initialised model: shapes, windows, save → load round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig
+
+from index import bundled_model_path
+from pruner import Pruner
+from pruner.configuration import PrunerConfig
+from pruner.inference import ContextPruner, split_sentences
+from pruner.modeling import PrunerModel
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("tiny-pruner")
+    encoder = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    torch.manual_seed(0)
+    model = PrunerModel(PrunerConfig(encoder=encoder.to_dict(), max_seq_length=48))
+    model.save_pretrained(path)
+    AutoTokenizer.from_pretrained(bundled_model_path(), local_files_only=True).save_pretrained(path)
+    return path
+
+
+def test_round_trip_keeps_weights(tiny_checkpoint: Path) -> None:
+    model = PrunerModel.from_pretrained(tiny_checkpoint)
+    again = PrunerModel.from_pretrained(tiny_checkpoint)
+    for (name, a), (_, b) in zip(
+        model.state_dict().items(), again.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    assert (tiny_checkpoint / "model.safetensors").exists()
+
+
+def test_process_shapes_and_contract(tiny_checkpoint: Path) -> None:
+    pruner = ContextPruner(tiny_checkpoint, device="cpu")
+    assert isinstance(pruner, Pruner)
+    contexts = [["First sentence here.", "Second one."], ["Only one."], []]
+    out = pruner.process("What is here?", contexts, threshold=0.0)
+    assert [len(o.sentence_scores) for o in out] == [2, 1, 0]
+    assert out[0].kept == [0, 1] and out[2].kept == [] and out[2].rerank_score == 0.0
+    assert all(0.0 <= s <= 1.0 for o in out for s in o.sentence_scores)
+    none = pruner.process("What is here?", contexts, threshold=1.0)
+    assert all(o.kept == [] for o in none)
+
+
+def test_long_passages_are_windowed_and_merged(tiny_checkpoint: Path) -> None:
+    pruner = ContextPruner(tiny_checkpoint, device="cpu", batch_size=2)
+    long = [f"Sentence number {i} talks about topic {i} at some length." for i in range(20)]
+    windows = pruner._windows("Which topic?", [long])
+    assert len(windows) > 1
+    assert all(len(w.input_ids) <= 48 for w in windows)
+    assert sorted(i for w in windows for i in w.sentences) == list(range(20))
+    [out] = pruner.process("Which topic?", [long], threshold=0.0)
+    assert len(out.sentence_scores) == 20 and all(s > 0 for s in out.sentence_scores)
+
+
+def test_string_contexts_reorder_and_title(tiny_checkpoint: Path) -> None:
+    pruner = ContextPruner(tiny_checkpoint, device="cpu")
+    out = pruner.process(
+        "q?", ["Title. Body one. Body two.", "Other. Text."], reorder=True, top_k=1
+    )
+    assert len(out) == 1
+    [r] = pruner.process("q?", [["Title.", "Body."]], threshold=0.0, always_select_title=True)
+    assert 0 in r.kept
+    assert split_sentences("One. Two! Three? four.") == ["One.", "Two!", "Three? four."]
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"config\.json"):
+        ContextPruner(tmp_path)
