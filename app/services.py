@@ -11,9 +11,17 @@ from app.llm import LLM, ExtractiveLLM, OpenAILLM
 from app.pipeline import AskOptions, Pipeline
 from app.settings import Settings
 from index import CachedEncoder, Embedder
-from pruner import Pruner, SimilarityPruner
+from pruner import ContextPruner, Pruner, SimilarityPruner
 
 logger = logging.getLogger(__name__)
+
+
+def build_pruner(settings: Settings, encode: CachedEncoder) -> Pruner:
+    if settings.pruner == "similarity":
+        return SimilarityPruner(encode)
+    return ContextPruner(
+        settings.pruner_path, device=settings.device, batch_size=settings.pruner_batch_size
+    ).load()
 
 
 @dataclass
@@ -34,7 +42,7 @@ class Services:
         ).load()
         library = Library.open(settings, embedder)
         encode = CachedEncoder(embedder.encode)
-        pruner = SimilarityPruner(encode)
+        pruner = build_pruner(settings, encode)
         llms: dict[str, LLM] = {
             "extractive": ExtractiveLLM(settings.extractive_sentences),
             "openai": OpenAILLM(

@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     # question answering
     candidates: int = Field(20, gt=0, le=1000, description="Chunks fetched by vector search.")
     top_k: int = Field(5, gt=0, le=100, description="Passages kept after reranking.")
+    pruner: Literal["provence", "similarity"] = Field(
+        "similarity", description="provence: the trained pruner+reranker; similarity: baseline."
+    )
+    pruner_path: Path | None = Field(
+        None, description="Pruner checkpoint dir; default: the one shipped in pruner/checkpoint."
+    )
+    pruner_batch_size: int = Field(32, gt=0, description="Passages per pruner forward pass.")
     prune_threshold: float | None = Field(
         None, ge=0.0, le=1.0, description="Sentence keep threshold; default: the pruner's own."
     )

@@ -23,8 +23,11 @@ class PrunedContext:
 
 @runtime_checkable
 class Pruner(Protocol):
-    name: str
-    default_threshold: float
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def default_threshold(self) -> float: ...
 
     def process(
         self,

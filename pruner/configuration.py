@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from transformers import BertConfig, PretrainedConfig
+from transformers import AutoConfig, BertConfig, PretrainedConfig
 
 
 class PrunerConfig(PretrainedConfig):
@@ -37,3 +37,6 @@ class PrunerConfig(PretrainedConfig):
     @property
     def hidden_size(self) -> int:
         return int(self.encoder["hidden_size"])
+
+
+AutoConfig.register(PrunerConfig.model_type, PrunerConfig)  # lets Auto* classes read our dir

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from pruner.base import PrunedContext, assemble, check_threshold
 from pruner.modeling import PrunerModel
+from pruner.provence_deberta import ProvenceDeberta, is_provence_dir
 
 logger = logging.getLogger(__name__)
 
@@ -59,28 +61,36 @@ class ContextPruner:
             raise FileNotFoundError(f"no pruner checkpoint at {self.path} (config.json missing)")
         self.device = device
         self.batch_size = batch_size
-        self._model: PrunerModel | None = None
+        self._model: PrunerModel | ProvenceDeberta | None = None
         self._tokenizer: PreTrainedTokenizerBase | None = None
+        self._lock = threading.RLock()  # one fast tokenizer and model for every request thread
 
     def load(self) -> ContextPruner:
-        if self._model is not None:
-            return self
+        with self._lock:
+            if self._model is None:
+                self._load()
+        return self
+
+    def _load(self) -> None:
         if self.device == "auto":
             self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self._tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
-        model = PrunerModel.from_pretrained(self.path, local_files_only=True)
+        model: PrunerModel | ProvenceDeberta
+        if is_provence_dir(self.path):  # a local copy of Naver's DeBERTa Provence
+            model = ProvenceDeberta.from_dir(self.path)
+        else:
+            model = PrunerModel.from_pretrained(self.path, local_files_only=True)
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         model.to(torch.device(self.device), dtype)  # type: ignore[arg-type]  # transformers stub types .to wrongly
         self._model = model.eval()
         logger.info("pruner loaded from %s on %s", self.path, self.device)
-        return self
 
     @property
     def default_threshold(self) -> float:
         return float(self.model.config.default_threshold)
 
     @property
-    def model(self) -> PrunerModel:
+    def model(self) -> PrunerModel | ProvenceDeberta:
         self.load()
         assert self._model is not None
         return self._model
@@ -108,7 +118,8 @@ class ContextPruner:
         passages = [split_sentences(c) if isinstance(c, str) else list(c) for c in contexts]
         if not passages:
             return []
-        sentence_scores, rank_scores = self._score(question, passages)
+        with self._lock:
+            sentence_scores, rank_scores = self._score(question, passages)
         out = []
         for sentences, scores, rank in zip(passages, sentence_scores, rank_scores, strict=True):
             result = assemble(sentences, scores, threshold, rank)

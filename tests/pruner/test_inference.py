@@ -80,3 +80,47 @@ def test_string_contexts_reorder_and_title(tiny_checkpoint: Path) -> None:
 def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"config\.json"):
         ContextPruner(tmp_path)
+
+
+def test_naver_provence_structure_loads_behind_the_same_interface(tmp_path: Path) -> None:
+    """A tiny random DeBERTa-v2 with Provence's module names, saved as Naver's repo lays it out."""
+    from safetensors.torch import save_file
+    from transformers import DebertaV2Config
+
+    from pruner.provence_deberta import ProvenceDeberta
+
+    config = DebertaV2Config(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        pooler_hidden_size=32,
+        pooler_hidden_act="gelu",
+        relative_attention=True,
+        position_buckets=16,
+        pos_att_type=["p2c", "c2p"],
+        architectures=["Provence"],
+    )
+    torch.manual_seed(0)
+    model = ProvenceDeberta(config)
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()},
+        str(tmp_path / "model.safetensors"),
+    )
+    raw = config.to_dict()
+    raw["auto_map"] = {"AutoModel": "modeling_provence.Provence"}  # must be ignored, not run
+    (tmp_path / "config.json").write_text(__import__("json").dumps(raw))
+    AutoTokenizer.from_pretrained(bundled_model_path(), local_files_only=True).save_pretrained(
+        tmp_path
+    )
+    pruner = ContextPruner(tmp_path, device="cpu")
+    assert pruner.default_threshold == 0.1
+    [out] = pruner.process("What is here?", [["One sentence.", "Another one."]], threshold=0.0)
+    assert out.kept == [0, 1] and 0 < out.rerank_score < 1
+    # the keep logit is the two-class margin: sigmoid(margin) == softmax(keep)
+    ids = torch.tensor([[101, 2054, 102, 2028, 102]])
+    two = pruner.model.token_classifier(pruner.model.deberta(ids)[0])
+    margin = pruner.model(input_ids=ids, attention_mask=torch.ones_like(ids)).token_logits
+    torch.testing.assert_close(torch.sigmoid(margin), torch.softmax(two, -1)[..., 1])
