@@ -38,12 +38,19 @@ from app.services import Services
 from app.settings import Settings
 from bench.common import RESULTS, data_dir, machine, percentiles, require, write_json
 from index import Embedder
+from pruner.data import split_of
 
 STAGES = ["embed", "vector_search", "graph_search", "fuse", "prune", "budget", "llm", "total"]
 
 
-def load_squad() -> tuple[list[tuple[str, str]], list[tuple[str, int, list[str]]]]:
-    """Paragraphs as (title, text) and questions as (question, paragraph index, answers)."""
+def load_squad(
+    dev_only: bool = False,
+) -> tuple[list[tuple[str, str]], list[tuple[str, int, list[str]]]]:
+    """Paragraphs as (title, text) and questions as (question, paragraph index, answers).
+
+    With ``dev_only`` the questions are those of the articles in the pruner's dev split (all
+    paragraphs stay in the corpus): figures for a trained pruner never use its training data.
+    """
     raw = json.loads(require(data_dir() / "squad_v1.1" / "dev-v1.1.json").read_text())
     paragraphs: list[tuple[str, str]] = []
     questions: list[tuple[str, int, list[str]]] = []
@@ -51,6 +58,8 @@ def load_squad() -> tuple[list[tuple[str, str]], list[tuple[str, int, list[str]]
         for i, para in enumerate(article["paragraphs"]):
             title = f"{article['title'].replace('_', ' ')} ({i + 1})"
             paragraphs.append((title, para["context"]))
+            if dev_only and split_of("squad_v1", article["title"]) != "dev":
+                continue
             for qa in para["qas"]:
                 answers = sorted({a["text"] for a in qa["answers"]})
                 questions.append((qa["question"], len(paragraphs) - 1, answers))
@@ -169,7 +178,14 @@ def ask_over_http(
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    env = {**os.environ, "SIEVE_DATA_DIR": str(settings.data_dir), "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "SIEVE_DATA_DIR": str(settings.data_dir),
+        "HF_HUB_OFFLINE": "1",
+        "SIEVE_PRUNER": settings.pruner,
+    }
+    if settings.pruner_path:
+        env["SIEVE_PRUNER_PATH"] = str(settings.pruner_path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
         env=env,
@@ -247,12 +263,31 @@ def main() -> None:
     parser.add_argument("--rerank-sample", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=64, help="documents per ingest call")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--pruner",
+        choices=["similarity", "provence"],
+        default=None,
+        help="default: the service's default pruner",
+    )
+    parser.add_argument("--pruner-path", default=None, help="checkpoint dir (provence)")
+    parser.add_argument(
+        "--dev-articles",
+        action="store_true",
+        help="questions of the pruner's dev-split articles only (always for provence)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    paragraphs, questions = load_squad()
+    pruner = args.pruner or Settings(_env_file=None).pruner  # type: ignore[call-arg]
+    dev_only = args.dev_articles or pruner == "provence"
+    paragraphs, questions = load_squad(dev_only)
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=Path(tmp) / "data", _env_file=None)  # type: ignore[call-arg]
+        settings = Settings(  # type: ignore[call-arg]
+            data_dir=Path(tmp) / "data",
+            pruner=pruner,
+            pruner_path=args.pruner_path,
+            _env_file=None,
+        )
         t0 = time.perf_counter()
         services = Services.build(settings, Embedder().load())
         startup_s = time.perf_counter() - t0
@@ -275,7 +310,9 @@ def main() -> None:
         print("http", http_stats, flush=True)
     result = {
         "dataset": "SQuAD v1.1 dev (2,067 paragraphs as documents, 10,570 questions)",
-        "pruner": "similarity baseline",
+        "questions": "pruner dev-split articles only" if dev_only else "all",
+        "question_count": len(questions),
+        "pruner": pruner,
         "llm": "extractive",
         "index": "flat",
         "startup_s": round(startup_s, 1),
@@ -287,9 +324,10 @@ def main() -> None:
         "seed": args.seed,
         "machine": machine(),
     }
-    write_json("squad", result)
-    plot(result, RESULTS / "squad.png")
-    print(f"wrote {RESULTS / 'squad.json'} and squad.png")
+    name = f"squad_{pruner}" + ("_dev" if dev_only and pruner != "provence" else "")
+    write_json(name, result)
+    plot(result, RESULTS / f"{name}.png")
+    print(f"wrote {RESULTS / name}.json and .png")
 
 
 if __name__ == "__main__":

@@ -139,16 +139,20 @@ def train(cfg: TrainConfig) -> Path:
         weight_decay=cfg.weight_decay,
     )
 
-    def schedule(step: int) -> float:  # linear warm-up, then cosine to 10 %
+    def schedule(step: int) -> float:
+        """Linear warm-up, then cosine to 10 %. Progress is by steps or by the wall-clock budget,
+        whichever is further along, so a time-capped CPU run still ends at the low LR."""
         if step < cfg.warmup_steps:
             return (step + 1) / cfg.warmup_steps
-        t = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.planned_steps - cfg.warmup_steps))
+        by_steps = (step - cfg.warmup_steps) / max(1, cfg.planned_steps - cfg.warmup_steps)
+        by_time = (time.time() - started) / (cfg.minutes * 60)
+        t = min(1.0, max(by_steps, by_time))
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t))
 
+    started, step, seen, log = time.time(), 0, 0, []
     sched = torch.optim.lr_scheduler.LambdaLR(optim, schedule)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda")
     model.train()
-    started, step, seen, log = time.time(), 0, 0, []
     done = False
     for epoch in range(100):
         for batch in batches(encoded, cfg.batch_size, rng):

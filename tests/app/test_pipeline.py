@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from app.settings import Settings
@@ -110,3 +111,32 @@ def test_concurrent_asks_and_uploads(client: TestClient) -> None:
         codes = list(pool.map(ask, range(24))) + list(pool.map(upload, range(8)))
     assert set(codes) <= {200, 201}
     assert client.get("/documents").json()["total"] == 9
+
+
+def test_trained_pruner_is_selectable(
+    settings: Settings, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The pipeline runs with a ContextPruner checkpoint (a tiny random one here)."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig
+
+    from index import bundled_model_path
+    from pruner import PrunerConfig, PrunerModel
+
+    path = tmp_path_factory.mktemp("ckpt")
+    encoder = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    torch.manual_seed(0)
+    PrunerModel(PrunerConfig(encoder=encoder.to_dict())).save_pretrained(path)
+    AutoTokenizer.from_pretrained(bundled_model_path(), local_files_only=True).save_pretrained(path)
+    with _client_with(settings, embedder, pruner="provence", pruner_path=path) as client:
+        client.post("/documents", json={"title": "Library rules", "text": TEXT})
+        r = client.post(
+            "/ask", json={"question": "How long do loans last?", "prune_threshold": 0.0}
+        )
+        assert r.status_code == 200 and r.json()["citations"][0]["kept_sentences"] == 6

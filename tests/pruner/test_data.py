@@ -1,0 +1,99 @@
+"""Training-data builders on tiny files in the real formats; split and metric helpers."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from pruner.base import assemble
+from pruner.data import Example, hotpotqa, scifact, split_of, squad_v1, wikiqa
+from pruner.evaluate import auc, metrics
+
+PARA = "Paris is the capital of France. It has many museums. The Louvre is the largest one."
+
+
+def test_squad_labels_the_answer_sentence(tmp_path: Path) -> None:
+    path = tmp_path / "squad.json"
+    qa = {
+        "question": "What is the largest museum?",
+        "answers": [{"text": "The Louvre", "answer_start": PARA.index("The Louvre")}],
+    }
+    other = "Lyon is another city. It is known for food."
+    path.write_text(
+        json.dumps(
+            {
+                "data": [
+                    {
+                        "title": "Paris",
+                        "paragraphs": [
+                            {"context": PARA, "qas": [qa]},
+                            {"context": other, "qas": []},
+                        ],
+                    }
+                ]
+            }
+        )
+    )
+    examples = list(squad_v1(path, random.Random(1))) + list(squad_v1(path, random.Random(7)))
+    positives = [e for e in examples if e.relevant]
+    assert positives and all(e.doc == "Paris" for e in examples)
+    for e in positives:
+        gold = [s for s, lab in zip(e.sentences, e.labels, strict=True) if lab]
+        assert gold == ["The Louvre is the largest one."]
+
+
+def test_wikiqa_scifact_hotpotqa(tmp_path: Path) -> None:
+    (tmp_path / "w.tsv").write_text(
+        "QuestionID\tQuestion\tSentenceID\tSentence\tLabel\n"
+        "Q1\thow tall ?\tS1\tIt is tall .\t0\nQ1\thow tall ?\tS2\tIt is 300 m ( high ) .\t1\n"
+    )
+    [w] = list(wikiqa(tmp_path / "w.tsv"))
+    assert w.sentences == ["It is tall.", "It is 300 m (high)."] and w.labels == [0, 1]
+
+    (tmp_path / "corpus.jsonl").write_text(json.dumps({"doc_id": 7, "abstract": ["A.", "B."]}))
+    (tmp_path / "claims.jsonl").write_text(
+        json.dumps(
+            {
+                "id": 1,
+                "claim": "B holds.",
+                "evidence": {"7": [{"sentences": [1]}]},
+                "cited_doc_ids": [7],
+            }
+        )
+    )
+    [s] = list(scifact(tmp_path / "claims.jsonl", tmp_path / "corpus.jsonl"))
+    assert s.labels == [0, 1] and s.doc == "7"
+
+    (tmp_path / "h.json").write_text(
+        json.dumps(
+            [
+                {
+                    "_id": "x",
+                    "question": "q?",
+                    "supporting_facts": [["T", 1]],
+                    "context": [["T", ["a.", " b."]], ["U", ["c."]]],
+                }
+            ]
+        )
+    )
+    t, u = hotpotqa(tmp_path / "h.json")
+    assert t.labels == [0, 1] and u.labels == [0] and t.sentences == ["a.", "b."]
+
+
+def test_split_is_stable_and_by_document() -> None:
+    assert split_of("squad_v1", "Paris") == split_of("squad_v1", "Paris")
+    share = sum(split_of("s", str(i)) == "dev" for i in range(5000)) / 5000
+    assert 0.07 < share < 0.13
+
+
+def test_auc_and_metrics() -> None:
+    assert auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
+    assert auc([0.5, 0.5], [0, 1]) == pytest.approx(0.5)
+    examples = [Example("q", ["a.", "b."], [1, 0], "s", "d"), Example("q", ["c."], [0], "s", "e")]
+    scored = [assemble(["a.", "b."], [0.9, 0.1], 0.0, 0.9), assemble(["c."], [0.2], 0.0, 0.2)]
+    row = next(r for r in metrics(examples, scored)["by_threshold"] if r["threshold"] == 0.5)
+    assert row["answer_kept"] == 1.0 and row["compression_irrelevant"] == 1.0
+    assert row["compression"] == pytest.approx(2 / 3, abs=1e-4)
