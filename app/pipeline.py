@@ -139,10 +139,13 @@ class Pipeline:
             fused = rrf([[c.id for c, _ in vector_hits], [c.id for c, _ in graph_hits]])
             candidates = [chunks[i] for i, _ in fused[: options.candidates]]
         with _timed(timings, "prune"):
+            # A chunk's title (document title + heading path) goes into its context header, so
+            # its first sentence is body text and is kept only on its own merit.
             pruned = self.pruner.process(
                 question,
                 [[s.text for s in c.sentences] for c in candidates],
                 options.prune_threshold,
+                always_select_title=False,
             )
         with _timed(timings, "budget"):
             answer = self._budget(candidates, pruned, options)

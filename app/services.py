@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 from app.library import Library
 from app.llm import LLM, ExtractiveLLM, OpenAILLM
@@ -12,6 +14,7 @@ from app.pipeline import AskOptions, Pipeline
 from app.settings import Settings
 from index import CachedEncoder, Embedder
 from pruner import ContextPruner, Pruner, SimilarityPruner
+from pruner.inference import CHECKPOINT
 
 logger = logging.getLogger(__name__)
 
@@ -19,9 +22,16 @@ logger = logging.getLogger(__name__)
 def build_pruner(settings: Settings, encode: CachedEncoder) -> Pruner:
     if settings.pruner == "similarity":
         return SimilarityPruner(encode)
-    return ContextPruner(
-        settings.pruner_path, device=settings.device, batch_size=settings.pruner_batch_size
-    ).load()
+    path = (settings.pruner_path or CHECKPOINT).resolve()
+    return _context_pruner(path, settings.device, settings.pruner_batch_size)
+
+
+@lru_cache(maxsize=2)
+def _context_pruner(path: Path, device: str, batch_size: int) -> ContextPruner:
+    """One loaded model per checkpoint in a process: it is read-only and thread-safe, so apps
+    built again in the same process (tests, the CLI) share it instead of loading it anew. A
+    checkpoint rewritten in place is picked up after ``_context_pruner.cache_clear()``."""
+    return ContextPruner(path, device=device, batch_size=batch_size).load()
 
 
 @dataclass

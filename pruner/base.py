@@ -34,8 +34,12 @@ class Pruner(Protocol):
         question: str,
         contexts: Sequence[Sequence[str]],
         threshold: float | None = None,
+        always_select_title: bool = False,
     ) -> list[PrunedContext]:
-        """One PrunedContext per context, in input order."""
+        """One PrunedContext per context, in input order. With ``always_select_title`` the
+        first sentence (a title) is kept whenever any other sentence of its context is. Its
+        default differs between pruners (ContextPruner follows Provence: True), so callers
+        that care pass it explicitly, as the pipeline does."""
         ...
 
 
@@ -46,10 +50,17 @@ def check_threshold(threshold: float) -> float:
 
 
 def assemble(
-    sentences: Sequence[str], scores: Sequence[float], threshold: float, rerank: float
+    sentences: Sequence[str],
+    scores: Sequence[float],
+    threshold: float,
+    rerank: float,
+    keep_first: bool = False,
 ) -> PrunedContext:
-    """Build the result for one context from per-sentence scores."""
+    """Build the result for one context from per-sentence scores. ``keep_first`` adds sentence 0
+    (a title) whenever anything else is kept; its score is left as the model gave it."""
     kept = [i for i, s in enumerate(scores) if s >= threshold]
+    if keep_first and kept and kept[0] != 0:
+        kept.insert(0, 0)
     total = sum(len(s) for s in sentences)
     kept_chars = sum(len(sentences[i]) for i in kept)
     return PrunedContext(

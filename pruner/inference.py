@@ -17,7 +17,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
@@ -39,7 +39,8 @@ def split_sentences(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class _Window:
-    context: int  # index of the passage
+    question: int  # index of the question
+    context: int  # index of the passage among the question's
     sentences: list[int]  # indices of its sentences in this window
     input_ids: list[int]
     spans: list[tuple[int, int]]  # token span of each sentence in input_ids
@@ -101,56 +102,131 @@ class ContextPruner:
         assert self._tokenizer is not None
         return self._tokenizer
 
-    def process(
+    @overload
+    def process(  # type: ignore[overload-overlap]  # a str is also a Sequence[str]
         self,
         question: str,
         contexts: Sequence[Sequence[str]] | Sequence[str],
         threshold: float | None = None,
-        always_select_title: bool = False,
+        always_select_title: bool = True,
+        batch_size: int | None = None,
         reorder: bool = False,
-        top_k: int | None = None,
-    ) -> list[PrunedContext]:
-        """One result per context (strings are split into sentences first). With ``reorder``
-        the results come best-first, ``top_k`` of them."""
+        top_k: int | None = 5,
+    ) -> list[PrunedContext]: ...
+
+    @overload
+    def process(
+        self,
+        question: Sequence[str],
+        contexts: Sequence[Sequence[Sequence[str]] | Sequence[str]],
+        threshold: float | None = None,
+        always_select_title: bool = True,
+        batch_size: int | None = None,
+        reorder: bool = False,
+        top_k: int | None = 5,
+    ) -> list[list[PrunedContext]]: ...
+
+    def process(
+        self,
+        question: str | Sequence[str],
+        contexts: Any,
+        threshold: float | None = None,
+        always_select_title: bool = True,
+        batch_size: int | None = None,
+        reorder: bool = False,
+        top_k: int | None = 5,
+    ) -> list[PrunedContext] | list[list[PrunedContext]]:
+        """Prune and rerank, as Provence's ``process()``.
+
+        ``question`` is one question with its contexts, or a list of questions with one list of
+        contexts each (all scored in shared, length-bucketed batches). A context is a list of
+        sentences or a string (split here). With ``always_select_title`` the first sentence is
+        kept whenever anything else is. With ``reorder`` each question's results come best-first,
+        ``top_k`` of them (all when ``top_k`` is None); without it they keep the input order.
+        """
         threshold = check_threshold(self.default_threshold if threshold is None else threshold)
+        size = self.batch_size if batch_size is None else batch_size
+        if size <= 0:
+            raise ValueError(f"batch_size must be > 0, got {size}")
+        if top_k is not None and top_k <= 0:
+            raise ValueError(f"top_k must be > 0, got {top_k}")
+        single = isinstance(question, str)
+        if single and isinstance(contexts, str):
+            contexts = [contexts]  # one passage given as a string, not a list of characters
+        questions = [question] if isinstance(question, str) else list(question)
+        # several questions: one list of contexts each, or a single context string each
+        groups = [contexts] if single else [[g] if isinstance(g, str) else g for g in contexts]
+        if len(groups) != len(questions):
+            raise ValueError(
+                f"{len(questions)} questions but {len(groups)} context lists: give one per question"
+            )
+        if any(not q.strip() for q in questions):
+            raise ValueError("question must not be empty")
+        passages = [
+            [[*split_sentences(c)] if isinstance(c, str) else list(c) for c in group]
+            for group in groups
+        ]
+        with self._lock:
+            scored = self._score(questions, passages, size)
+        results: list[list[PrunedContext]] = []
+        for group, group_scores in zip(passages, scored, strict=True):
+            out = [
+                assemble(sentences, scores, threshold, rank, always_select_title)
+                for sentences, (scores, rank) in zip(group, group_scores, strict=True)
+            ]
+            if reorder:
+                out.sort(key=lambda r: -r.rerank_score)
+                out = out[:top_k] if top_k else out
+            results.append(out)
+        return results[0] if single else results
+
+    @torch.inference_mode()
+    def rerank(
+        self, question: str, contexts: Sequence[Sequence[str]] | Sequence[str]
+    ) -> list[float]:
+        """Passage scores only, in input order: the same forward pass without the token head
+        and sentence scoring (what a plain cross-encoder reranker costs)."""
         if not question.strip():
             raise ValueError("question must not be empty")
         passages = [split_sentences(c) if isinstance(c, str) else list(c) for c in contexts]
-        if not passages:
-            return []
+        scores = [0.0] * len(passages)
         with self._lock:
-            sentence_scores, rank_scores = self._score(question, passages)
-        out = []
-        for sentences, scores, rank in zip(passages, sentence_scores, rank_scores, strict=True):
-            result = assemble(sentences, scores, threshold, rank)
-            if always_select_title and result.kept and 0 not in result.kept:
-                boosted = [max(scores[0], threshold), *scores[1:]]
-                result = assemble(sentences, boosted, threshold, rank)
-            out.append(result)
-        if reorder:
-            out.sort(key=lambda r: -r.rerank_score)
-            out = out[:top_k] if top_k else out
-        return out
+            windows = self._windows(question, passages)
+            order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
+            for start in range(0, len(order), self.batch_size):
+                batch = [windows[i] for i in order[start : start + self.batch_size]]
+                ids, mask = self._pad(batch)
+                logits = self.model.rank(ids, mask)
+                for w, r in zip(batch, torch.sigmoid(logits.float()).cpu().tolist(), strict=True):
+                    scores[w.context] = max(scores[w.context], r)
+        return scores
 
     # ---- internals --------------------------------------------------------------------------
     @torch.inference_mode()
     def _score(
-        self, question: str, passages: list[list[str]]
-    ) -> tuple[list[list[float]], list[float]]:
-        windows = self._windows(question, passages)
-        sentence_scores = [[0.0] * len(p) for p in passages]
-        rank_scores = [0.0] * len(passages)
+        self, questions: list[str], passages: list[list[list[str]]], batch_size: int
+    ) -> list[list[tuple[list[float], float]]]:
+        """Per question, per passage: (sentence keep scores, passage rerank score)."""
+        windows = [w for qi, q in enumerate(questions) for w in self._windows(q, passages[qi], qi)]
+        sentence_scores = [[[0.0] * len(p) for p in group] for group in passages]
+        rank_scores = [[0.0] * len(group) for group in passages]
         order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
-        for start in range(0, len(order), self.batch_size):
-            batch = [windows[i] for i in order[start : start + self.batch_size]]
+        for start in range(0, len(order), batch_size):
+            batch = [windows[i] for i in order[start : start + batch_size]]
             ranks, keeps = self._forward(batch)
             for w, rank, keep in zip(batch, ranks, keeps, strict=True):
-                rank_scores[w.context] = max(rank_scores[w.context], rank)
+                ranked = rank_scores[w.question]
+                ranked[w.context] = max(ranked[w.context], rank)
+                target = sentence_scores[w.question][w.context]
                 for sentence, (a, b) in zip(w.sentences, w.spans, strict=True):
-                    sentence_scores[w.context][sentence] = float(keep[a:b].mean()) if b > a else 0.0
-        return sentence_scores, rank_scores
+                    target[sentence] = float(keep[a:b].mean()) if b > a else 0.0
+        return [
+            list(zip(sentence_scores[qi], rank_scores[qi], strict=True))
+            for qi in range(len(questions))
+        ]
 
-    def _forward(self, batch: list[_Window]) -> tuple[list[float], list[torch.Tensor]]:
+    def _pad(self, batch: list[_Window]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Right-padded ids and attention mask (B, T) on the model's device."""
         width = max(len(w.input_ids) for w in batch)
         pad = self.tokenizer.pad_token_id or 0
         ids = torch.full((len(batch), width), pad, dtype=torch.long)
@@ -159,12 +235,16 @@ class ContextPruner:
             ids[row, : len(w.input_ids)] = torch.tensor(w.input_ids)
             mask[row, : len(w.input_ids)] = 1
         device = self.model.device
-        out = self.model(input_ids=ids.to(device), attention_mask=mask.to(device))
+        return ids.to(device), mask.to(device)
+
+    def _forward(self, batch: list[_Window]) -> tuple[list[float], list[torch.Tensor]]:
+        ids, mask = self._pad(batch)
+        out = self.model(input_ids=ids, attention_mask=mask)
         ranks = torch.sigmoid(out.rank_logits.float()).cpu().tolist()  # (B,)
         keeps = torch.sigmoid(out.token_logits.float()).cpu()  # (B, T)
         return ranks, list(keeps)
 
-    def _windows(self, question: str, passages: list[list[str]]) -> list[_Window]:
+    def _windows(self, question: str, passages: list[list[str]], qi: int = 0) -> list[_Window]:
         tok = self.tokenizer
         max_len = int(self.model.config.max_seq_length)
         q_ids = tok(question, add_special_tokens=False)["input_ids"][: max_len // 4]
@@ -183,13 +263,13 @@ class ContextPruner:
             for si in range(len(sentences)):
                 piece = encoded[pos + si][:room]  # a giant sentence is scored on its start
                 if current and len(ids) + len(piece) > max_len - 1:
-                    windows.append(_Window(ci, current, [*ids, tok.sep_token_id], spans))
+                    windows.append(_Window(qi, ci, current, [*ids, tok.sep_token_id], spans))
                     current, ids, spans = [], list(head), []
                 spans.append((len(ids), len(ids) + len(piece)))
                 ids.extend(piece)
                 current.append(si)
             pos += len(sentences)
-            windows.append(_Window(ci, current, [*ids, tok.sep_token_id], spans))
+            windows.append(_Window(qi, ci, current, [*ids, tok.sep_token_id], spans))
         return windows
 
     def to_provence_dicts(self, results: list[PrunedContext]) -> list[dict[str, Any]]:

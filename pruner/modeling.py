@@ -56,3 +56,8 @@ class PrunerModel(PreTrainedModel):
         rank_logits = self.rank_head(hidden[:, 0]).squeeze(-1)  # (B,)
         token_logits = self.token_head(hidden).squeeze(-1)  # (B, T)
         return PrunerOutput(rank_logits=rank_logits, token_logits=token_logits)
+
+    def rank(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Rank logits only (B,): reranking without the token head, to measure its overhead."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.rank_head(self.dropout(hidden[:, 0])).squeeze(-1)

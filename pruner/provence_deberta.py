@@ -57,6 +57,11 @@ class ProvenceDeberta(nn.Module):
         two = self.token_classifier(hidden)  # (B, T, 2): drop, keep
         return PrunerOutput(rank_logits=rank_logits, token_logits=two[..., 1] - two[..., 0])
 
+    def rank(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Rank logits only (B,)."""
+        hidden = self.deberta(input_ids=input_ids, attention_mask=attention_mask)[0]
+        return self.classifier(self.pooler(hidden))[:, 0]
+
     @classmethod
     def from_dir(cls, path: str | Path) -> ProvenceDeberta:
         path = Path(path)

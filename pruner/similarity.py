@@ -31,6 +31,7 @@ class SimilarityPruner:
         question: str,
         contexts: Sequence[Sequence[str]],
         threshold: float | None = None,
+        always_select_title: bool = False,
     ) -> list[PrunedContext]:
         threshold = check_threshold(self.default_threshold if threshold is None else threshold)
         if not question.strip():
@@ -45,5 +46,6 @@ class SimilarityPruner:
         for ctx in contexts:
             ctx_scores = scores[pos : pos + len(ctx)].tolist()
             pos += len(ctx)
-            out.append(assemble(ctx, ctx_scores, threshold, max(ctx_scores, default=0.0)))
+            best = max(ctx_scores, default=0.0)
+            out.append(assemble(ctx, ctx_scores, threshold, best, always_select_title))
         return out

@@ -31,6 +31,7 @@ from pruner.data import Example, build, split_manifest
 from pruner.modeling import PrunerModel
 
 logger = logging.getLogger("pruner.train")
+SOURCES = {"squad_v1", "wikiqa", "scifact", "hotpotqa"}
 
 
 @dataclass
@@ -49,6 +50,10 @@ class TrainConfig:
     rank_weight: float = 0.5  # λ
     seed: int = 0
     log_every: int = 20
+    # comma-separated subset of squad_v1,wikiqa,scifact,hotpotqa ("all": every source). SciFact
+    # (CC BY-NC) and WikiQA (research licence) restrict commercial use; the CC BY-SA sources alone:
+    # --sources squad_v1,hotpotqa
+    sources: str = "all"
 
 
 def encode(ex: Example, tok: PreTrainedTokenizerBase, max_len: int) -> tuple[list[int], list[int]]:
@@ -127,6 +132,14 @@ def train(cfg: TrainConfig) -> Path:
     if not data_dir.is_dir():
         sys.exit(f"training data not found at {data_dir}: pass --data or put ../shared/data there")
     splits = build(data_dir, cfg.seed)
+    if cfg.sources != "all":
+        wanted = {x.strip() for x in cfg.sources.split(",")}
+        unknown = wanted - SOURCES
+        if unknown:
+            sys.exit(f"unknown sources {sorted(unknown)}; choose from {sorted(SOURCES)}")
+        splits = {k: [ex for ex in v if ex.source in wanted] for k, v in splits.items()}
+        if not splits["train"]:
+            sys.exit(f"no training examples from sources {sorted(wanted)}")
     logger.info("examples: train %d, dev %d", len(splits["train"]), len(splits["dev"]))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, tok = init_model(cfg)

@@ -10,7 +10,7 @@ import pytest
 
 from pruner.base import assemble
 from pruner.data import Example, hotpotqa, scifact, split_of, squad_v1, wikiqa
-from pruner.evaluate import auc, metrics
+from pruner.evaluate import auc, keep_all, metrics, random_at
 
 PARA = "Paris is the capital of France. It has many museums. The Louvre is the largest one."
 
@@ -97,3 +97,26 @@ def test_auc_and_metrics() -> None:
     row = next(r for r in metrics(examples, scored)["by_threshold"] if r["threshold"] == 0.5)
     assert row["answer_kept"] == 1.0 and row["compression_irrelevant"] == 1.0
     assert row["compression"] == pytest.approx(2 / 3, abs=1e-4)
+    assert (row["precision"], row["recall"], row["f1"]) == (1.0, 1.0, 1.0)
+    low = next(r for r in metrics(examples, scored)["by_threshold"] if r["threshold"] == 0.1)
+    assert low["precision"] == pytest.approx(1 / 3, abs=1e-4) and low["recall"] == 1.0
+    assert low["compression_tokens"] == 0.0  # default counter: characters
+
+
+def test_random_and_keep_all_baselines() -> None:
+    examples = [
+        Example("q", ["a.", "b.", "c.", "d."], [1, 1, 0, 0], "s", "d"),
+        Example("q", ["e.", "f."], [0, 0], "s", "e"),
+    ]
+    assert keep_all(examples)["answer_kept"] == 1.0 and keep_all(examples)["compression"] == 0.0
+    half = random_at(examples, 0.5)
+    assert half["recall"] == 0.5 and half["precision"] == pytest.approx(2 / 6, abs=1e-4)
+    assert half["answer_kept"] == pytest.approx(1 - 0.25)  # two gold sentences, each kept w.p. 1/2
+
+
+def test_keep_first_adds_the_title_only_when_something_else_is_kept() -> None:
+    sentences, scores = ["Title.", "Body."], [0.0, 0.9]
+    assert assemble(sentences, scores, 0.5, 0.9, keep_first=True).kept == [0, 1]
+    assert assemble(sentences, scores, 0.5, 0.9, keep_first=False).kept == [1]
+    assert assemble(sentences, [0.1, 0.2], 0.5, 0.2, keep_first=True).kept == []
+    assert assemble(sentences, scores, 0.5, 0.9, keep_first=True).sentence_scores[0] == 0.0

@@ -124,3 +124,36 @@ def test_naver_provence_structure_loads_behind_the_same_interface(tmp_path: Path
     two = pruner.model.token_classifier(pruner.model.deberta(ids)[0])
     margin = pruner.model(input_ids=ids, attention_mask=torch.ones_like(ids)).token_logits
     torch.testing.assert_close(torch.sigmoid(margin), torch.softmax(two, -1)[..., 1])
+
+
+def test_batch_sizes_and_multi_question_calls_agree(tiny_checkpoint: Path) -> None:
+    pruner = ContextPruner(tiny_checkpoint, device="cpu")
+    contexts = [["Alpha is first.", "Beta follows it."], ["Gamma.", "Delta is long " * 5], ["X."]]
+    one = pruner.process("Which letter?", contexts, threshold=0.0, batch_size=1)
+    many = pruner.process("Which letter?", contexts, threshold=0.0, batch_size=32)
+    for a, b in zip(one, many, strict=True):
+        assert a.sentence_scores == pytest.approx(b.sentence_scores, abs=1e-5)
+        assert a.rerank_score == pytest.approx(b.rerank_score, abs=1e-5)
+    both = pruner.process(["Which letter?", "Other question?"], [contexts, contexts[:1]], 0.0)
+    assert [len(r) for r in both] == [3, 1]
+    assert both[0][1].sentence_scores == pytest.approx(one[1].sentence_scores, abs=1e-5)
+    alone = pruner.process("Other question?", contexts[:1], threshold=0.0)
+    assert both[1][0].rerank_score == pytest.approx(alone[0].rerank_score, abs=1e-5)
+    # rerank() is the same forward pass without the token head
+    ranks = pruner.rerank("Which letter?", contexts)
+    assert ranks == pytest.approx([r.rerank_score for r in one], abs=1e-5)
+
+
+def test_process_validates_its_arguments(tiny_checkpoint: Path) -> None:
+    pruner = ContextPruner(tiny_checkpoint, device="cpu")
+    with pytest.raises(ValueError, match="one per question"):
+        pruner.process(["a?", "b?"], [["One."]])
+    with pytest.raises(ValueError, match="empty"):
+        pruner.process("  ", [["One."]])
+    with pytest.raises(ValueError, match="batch_size"):
+        pruner.process("a?", [["One."]], batch_size=0)
+    with pytest.raises(ValueError, match="threshold"):
+        pruner.process("a?", [["One."]], threshold=-0.1)
+    assert pruner.process("a?", []) == []
+    [[r]] = pruner.process(["a?"], ["One. Two."], threshold=0.0)  # one string context each
+    assert r.kept == [0, 1]
