@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     candidates: int = Field(20, gt=0, le=1000, description="Chunks fetched by vector search.")
     top_k: int = Field(5, gt=0, le=100, description="Passages kept after reranking.")
     pruner: Literal["provence", "similarity"] = Field(
-        "similarity", description="provence: the trained pruner+reranker; similarity: baseline."
+        "provence", description="provence: the trained pruner+reranker; similarity: baseline."
     )
     pruner_path: Path | None = Field(
         None, description="Pruner checkpoint dir; default: the one shipped in pruner/checkpoint."

@@ -34,10 +34,12 @@ import numpy as np
 
 from bench.common import RESULTS, data_dir, machine, percentiles, require, write_json
 from index import CachedEncoder, Embedder
-from pruner import ContextPruner, PrunedContext, Pruner, SimilarityPruner
+from pruner import ContextPruner, PrunedContext, Pruner, SimilarityPruner, assemble
 from pruner.data import split_of
 from pruner.evaluate import wordpiece_counter
 from pruner.inference import split_sentences
+
+SWEEP = {"trained": (0.02, 0.05, 0.1, 0.2, 0.3, 0.5), "similarity": (0.2, 0.3, 0.4, 0.5, 0.6)}
 
 
 @dataclass(frozen=True)
@@ -134,10 +136,28 @@ def keep_everything(passages: list[list[list[str]]]) -> list[list[PrunedContext]
     ]
 
 
-def per_question(pruner: Pruner, questions: list[Question], groups: list[list[list[str]]]) -> Any:
+def per_question(
+    pruner: Pruner,
+    questions: list[Question],
+    groups: list[list[list[str]]],
+    threshold: float | None = None,
+) -> Any:
     return [
-        pruner.process(q.text, g, always_select_title=False)
+        pruner.process(q.text, g, threshold, always_select_title=False)
         for q, g in zip(questions, groups, strict=True)
+    ]
+
+
+def at_threshold(
+    scored: list[list[PrunedContext]], groups: list[list[list[str]]], threshold: float
+) -> list[list[PrunedContext]]:
+    """Results at ``threshold`` from results scored once at threshold 0."""
+    return [
+        [
+            assemble(sents, r.sentence_scores, threshold, r.rerank_score)
+            for r, sents in zip(res, group, strict=True)
+        ]
+        for res, group in zip(scored, groups, strict=True)
     ]
 
 
@@ -173,6 +193,14 @@ def plot(result: dict[str, Any]) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.4))
+    for rows in result["retention_by_threshold"].values():
+        xs = [r["tokens_removed"] for r in rows]
+        ys = [r["answer_in_pruned_context"] for r in rows]
+        left.plot(xs, ys, ":", alpha=0.6)
+        for r, x, y in zip(rows, xs, ys, strict=True):
+            left.annotate(
+                f"{r['threshold']}", (x, y), fontsize=6, xytext=(2, -8), textcoords="offset points"
+            )
     for name, row in result["retention"].items():
         x, y = row["tokens_removed"], row["answer_in_pruned_context"]
         left.scatter([x], [y], s=40)
@@ -227,13 +255,30 @@ def main() -> None:
         [paragraphs[q.gold], *[paragraphs[i] for i in top if i != q.gold][:4]]
         for q, top in zip(questions, top20, strict=True)
     ]
-    trained_out = per_question(trained, questions, groups)
+    raw = {
+        "trained": per_question(trained, questions, groups, 0.0),
+        "similarity": per_question(similarity, questions, groups, 0.0),
+    }
+    sweep: dict[str, list[dict[str, Any]]] = {}
+    for name, thresholds in SWEEP.items():
+        sweep[name] = [
+            {
+                "threshold": t,
+                **retention(
+                    f"{name}@{t}", at_threshold(raw[name], groups, t), groups, questions, count
+                ),
+            }
+            for t in thresholds
+        ]
+    defaults = {"trained": trained.default_threshold, "similarity": similarity.default_threshold}
     ret = {
         "keep_all": retention("keep_all", keep_everything(groups), groups, questions, count),
-        "similarity": retention(
-            "similarity", per_question(similarity, questions, groups), groups, questions, count
-        ),
-        "trained": retention("trained", trained_out, groups, questions, count),
+        **{
+            name: retention(
+                name, at_threshold(raw[name], groups, defaults[name]), groups, questions, count
+            )
+            for name in ("similarity", "trained")
+        },
     }
     share = ret["trained"]["sentences_kept"]
     ret["random_same_share"] = retention(
@@ -294,6 +339,7 @@ def main() -> None:
             "similarity": similarity.default_threshold,
         },
         "retention": ret,
+        "retention_by_threshold": sweep,
         "gold_in_minilm_top20": round(gold_in_20, 4),
         "reranking": rerank,
         "speed": timing,
