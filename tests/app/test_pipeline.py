@@ -113,30 +113,18 @@ def test_concurrent_asks_and_uploads(client: TestClient) -> None:
     assert client.get("/documents").json()["total"] == 9
 
 
-def test_trained_pruner_is_selectable(
+def test_other_pruners_are_selectable(
     settings: Settings, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """The pipeline runs with a ContextPruner checkpoint (a tiny random one here)."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig
+    """The similarity baseline, and another checkpoint dir (a tiny random one here)."""
+    from tests.pruner.tiny import save_tiny_checkpoint
 
-    from index import bundled_model_path
-    from pruner import PrunerConfig, PrunerModel
-
-    path = tmp_path_factory.mktemp("ckpt")
-    encoder = BertConfig(
-        vocab_size=30522,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-    )
-    torch.manual_seed(0)
-    PrunerModel(PrunerConfig(encoder=encoder.to_dict())).save_pretrained(path)
-    AutoTokenizer.from_pretrained(bundled_model_path(), local_files_only=True).save_pretrained(path)
-    with _client_with(settings, embedder, pruner="provence", pruner_path=path) as client:
-        client.post("/documents", json={"title": "Library rules", "text": TEXT})
-        r = client.post(
-            "/ask", json={"question": "How long do loans last?", "prune_threshold": 0.0}
-        )
-        assert r.status_code == 200 and r.json()["citations"][0]["kept_sentences"] == 6
+    path = save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"), layers=1, max_seq_length=128)
+    for options in ({"pruner": "similarity"}, {"pruner": "provence", "pruner_path": path}):
+        with _client_with(settings, embedder, **options) as client:
+            assert client.app.state.services.pruner.name == options["pruner"]
+            client.post("/documents", json={"title": "Library rules", "text": TEXT})
+            r = client.post(
+                "/ask", json={"question": "How long do loans last?", "prune_threshold": 0.0}
+            )
+            assert r.status_code == 200 and r.json()["citations"][0]["kept_sentences"] == 6

@@ -6,31 +6,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoTokenizer, BertConfig
+from transformers import AutoTokenizer
 
 from index import bundled_model_path
 from pruner import Pruner
-from pruner.configuration import PrunerConfig
 from pruner.inference import ContextPruner, split_sentences
 from pruner.modeling import PrunerModel
+from tests.pruner.tiny import save_tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("tiny-pruner")
-    encoder = BertConfig(
-        vocab_size=30522,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    torch.manual_seed(0)
-    model = PrunerModel(PrunerConfig(encoder=encoder.to_dict(), max_seq_length=48))
-    model.save_pretrained(path)
-    AutoTokenizer.from_pretrained(bundled_model_path(), local_files_only=True).save_pretrained(path)
-    return path
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("tiny-pruner"))
 
 
 def test_round_trip_keeps_weights(tiny_checkpoint: Path) -> None:
