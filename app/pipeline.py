@@ -85,6 +85,19 @@ class Answer:
         return 1.0 - self.tokens_after / self.tokens_before if self.tokens_before else 0.0
 
 
+def rerank_order(pruned: Sequence[PrunedContext], mode: str = "fused") -> list[int]:
+    """Candidate indices, best first. ``pruner``: by the pruner's passage score alone.
+    ``fused``: reciprocal-rank fusion of the retrieval order (the input order) and the pruner's,
+    so a reranker that is weak on some text cannot sink the retrievers' best candidates, while
+    passages both rank high rise to the top."""
+    by_pruner = sorted(range(len(pruned)), key=lambda i: -pruned[i].rerank_score)
+    if mode == "pruner":
+        return by_pruner
+    if mode != "fused":
+        raise ValueError(f"rerank mode must be 'fused' or 'pruner', got {mode!r}")
+    return [i for i, _ in rrf([list(range(len(pruned))), by_pruner])]
+
+
 class Pipeline:
     def __init__(
         self,
@@ -94,13 +107,16 @@ class Pipeline:
         llms: dict[str, LLM],
         graph: CandidateSource | None = None,
         encode: Callable[[Sequence[str]], np.ndarray] | None = None,
+        rerank: str = "fused",
     ) -> None:
+        rerank_order([], rerank)  # validates the mode early
         self.library = library
         self.embedder = embedder
         self.encode = encode or embedder.encode  # the service passes a cached encoder
         self.pruner = pruner
         self.llms = llms
         self.graph = graph or NoGraph()
+        self.rerank = rerank
 
     async def ask(self, question: str, options: AskOptions) -> Answer:
         question = question.strip()
@@ -154,14 +170,15 @@ class Pipeline:
     def _budget(
         self, candidates: list[ChunkRecord], pruned: list[PrunedContext], options: AskOptions
     ) -> Answer:
-        """Best-reranked passages first, their kept sentences whole, within the token budget.
+        """Best-reranked passages first (``rerank_order``), their kept sentences whole, within
+        the token budget.
 
         ``tokens_before`` is what the top_k reranked passages would cost unpruned (what a RAG
         service without a pruner sends); ``tokens_after`` is what is sent, headers included.
         A sentence that does not fit is skipped, and smaller ones after it may still fit.
         """
         titles = {c.document_id: self._title(c) for c in candidates}
-        ranked = sorted(zip(candidates, pruned, strict=True), key=lambda cp: -cp[1].rerank_score)
+        ranked = [(candidates[i], pruned[i]) for i in rerank_order(pruned, self.rerank)]
         sentence_tokens = self.embedder.count_tokens(
             [s.text for c, _ in ranked for s in c.sentences]
         )

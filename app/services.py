@@ -64,7 +64,7 @@ class Services:
                 settings.llm_temperature,
             ),
         }
-        pipeline = Pipeline(library, embedder, pruner, llms, encode=encode)
+        pipeline = Pipeline(library, embedder, pruner, llms, encode=encode, rerank=settings.rerank)
         logger.info(
             "sieve ready: data dir %s, %d documents, %d chunks, llm %s",
             settings.data_dir,

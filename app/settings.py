@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     pruner_path: Path | None = Field(
         None, description="Pruner checkpoint dir; default: the one shipped in pruner/checkpoint."
     )
+    rerank: Literal["fused", "pruner"] = Field(
+        "fused",
+        description="Passage order: fused (RRF of retrieval and pruner ranks) or pruner alone.",
+    )
     pruner_batch_size: int = Field(32, gt=0, description="Passages per pruner forward pass.")
     prune_threshold: float | None = Field(
         None, ge=0.0, le=1.0, description="Sentence keep threshold; default: the pruner's own."

@@ -6,7 +6,7 @@
 Each of the 2,067 paragraphs becomes one document (JSON upload path: parse → chunk → embed →
 SQLite + FAISS), in a fresh temporary data dir. Then, for all 10,570 questions:
 recall@1/5/20 of the gold paragraph by vector search (a paragraph counts as found when one of its
-chunks is in the top k), and the same after the baseline pruner reranks the 20 candidates.
+chunks is in the top k), and the same after the pruner reranks the 20 candidates (as /ask orders).
 On a fixed random sample: /ask latency per stage in-process and over HTTP (uvicorn on loopback,
 client in this process), tokens before/after pruning, and whether a gold answer string
 survives in the compacted context. Writes bench/results/squad.json and squad.png.
@@ -34,6 +34,7 @@ import numpy as np
 
 from app.library import Library
 from app.parsing import parse_text
+from app.pipeline import rerank_order
 from app.services import Services
 from app.settings import Settings
 from bench.common import RESULTS, data_dir, machine, percentiles, require, write_json
@@ -115,13 +116,13 @@ def retrieval(
         **{f"recall@{k}": round(v / len(questions), 4) for k, v in found.items()},
         "embed_and_search_s": round(search_s, 1),
     }
-    # Rerank the 20 candidates with the baseline pruner's score, on the sample.
+    # Rerank the 20 candidates as /ask does (pruner score, fused with the retrieval order).
     r_found = {1: 0, 5: 0}
     for qi in rerank_sample:
         question, gold, _ = questions[qi]
         chunks = library.store.get_chunks([h.chunk_id for h in hits[qi]])
         scored = services.pruner.process(question, [[s.text for s in c.sentences] for c in chunks])
-        order = sorted(range(len(chunks)), key=lambda i: -scored[i].rerank_score)
+        order = rerank_order(scored, services.pipeline.rerank)  # as /ask orders them
         docs = [doc_index[chunks[i].document_id] for i in order]
         for k in r_found:
             r_found[k] += gold in docs[:k]
