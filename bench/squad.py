@@ -249,9 +249,10 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ks = ["recall@1", "recall@5", "recall@20"]
     b.bar(ks, [r[k] for k in ks], label="vector search")
     rr = r["after_rerank"]
-    b.bar(["rerank@1", "rerank@5"], [rr["recall@1"], rr["recall@5"]], label="+ baseline rerank")
+    label = f"+ {result['pruner']} rerank, {result.get('rerank', 'pruner')} order"
+    b.bar(["rerank@1", "rerank@5"], [rr["recall@1"], rr["recall@5"]], label=label)
     b.set_ylim(0, 1)
-    b.set_title("SQuAD v1.1 dev: gold paragraph recall")
+    b.set_title(f"SQuAD v1.1 dev ({r['questions']} questions): gold paragraph recall")
     b.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -314,6 +315,7 @@ def main() -> None:
         "questions": "pruner dev-split articles only" if dev_only else "all",
         "question_count": len(questions),
         "pruner": pruner,
+        "rerank": settings.rerank,
         "llm": "extractive",
         "index": "flat",
         "startup_s": round(startup_s, 1),
