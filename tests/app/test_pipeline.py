@@ -34,14 +34,19 @@ def test_token_budget_keeps_whole_sentences(client: TestClient) -> None:
     assert full["stats"]["tokens_before"] == tight["stats"]["tokens_before"]
 
 
-def test_top_k_limits_citations(client: TestClient) -> None:
-    for i, topic in enumerate(["cats", "dogs", "birds", "fish"]):
-        client.post(
-            "/documents",
-            json={"title": f"T{i}", "text": f"Facts about {topic}. {topic} are animals."},
-        )
-    r = client.post("/ask", json={"question": "animals", "top_k": 2, "prune_threshold": 0.0}).json()
-    assert [c["n"] for c in r["citations"]] == [1, 2]  # in rerank_order (see below)
+def test_top_k_limits_citations(settings: Settings, embedder: Embedder) -> None:
+    for mode in ("fused", "pruner"):
+        with _client_with(settings, embedder, rerank=mode) as client:
+            for i, topic in enumerate(["cats", "dogs", "birds", "fish"]):
+                client.post(
+                    "/documents",
+                    json={"title": f"T{i}", "text": f"Facts about {topic}. {topic} are animals."},
+                )
+            question = {"question": "animals", "top_k": 2, "prune_threshold": 0.0}
+            r = client.post("/ask", json=question).json()
+            assert [c["n"] for c in r["citations"]] == [1, 2]
+            if mode == "pruner":  # ordered by the pruner's score alone
+                assert r["citations"][0]["score"] >= r["citations"][1]["score"]
 
 
 def test_openai_backend_through_ask(
