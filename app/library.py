@@ -1,11 +1,13 @@
-"""The document library: ingestion, deletion and vector search, keeping SQLite and FAISS in step.
+"""The document library: ingestion, deletion and search, keeping SQLite, FAISS, BM25 and the
+knowledge graph in step.
 
 SQLite is the source of truth and is written first, in one transaction per upload; the in-memory
-FAISS index follows. If the FAISS step fails, the documents just stored are deleted again, so an
-upload either fully lands or leaves nothing. The index file is written atomically, at most every
-``index_save_interval_s`` and at close (rewriting a large index per upload would make bulk
-ingestion quadratic); at open, and whenever another process (``sieve ingest``) has committed to
-the database, the index is reconciled with the chunk ids in SQLite.
+FAISS index, the BM25 index and the knowledge graph follow. If one of those steps fails, the
+documents just stored are deleted again (and taken out of all three), so an upload either fully
+lands or leaves nothing. The derived files are written atomically, at most every
+``index_save_interval_s`` and at close (rewriting them per upload would make bulk ingestion
+quadratic); at open, and whenever another process (``sieve ingest``) has committed to the
+database, all three are reconciled with the chunk ids in SQLite.
 """
 
 from __future__ import annotations
@@ -15,18 +17,22 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from app.parsing import ChunkDraft, ParsedDocument, ParseError, chunk_document
 from app.settings import Settings
+from graph import GraphChunk, KnowledgeGraph
 from index import (
     ChunkRecord,
     DocumentRecord,
     DocumentStore,
     Embedder,
+    LexicalIndex,
     MissingDocumentError,
     NewChunk,
     NewDocument,
@@ -36,6 +42,7 @@ from index import (
 )
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class DocumentNotFoundError(LookupError):
@@ -64,12 +71,20 @@ class _Prepared:
 
 class Library:
     def __init__(
-        self, store: DocumentStore, index: VectorIndex, embedder: Embedder, settings: Settings
+        self,
+        store: DocumentStore,
+        index: VectorIndex,
+        embedder: Embedder,
+        settings: Settings,
+        lexical: LexicalIndex | None = None,
+        graph: KnowledgeGraph | None = None,
     ) -> None:
         self.store = store
         self.index = index
         self.embedder = embedder
         self.settings = settings
+        self.lexical = lexical or LexicalIndex()
+        self.graph = graph or _new_graph(settings, embedder)
         self._write_lock = threading.RLock()  # sync() takes it too, inside writes
         self._seen_version = -1
         self._dirty = False  # index changed since it was last written to disk
@@ -103,7 +118,17 @@ class Library:
                     embedder.dim,
                 )
                 index = None
-        library = cls(store, index or VectorIndex(embedder.dim, **options), embedder, settings)  # type: ignore[arg-type]
+        library = cls(
+            store,
+            index or VectorIndex(embedder.dim, **options),  # type: ignore[arg-type]
+            embedder,
+            settings,
+            _load_or_none(settings.lexical_path, LexicalIndex.load),
+            _load_or_none(
+                settings.graph_path,
+                lambda p: KnowledgeGraph.load(p, embedder.encode, **_graph_options(settings)),
+            ),
+        )
         if index is None:
             library.rebuild_index()
         else:
@@ -150,14 +175,31 @@ class Library:
                 vecs = np.stack([np.frombuffer(c.embedding, np.float32) for c in doc.chunks])
                 self.index.add(np.array(s.chunk_ids, dtype=np.int64), vecs)
                 self._dirty = True
+            self._add_derived([_graph_chunks(s, new_docs[s.record.content_hash]) for s in added])
             if added:
                 self._retrain_if_outgrown()
                 self._maybe_save()
         except BaseException:
             logger.exception("indexing failed; removing the documents just stored")
             removed = self.store.delete_documents([s.record.id for s in added])
-            self.index.remove(np.array(removed, dtype=np.int64))
+            self._remove_everywhere(removed)
             raise
+
+    def _add_derived(self, per_document: Sequence[list[GraphChunk]]) -> None:
+        """Add chunks to the BM25 index and the knowledge graph."""
+        chunks = [c for doc in per_document for c in doc]
+        if not chunks:
+            return
+        self.lexical.add([c.chunk_id for c in chunks], [" ".join(c.sentences) for c in chunks])
+        if self.settings.graph:
+            self.graph.add(chunks)
+        self._dirty = True
+
+    def _remove_everywhere(self, chunk_ids: Sequence[int]) -> None:
+        self.index.remove(np.array(chunk_ids, dtype=np.int64))
+        self.lexical.remove(chunk_ids)
+        self.graph.remove(chunk_ids)
+        self._dirty = True
 
     def _prepare(self, parsed: ParsedDocument, source: str) -> _Prepared:
         drafts = chunk_document(
@@ -207,10 +249,25 @@ class Library:
             removed = self.store.delete_document(document_id)
             if record is None or removed is None:
                 raise DocumentNotFoundError(document_id)
-            self.index.remove(np.array(removed, dtype=np.int64))
-            self._dirty = True
+            self._remove_everywhere(removed)
             self._maybe_save()
         return record
+
+    def delete_many(self, document_ids: Sequence[str]) -> list[DocumentRecord]:
+        """Delete several documents in one transaction and one pass over the indexes; all must
+        exist (``DocumentNotFoundError`` names the first that does not, and nothing is deleted)."""
+        with self._write_lock:
+            self.sync()
+            records = []
+            for document_id in dict.fromkeys(document_ids):
+                record = self.store.get_document(document_id)
+                if record is None:
+                    raise DocumentNotFoundError(document_id)
+                records.append(record)
+            removed = self.store.delete_documents([r.id for r in records])
+            self._remove_everywhere(removed)
+            self._maybe_save()
+        return records
 
     # ---- reads ----------------------------------------------------------------------------
     def get(self, document_id: str) -> DocumentRecord:
@@ -225,6 +282,18 @@ class Library:
         hits: list[SearchHit] = self.index.search(query, k)[0]
         chunks = {c.id: c for c in self.store.get_chunks([h.chunk_id for h in hits])}
         return [(chunks[h.chunk_id], h.score) for h in hits if h.chunk_id in chunks]
+
+    def search_lexical(self, question: str, k: int) -> list[tuple[ChunkRecord, float]]:
+        """Top-k chunks by BM25, best first."""
+        self.sync()
+        hits = self.lexical.search(question, k)
+        chunks = {c.id: c for c in self.store.get_chunks([h.chunk_id for h in hits])}
+        return [(chunks[h.chunk_id], h.score) for h in hits if h.chunk_id in chunks]
+
+    def chunks(self, chunk_ids: Sequence[int]) -> list[ChunkRecord]:
+        """Stored chunks in the order asked (ids no longer stored are skipped)."""
+        found = {c.id: c for c in self.store.get_chunks(list(chunk_ids))}
+        return [found[i] for i in chunk_ids if i in found]
 
     # ---- consistency and persistence ------------------------------------------------------
     def sync(self, force: bool = False) -> None:
@@ -247,7 +316,36 @@ class Library:
             if len(missing) or len(stale):
                 self._dirty = True
                 logger.info("index reconciled with SQLite: +%d -%d", len(missing), len(stale))
+            self._sync_derived(stored)
             self._seen_version = version
+
+    def _sync_derived(self, stored: np.ndarray) -> None:
+        """Bring BM25 and the graph to the chunk ids in SQLite (the graph only when enabled)."""
+        targets: list[tuple[str, np.ndarray]] = [("lexical", self.lexical.ids())]
+        if self.settings.graph:
+            targets.append(("graph", self.graph.chunk_ids()))
+        for name, have in targets:
+            missing = np.setdiff1d(stored, have).tolist()
+            stale = np.setdiff1d(have, stored).tolist()
+            if not missing and not stale:
+                continue
+            target = self.lexical if name == "lexical" else self.graph
+            target.remove(stale)
+            for start in range(0, len(missing), 500):
+                records = self.store.get_chunks(missing[start : start + 500])
+                titles = {
+                    d: (r.title if (r := self.store.get_document(d)) else "")
+                    for d in {c.document_id for c in records}
+                }
+                chunks = [_graph_chunk(c, titles[c.document_id]) for c in records]
+                if name == "lexical":
+                    self.lexical.add(
+                        [c.chunk_id for c in chunks], [" ".join(c.sentences) for c in chunks]
+                    )
+                else:
+                    self.graph.add(chunks)
+            self._dirty = True
+            logger.info("%s reconciled with SQLite: +%d -%d", name, len(missing), len(stale))
 
     def rebuild_index(self) -> None:
         """Rebuild FAISS from the embeddings stored in SQLite (and retrain an IVF index)."""
@@ -270,6 +368,9 @@ class Library:
         with self._write_lock:
             if self._dirty or not self.settings.index_path.exists():
                 self.index.save(self.settings.index_path)
+                self.lexical.save(self.settings.lexical_path)
+                if self.settings.graph:
+                    self.graph.save(self.settings.graph_path)
                 self._dirty = False
                 self._saved_at = time.monotonic()
 
@@ -281,6 +382,46 @@ class Library:
         if self.index.outgrown():
             logger.info("IVF index outgrew its %d lists: retraining", self.index.nlist)
             self.rebuild_index()
+
+
+def _graph_options(settings: Settings) -> dict[str, float]:
+    return {
+        "merge_threshold": settings.graph_merge_threshold,
+        "synonym_threshold": settings.graph_synonym_threshold,
+    }
+
+
+def _new_graph(settings: Settings, embedder: Embedder) -> KnowledgeGraph:
+    return KnowledgeGraph(embedder.encode, **_graph_options(settings))
+
+
+def _load_or_none(path: Path, load: Callable[[Path], T]) -> T | None:
+    """A derived file, or None (to be rebuilt from SQLite) when absent or unusable."""
+    if not path.exists():
+        return None
+    try:
+        return load(path)
+    except ValueError as exc:
+        logger.warning("cannot use %s (%s); rebuilding it from SQLite", path, exc)
+        return None
+
+
+def _graph_chunk(c: ChunkRecord, title: str) -> GraphChunk:
+    sentences = tuple(s.text for s in c.sentences)
+    return GraphChunk(c.id, c.document_id, title, c.heading_path, sentences)
+
+
+def _graph_chunks(s: StoredDocument, doc: NewDocument) -> list[GraphChunk]:
+    return [
+        GraphChunk(
+            cid,
+            s.record.id,
+            doc.title,
+            chunk.heading_path,
+            tuple(doc.text[a:b] for a, b in chunk.sentences),
+        )
+        for cid, chunk in zip(s.chunk_ids, doc.chunks, strict=True)
+    ]
 
 
 def _check_embedder(store: DocumentStore, embedder: Embedder) -> None:

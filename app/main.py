@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.api.errors import install_error_handlers
-from app.api.routes import ask, documents, health
+from app.api.routes import ask, documents, graph, health
 from app.services import Services
 from app.settings import Settings, get_settings
 from index import Embedder
@@ -39,4 +39,5 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     app.include_router(health.router)
     app.include_router(documents.router)
     app.include_router(ask.router)
+    app.include_router(graph.router)
     return app

@@ -1,7 +1,10 @@
-"""Question answering: embed → vector search → graph search → fuse → prune → budget → LLM.
+"""Question answering: embed → vector / lexical / graph search → fuse → prune → budget → LLM.
 
-Each stage is timed. CPU-bound stages run in a worker thread so the event loop stays free for
-other requests while one question is being embedded or pruned.
+The retrieval mode picks the retrievers: ``vector`` (FAISS), ``lexical`` (BM25), ``graph``
+(personalised PageRank over the knowledge graph) or ``hybrid`` (all three, fused by
+reciprocal-rank fusion). The graph adds a "graph facts" pseudo-passage; the pruner reranks and
+prunes every candidate, that passage included. Each stage is timed. CPU-bound stages run in a
+worker thread so the event loop stays free for other requests.
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 from anyio import to_thread
@@ -18,33 +20,23 @@ from anyio import to_thread
 from app.fusion import rrf
 from app.library import Library
 from app.llm import LLM, ContextSentence, Passage, render_context
+from graph import GraphRetriever, GraphSearchResult
 from index import ChunkRecord, Embedder, SentenceRecord
 from pruner import PrunedContext, Pruner
 
 ABSTAIN_ANSWER = "I could not find an answer to that in the documents."
+RETRIEVAL_MODES = ("vector", "lexical", "graph", "hybrid")
+RETRIEVERS = ("vector", "lexical", "graph")
+GRAPH_FACTS_ID = -1  # chunk id of the graph-facts pseudo-passage
+GRAPH_FACTS_TITLE = "Knowledge graph"
 
 
 class UnknownBackendError(ValueError):
     pass
 
 
-class CandidateSource(Protocol):
-    """A retriever besides the vector index (the knowledge graph, later): chunks, best first."""
-
-    name: str
-
-    def search(
-        self, question: str, query: np.ndarray, k: int
-    ) -> list[tuple[ChunkRecord, float]]: ...
-
-
-class NoGraph:
-    """Placeholder for graph search until the knowledge graph exists: finds nothing."""
-
-    name = "graph"
-
-    def search(self, question: str, query: np.ndarray, k: int) -> list[tuple[ChunkRecord, float]]:
-        return []
+class UnknownRetrievalError(ValueError):
+    pass
 
 
 @dataclass(frozen=True)
@@ -54,6 +46,17 @@ class AskOptions:
     prune_threshold: float | None
     max_context_tokens: int
     llm: str
+    retrieval: str = "hybrid"
+    explain: bool = False
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A fused candidate: the chunk and, per retriever that found it, (1-based rank, score)."""
+
+    chunk: ChunkRecord
+    fused_score: float
+    found_by: dict[str, tuple[int, float]]
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class Citation:
     kept: list[SentenceRecord]
     kept_scores: list[float]
     pruned_count: int
+    found_by: dict[str, tuple[int, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -79,6 +83,9 @@ class Answer:
     tokens_before: int  # the top_k reranked passages, unpruned
     tokens_after: int  # the context sent, after pruning and budget
     timings_ms: dict[str, float] = field(default_factory=dict)
+    retrieval: str = "hybrid"
+    retrievers: dict[str, int] = field(default_factory=dict)  # candidates found by each
+    explain: dict[str, object] | None = None
 
     @property
     def compression(self) -> float:
@@ -105,7 +112,7 @@ class Pipeline:
         embedder: Embedder,
         pruner: Pruner,
         llms: dict[str, LLM],
-        graph: CandidateSource | None = None,
+        graph: GraphRetriever | None = None,
         encode: Callable[[Sequence[str]], np.ndarray] | None = None,
         rerank: str = "fused",
     ) -> None:
@@ -115,7 +122,7 @@ class Pipeline:
         self.encode = encode or embedder.encode  # the service passes a cached encoder
         self.pruner = pruner
         self.llms = llms
-        self.graph = graph or NoGraph()
+        self.graph = graph or GraphRetriever(library.graph)
         self.rerank = rerank
 
     async def ask(self, question: str, options: AskOptions) -> Answer:
@@ -126,6 +133,10 @@ class Pipeline:
         if llm is None:
             raise UnknownBackendError(
                 f"unknown llm backend {options.llm!r}; available: {sorted(self.llms)}"
+            )
+        if options.retrieval not in RETRIEVAL_MODES:
+            raise UnknownRetrievalError(
+                f"unknown retrieval mode {options.retrieval!r}; use one of {list(RETRIEVAL_MODES)}"
             )
         timings: dict[str, float] = {}
         started = time.perf_counter()
@@ -144,16 +155,9 @@ class Pipeline:
     def _retrieve_and_prune(
         self, question: str, options: AskOptions, timings: dict[str, float]
     ) -> Answer:
-        with _timed(timings, "embed"):
-            query = self.encode([question])[0]
-        with _timed(timings, "vector_search"):
-            vector_hits = self.library.search(query, options.candidates)
-        with _timed(timings, "graph_search"):
-            graph_hits = self.graph.search(question, query, options.candidates)
-        with _timed(timings, "fuse"):
-            chunks = {c.id: c for c, _ in vector_hits + graph_hits}
-            fused = rrf([[c.id for c, _ in vector_hits], [c.id for c, _ in graph_hits]])
-            candidates = [chunks[i] for i, _ in fused[: options.candidates]]
+        mode, k = options.retrieval, options.candidates
+        fused, graph_result = self.retrieve(question, mode, k, timings)
+        candidates = [c.chunk for c in fused]
         with _timed(timings, "prune"):
             # A chunk's title (document title + heading path) goes into its context header, so
             # its first sentence is body text and is kept only on its own merit.
@@ -164,11 +168,94 @@ class Pipeline:
                 always_select_title=False,
             )
         with _timed(timings, "budget"):
-            answer = self._budget(candidates, pruned, options)
+            answer = self._budget(fused, pruned, options)
+        answer.retrieval = options.retrieval
+        answer.retrievers = {
+            name: sum(1 for c in fused if name in c.found_by)
+            for name in _retrievers(options.retrieval)
+        }
+        if options.explain:
+            answer.explain = self._explain(fused, pruned, graph_result)
         return answer
 
+    def retrieve(
+        self, question: str, mode: str, k: int, timings: dict[str, float] | None = None
+    ) -> tuple[list[Candidate], GraphSearchResult | None]:
+        """Candidates from the retrievers of ``mode``, fused by reciprocal-rank fusion (at most
+        ``k``, plus the graph-facts passage when the graph has facts)."""
+        if mode not in RETRIEVAL_MODES:
+            raise UnknownRetrievalError(
+                f"unknown retrieval mode {mode!r}; use one of {list(RETRIEVAL_MODES)}"
+            )
+        timings = {} if timings is None else timings
+        channels: dict[str, list[tuple[ChunkRecord, float]]] = {}
+        wanted = _retrievers(mode)
+        query: np.ndarray | None = None
+        if "vector" in wanted or "graph" in wanted:
+            with _timed(timings, "embed"):
+                query = self.encode([question])[0]
+        if "vector" in wanted:
+            with _timed(timings, "vector_search"):
+                channels["vector"] = self.library.search(query, k)  # type: ignore[arg-type]
+        if "lexical" in wanted:
+            with _timed(timings, "lexical_search"):
+                channels["lexical"] = self.library.search_lexical(question, k)
+        graph_result: GraphSearchResult | None = None
+        if "graph" in wanted:
+            with _timed(timings, "graph_search"):
+                graph_result = self.graph.search(question, query, k)
+                ids = [cid for cid, _ in graph_result.chunks]
+                scores = dict(graph_result.chunks)
+                channels["graph"] = [(c, scores[c.id]) for c in self.library.chunks(ids)]
+                if graph_result.facts:
+                    channels["graph"].insert(0, (_facts_chunk(graph_result.facts), 1.0))
+            for stage, ms in graph_result.timings_ms.items():
+                timings[f"graph_{stage}"] = ms
+        with _timed(timings, "fuse"):
+            chunks = {c.id: c for hits in channels.values() for c, _ in hits}
+            found_by: dict[int, dict[str, tuple[int, float]]] = {}
+            for name, hits in channels.items():
+                for rank, (c, score) in enumerate(hits, 1):
+                    found_by.setdefault(c.id, {}).setdefault(name, (rank, score))
+            fused = rrf([[c.id for c, _ in hits] for hits in channels.values()])
+            limit = k + (1 if GRAPH_FACTS_ID in chunks else 0)
+            candidates = [Candidate(chunks[i], score, found_by[i]) for i, score in fused[:limit]]
+        return candidates, graph_result
+
+    def _explain(
+        self,
+        fused: list[Candidate],
+        pruned: list[PrunedContext],
+        graph: GraphSearchResult | None,
+    ) -> dict[str, object]:
+        return {
+            "seeds": [
+                {"entity": s.name, "key": s.key, "weight": round(s.weight, 6), "linked_by": s.how}
+                for s in (graph.seeds if graph else [])
+            ],
+            "subgraph": graph.subgraph if graph else {},
+            "graph_facts": graph.facts if graph else [],
+            "candidates": [
+                {
+                    "rank": rank,
+                    "chunk_id": c.chunk.id,
+                    "document_id": c.chunk.document_id,
+                    "title": self._title(c.chunk),
+                    "heading_path": list(c.chunk.heading_path),
+                    "fused_score": round(c.fused_score, 6),
+                    "retrievers": {
+                        name: {"rank": r, "score": round(float(score), 6)}
+                        for name, (r, score) in c.found_by.items()
+                    },
+                    "rerank_score": round(p.rerank_score, 6),
+                    "kept_sentences": len(p.kept),
+                }
+                for rank, (c, p) in enumerate(zip(fused, pruned, strict=True), 1)
+            ],
+        }
+
     def _budget(
-        self, candidates: list[ChunkRecord], pruned: list[PrunedContext], options: AskOptions
+        self, fused: list[Candidate], pruned: list[PrunedContext], options: AskOptions
     ) -> Answer:
         """Best-reranked passages first (``rerank_order``), their kept sentences whole, within
         the token budget.
@@ -177,6 +264,8 @@ class Pipeline:
         service without a pruner sends); ``tokens_after`` is what is sent, headers included.
         A sentence that does not fit is skipped, and smaller ones after it may still fit.
         """
+        candidates = [c.chunk for c in fused]
+        sources = {c.chunk.id: c.found_by for c in fused}
         titles = {c.document_id: self._title(c) for c in candidates}
         ranked = [(candidates[i], pruned[i]) for i in rerank_order(pruned, self.rerank)]
         sentence_tokens = self.embedder.count_tokens(
@@ -217,6 +306,7 @@ class Pipeline:
                     kept=kept,
                     kept_scores=[result.sentence_scores[s.index] for s in kept],
                     pruned_count=len(chunk.sentences) - len(kept),
+                    found_by=sources[chunk.id],
                 )
             )
         return Answer(
@@ -232,8 +322,24 @@ class Pipeline:
         )
 
     def _title(self, chunk: ChunkRecord) -> str:
+        if chunk.id == GRAPH_FACTS_ID:
+            return GRAPH_FACTS_TITLE
         record = self.library.store.get_document(chunk.document_id)
         return record.title if record else ""
+
+
+def _retrievers(mode: str) -> tuple[str, ...]:
+    return RETRIEVERS if mode == "hybrid" else (mode,)
+
+
+def _facts_chunk(facts: Sequence[str]) -> ChunkRecord:
+    """The graph facts as a pseudo-chunk (offsets are into its own text)."""
+    sentences, pos = [], 0
+    for i, fact in enumerate(facts):
+        sentences.append(SentenceRecord(i, pos, pos + len(fact), fact))
+        pos += len(fact) + 1
+    text = " ".join(facts)
+    return ChunkRecord(GRAPH_FACTS_ID, "", 0, (), text, 0, len(text), sentences)
 
 
 def _header(n: int, title: str, chunk: ChunkRecord) -> str:

@@ -12,6 +12,7 @@ from app.library import Library
 from app.llm import LLM, ExtractiveLLM, OpenAILLM
 from app.pipeline import AskOptions, Pipeline
 from app.settings import Settings
+from graph import GraphRetriever
 from index import CachedEncoder, Embedder
 from pruner import ContextPruner, Pruner, SimilarityPruner
 from pruner.inference import CHECKPOINT
@@ -64,7 +65,16 @@ class Services:
                 settings.llm_temperature,
             ),
         }
-        pipeline = Pipeline(library, embedder, pruner, llms, encode=encode, rerank=settings.rerank)
+        graph = GraphRetriever(
+            library.graph,
+            max_depth=settings.graph_max_depth,
+            max_nodes=settings.graph_max_nodes,
+            prune_threshold=settings.graph_prune_threshold,
+            facts=settings.graph_facts,
+        )
+        pipeline = Pipeline(
+            library, embedder, pruner, llms, graph=graph, encode=encode, rerank=settings.rerank
+        )
         logger.info(
             "sieve ready: data dir %s, %d documents, %d chunks, llm %s",
             settings.data_dir,
@@ -82,6 +92,7 @@ class Services:
             prune_threshold=s.prune_threshold,
             max_context_tokens=s.max_context_tokens,
             llm=s.llm,
+            retrieval=s.retrieval,
         )
 
     async def aclose(self) -> None:

@@ -42,8 +42,25 @@ class Settings(BaseSettings):
     chunk_max_words: int = Field(200, gt=0, description="Never exceed (unless one sentence does).")
     max_upload_mb: float = Field(50.0, gt=0, description="Largest accepted upload, per file.")
     max_request_mb: float = Field(200.0, gt=0, description="Largest accepted request body.")
+    # knowledge graph
+    graph: bool = Field(True, description="Build the knowledge graph at ingestion.")
+    graph_merge_threshold: float = Field(
+        0.93, ge=0.0, le=1.0, description="Merge entities whose names embed this close."
+    )
+    graph_synonym_threshold: float = Field(
+        0.85, ge=0.0, le=1.0, description="Link entities as synonyms from this similarity."
+    )
+    graph_max_nodes: int = Field(3000, gt=0, description="Node budget of a query's subgraph.")
+    graph_max_depth: int = Field(4, gt=0, description="Edges walked from the seed entities.")
+    graph_prune_threshold: float = Field(
+        0.1, ge=-1.0, le=1.0, description="Drop subgraph entities less similar to the question."
+    )
+    graph_facts: int = Field(5, ge=0, description="Sentences in the graph-facts passage (0: none).")
     # question answering
-    candidates: int = Field(20, gt=0, le=1000, description="Chunks fetched by vector search.")
+    retrieval: Literal["vector", "lexical", "graph", "hybrid"] = Field(
+        "hybrid", description="Retrievers: vector, lexical (BM25), graph, or hybrid (all, fused)."
+    )
+    candidates: int = Field(20, gt=0, le=1000, description="Chunks fetched per retriever.")
     top_k: int = Field(5, gt=0, le=100, description="Passages kept after reranking.")
     pruner: Literal["provence", "similarity"] = Field(
         "provence", description="provence: the trained pruner+reranker; similarity: baseline."
@@ -88,6 +105,14 @@ class Settings(BaseSettings):
     @property
     def index_path(self) -> Path:
         return self.data_dir / "faiss.index"
+
+    @property
+    def lexical_path(self) -> Path:
+        return self.data_dir / "bm25.npz"
+
+    @property
+    def graph_path(self) -> Path:
+        return self.data_dir / "graph.npz"
 
 
 @lru_cache

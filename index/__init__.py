@@ -1,4 +1,4 @@
-"""Embeddings, the FAISS vector index and the SQLite document store."""
+"""Embeddings, the FAISS vector index, the BM25 lexical index and the SQLite document store."""
 
 from index.embedder import (
     MINILM_SHA256,
@@ -7,6 +7,7 @@ from index.embedder import (
     ModelIntegrityError,
     bundled_model_path,
 )
+from index.lexical import LexicalIndex, tokenize
 from index.records import (
     ChunkRecord,
     DocumentRecord,
@@ -26,6 +27,7 @@ __all__ = [
     "DocumentStore",
     "Embedder",
     "IndexKind",
+    "LexicalIndex",
     "MissingDocumentError",
     "ModelIntegrityError",
     "NewChunk",
@@ -36,4 +38,5 @@ __all__ = [
     "VectorIndex",
     "bundled_model_path",
     "faiss_has_gpu",
+    "tokenize",
 ]

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from app.library import DocumentNotFoundError
 from app.llm import LLMError
 from app.parsing import ParseError, UnsupportedFormatError
-from app.pipeline import UnknownBackendError
+from app.pipeline import UnknownBackendError, UnknownRetrievalError
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (UploadTooLargeError, 413),
     (BadUploadError, 400),
     (UnknownBackendError, 422),
+    (UnknownRetrievalError, 422),
     (DocumentNotFoundError, 404),
     (LLMError, 502),
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.pipeline import Answer, Citation
@@ -105,6 +107,12 @@ class AskRequest(BaseModel):
     prune_threshold: float | None = Field(None, ge=0.0, le=1.0)
     max_context_tokens: int | None = Field(None, ge=16, le=200_000)
     llm: str | None = Field(None, description="Answer backend: extractive or openai.")
+    retrieval: Literal["vector", "lexical", "graph", "hybrid"] | None = Field(
+        None, description="Retrievers: vector, lexical (BM25), graph, or hybrid (all, fused)."
+    )
+    explain: bool = Field(
+        False, description="Return the graph seeds, subgraph and fused candidate list."
+    )
 
     @field_validator("question")
     @classmethod
@@ -114,9 +122,14 @@ class AskRequest(BaseModel):
         return value
 
 
+class RetrieverHit(BaseModel):
+    rank: int = Field(description="1-based rank in that retriever's list.")
+    score: float = Field(description="The retriever's own score (cosine, BM25, PageRank).")
+
+
 class CitationOut(BaseModel):
     n: int
-    document_id: str
+    document_id: str = Field(description='"" for the knowledge-graph facts passage.')
     title: str
     chunk_id: int
     heading_path: list[str]
@@ -126,6 +139,7 @@ class CitationOut(BaseModel):
     sentences: list[SentenceOut] = Field(description="Kept sentences with document offsets.")
     kept_sentences: int
     pruned_sentences: int
+    retrievers: dict[str, RetrieverHit] = Field(description="The retrievers that found it.")
 
     @classmethod
     def of(cls, c: Citation) -> CitationOut:
@@ -144,6 +158,10 @@ class CitationOut(BaseModel):
             ],
             kept_sentences=len(c.kept),
             pruned_sentences=c.pruned_count,
+            retrievers={
+                name: RetrieverHit(rank=rank, score=float(score))
+                for name, (rank, score) in c.found_by.items()
+            },
         )
 
 
@@ -154,6 +172,11 @@ class AskStats(BaseModel):
     tokens_after: int = Field(description="Tokens of the context sent to the LLM (headers too).")
     compression: float = Field(description="1 - tokens_after / tokens_before: what pruning saved.")
     timings_ms: dict[str, float]
+    retrieval: str = Field(description="The retrieval mode used.")
+    retrievers: dict[str, int] = Field(
+        description="How many of the candidates each retriever found (a chunk found by two "
+        "retrievers counts for both)."
+    )
 
 
 class AskResponse(BaseModel):
@@ -163,6 +186,9 @@ class AskResponse(BaseModel):
     citations: list[CitationOut]
     context: str
     stats: AskStats
+    explain: dict[str, Any] | None = Field(
+        None, description="With explain=true: {seeds, subgraph, graph_facts, candidates}."
+    )
 
     @classmethod
     def of(cls, a: Answer) -> AskResponse:
@@ -179,8 +205,44 @@ class AskResponse(BaseModel):
                 tokens_after=a.tokens_after,
                 compression=round(a.compression, 4),
                 timings_ms=a.timings_ms,
+                retrieval=a.retrieval,
+                retrievers=a.retrievers,
             ),
+            explain=a.explain,
         )
+
+
+class EntityOut(BaseModel):
+    key: str = Field(description="Normalised entity key (use it as `entity=`).")
+    name: str
+    type: str = Field(description="name, acronym, quoted, date, quantity or title.")
+    chunks: int = Field(description="Chunks, sections and documents that mention it.")
+
+
+class EntityList(BaseModel):
+    total: int
+    entities: list[EntityOut]
+
+
+class LinkOut(BaseModel):
+    entity: EntityOut
+    cooccurrences: int = Field(description="Sentences mentioning both.")
+    relations: list[str] = Field(description="Typed relations (subject|relation|object).")
+    synonym: float | None = Field(None, description="Name similarity, when marked a synonym.")
+
+
+class MentionOut(BaseModel):
+    chunk_id: int
+    document_id: str
+    title: str
+    mentions: int
+
+
+class Neighbourhood(BaseModel):
+    entity: EntityOut
+    aliases: list[str]
+    mentioned_in: list[MentionOut]
+    neighbours: list[LinkOut]
 
 
 class Health(BaseModel):

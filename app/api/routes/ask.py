@@ -24,6 +24,8 @@ async def ask(body: AskRequest, services: ServicesDep) -> AskResponse:
         ),
         max_context_tokens=body.max_context_tokens or defaults.max_context_tokens,
         llm=body.llm or defaults.llm,
+        retrieval=body.retrieval or defaults.retrieval,
+        explain=body.explain,
     )
     answer = await services.pipeline.ask(body.question, options)
     return AskResponse.of(answer)

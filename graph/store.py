@@ -1,0 +1,457 @@
+"""The knowledge graph: documents → sections → chunks (concept layer) and entities (instance layer).
+
+Nodes are strings: ``d:<document id>``, ``s:<document id>:<heading path>``, ``c:<chunk id>`` and
+``e:<entity key>``. Edges (one undirected ``networkx.Graph``):
+
+- document–section–chunk ``contains`` edges (a chunk with no heading hangs off its document);
+- chunk–entity ``mentions`` edges, weighted by the mention count; a document's or section's
+  title is an entity linked to that node;
+- entity–entity edges carrying ``cooc`` (sentences in which both occur), ``rel`` (typed
+  relations, ``"subject|relation|object" → count``, from an LLM extractor) and ``synonym`` (the
+  name-embedding similarity of two entities that resolution was unsure to merge).
+
+What each chunk contributed is kept as a record, so deleting chunks removes exactly their
+contribution (entities left without mentions disappear) and the whole graph can be replayed from
+the records. Entity resolution: exact key match (through the alias table), then, for names, the
+nearest existing entity by name embedding: merged above ``merge_threshold`` when the two names
+share a word, a ``synonym`` edge above ``synonym_threshold`` otherwise.
+
+Persisted as one ``.npz`` (records as JSON + entity vectors), written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from graph.extract import Mention, extract, normalise
+
+Encoder = Callable[[Sequence[str]], np.ndarray]
+FORMAT_VERSION = 1
+_EMBEDDED_KINDS = {"name", "acronym", "quoted", "title"}  # dates and numbers: exact keys only
+
+
+@dataclass(frozen=True)
+class GraphChunk:
+    """A stored chunk, as the graph needs it."""
+
+    chunk_id: int
+    document_id: str
+    document_title: str
+    heading_path: tuple[str, ...]
+    sentences: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Triple:
+    subject: str
+    relation: str
+    object: str
+
+
+@dataclass
+class Contribution:
+    """What one chunk put into the graph (entity keys after resolution)."""
+
+    chunk_id: int
+    document_id: str
+    document_title: str
+    section: list[str]
+    mentions: list[list[Any]] = field(default_factory=list)  # [key, surface, kind, sentence]
+    triples: list[list[str]] = field(default_factory=list)  # [subject key, relation, object key]
+
+
+def doc_node(document_id: str) -> str:
+    return f"d:{document_id}"
+
+
+def chunk_node(chunk_id: int) -> str:
+    return f"c:{chunk_id}"
+
+
+def entity_node(key: str) -> str:
+    return f"e:{key}"
+
+
+def section_node(document_id: str, section: Sequence[str]) -> str:
+    return f"s:{document_id}:{' / '.join(section)}" if section else doc_node(document_id)
+
+
+class KnowledgeGraph:
+    def __init__(
+        self,
+        encode: Encoder | None = None,
+        merge_threshold: float = 0.93,
+        synonym_threshold: float = 0.85,
+    ) -> None:
+        self.encode = encode
+        self.merge_threshold = merge_threshold
+        self.synonym_threshold = synonym_threshold
+        self.g = nx.Graph()
+        self.records: dict[int, Contribution] = {}
+        self.aliases: dict[str, str] = {}  # merged key → canonical key
+        self.vectors: dict[str, np.ndarray] = {}  # entity key → unit name vector
+        self.lock = threading.RLock()
+        self.version = 0  # bumped on every change (caches key on it)
+        self._matrix: tuple[int, list[str], np.ndarray] | None = None
+        self._pending_synonyms: list[tuple[str, str, float]] = []  # (new key, existing, sim)
+
+    # ---- sizes ----------------------------------------------------------------------------
+    @property
+    def entity_count(self) -> int:
+        return sum(1 for n in self.g if n.startswith("e:"))
+
+    def chunk_ids(self) -> np.ndarray:
+        with self.lock:
+            return np.fromiter(self.records, dtype=np.int64, count=len(self.records))
+
+    # ---- adding ---------------------------------------------------------------------------
+    def add(
+        self, chunks: Sequence[GraphChunk], triples: dict[int, list[Triple]] | None = None
+    ) -> None:
+        """Extract and add chunks (already-present chunk ids are replaced)."""
+        extracted = [
+            (c, extract(c.sentences), _titles(c), (triples or {}).get(c.chunk_id, []))
+            for c in chunks
+        ]
+        with self.lock:
+            self.remove([c.chunk_id for c in chunks if c.chunk_id in self.records])
+            surfaces: dict[str, tuple[str, str]] = {}
+            for _, mentions, titles, tr in extracted:
+                for m in [*mentions, *titles]:
+                    surfaces.setdefault(m.key, (m.text, m.kind))
+                for t in tr:
+                    for name in (t.subject, t.object):
+                        key = normalise(name)
+                        if key:
+                            surfaces.setdefault(key, (name, "name"))
+            resolved = self._resolve(surfaces)
+            for c, mentions, titles, tr in extracted:
+                record = Contribution(
+                    c.chunk_id,
+                    c.document_id,
+                    c.document_title,
+                    list(c.heading_path),
+                    [[resolved[m.key], m.text, m.kind, m.sentence] for m in [*mentions, *titles]],
+                    [
+                        [resolved[normalise(t.subject)], t.relation, resolved[normalise(t.object)]]
+                        for t in tr
+                        if normalise(t.subject) and normalise(t.object)
+                    ],
+                )
+                self._apply(record, +1)
+                self.records[c.chunk_id] = record
+            self.version += 1
+
+    def _resolve(self, surfaces: dict[str, tuple[str, str]]) -> dict[str, str]:
+        """Key → canonical key for every key seen in this batch; new entities get vectors."""
+        out: dict[str, str] = {}
+        new: dict[str, None] = {}  # ordered set
+        for key in surfaces:
+            canonical = self.aliases.get(key, key)
+            out[key] = canonical
+            if entity_node(canonical) not in self.g:
+                new[canonical] = None
+        embeddable = [k for k in new if surfaces[k][1] in _EMBEDDED_KINDS]
+        if self.encode is None or not embeddable:
+            return out
+        vectors = np.asarray(self.encode([surfaces[k][0] for k in embeddable]), dtype=np.float32)
+        keys, matrix = self._entity_matrix()
+        accepted: list[str] = []
+        accepted_vecs: list[np.ndarray] = []
+        for key, vec in zip(embeddable, vectors, strict=True):
+            best, best_sim = "", -1.0
+            if len(keys):
+                sims = matrix @ vec
+                i = int(np.argmax(sims))
+                best, best_sim = keys[i], float(sims[i])
+            if accepted_vecs:
+                sims = np.stack(accepted_vecs) @ vec
+                j = int(np.argmax(sims))
+                if float(sims[j]) > best_sim:
+                    best, best_sim = accepted[j], float(sims[j])
+            if best_sim >= self.merge_threshold and _share_word(key, best):
+                self.aliases[key] = best
+                for k, v in out.items():
+                    if v == key:
+                        out[k] = best
+                continue
+            accepted.append(key)
+            accepted_vecs.append(vec)
+            self.vectors[key] = vec
+            if best_sim >= self.synonym_threshold:
+                self._pending_synonyms.append((key, best, best_sim))
+        return out
+
+    def _entity_matrix(self) -> tuple[list[str], np.ndarray]:
+        if self._matrix is None or self._matrix[0] != self.version:
+            keys = [k for k in self.vectors if entity_node(k) in self.g]
+            matrix = (
+                np.stack([self.vectors[k] for k in keys])
+                if keys
+                else np.zeros((0, 1), dtype=np.float32)
+            )
+            self._matrix = (self.version, keys, matrix)
+        return self._matrix[1], self._matrix[2]
+
+    def _apply(self, r: Contribution, sign: int) -> None:
+        """Add (+1) or subtract (−1) one chunk's contribution."""
+        g = self.g
+        doc, chunk = doc_node(r.document_id), chunk_node(r.chunk_id)
+        sec = section_node(r.document_id, r.section)
+        if sign > 0:
+            g.add_node(doc, kind="document", title=r.document_title)
+            if sec != doc:
+                g.add_node(sec, kind="section", title=r.section[-1])
+                g.add_edge(doc, sec, kind="contains")
+            g.add_node(chunk, kind="chunk")
+            g.add_edge(sec, chunk, kind="contains")
+        by_sentence: dict[int, set[str]] = {}
+        touched: set[str] = set()
+        for key, surface, kind, sentence in r.mentions:
+            ent = entity_node(key)
+            touched.add(ent)
+            if sign > 0 and ent not in g:
+                g.add_node(ent, kind="entity", name=surface, type=kind)
+                for other, b, sim in self._pending_synonyms:
+                    if other == key and entity_node(b) in g:
+                        _bump(g, ent, entity_node(b), "synonym", sim, set_value=True)
+            if kind == "title":
+                owner = doc if sentence == -1 else sec
+                _bump(g, owner, ent, "titles", sign)
+            else:
+                _bump(g, chunk, ent, "mentions", sign)
+                by_sentence.setdefault(int(sentence), set()).add(ent)
+        for ents in by_sentence.values():
+            for a, b in combinations(sorted(ents), 2):
+                _bump(g, a, b, "cooc", sign)
+        for s, rel, o in r.triples:
+            a, b = entity_node(s), entity_node(o)
+            for n, name in ((a, s), (b, o)):
+                if sign > 0 and n not in g:
+                    g.add_node(n, kind="entity", name=name, type="name")
+                touched.add(n)
+                _bump(g, chunk, n, "mentions", sign)
+            _bump_rel(g, a, b, f"{s}|{rel}|{o}", sign)
+        if sign < 0:
+            if chunk in g:
+                g.remove_node(chunk)
+            for node in (sec, doc):
+                if node in g and not any(
+                    g.nodes[n].get("kind") in {"chunk", "section"} for n in g[node]
+                ):
+                    touched.update(n for n in g[node] if n.startswith("e:"))
+                    g.remove_node(node)
+            for ent in touched:
+                if ent in g and not any(not n.startswith("e:") for n in g[ent]):
+                    g.remove_node(ent)
+                    key = ent[2:]
+                    self.vectors.pop(key, None)
+                    for alias in [a for a, c in self.aliases.items() if c == key]:
+                        del self.aliases[alias]
+        elif sign > 0:
+            pending = self._pending_synonyms
+            self._pending_synonyms = [p for p in pending if entity_node(p[0]) not in g]
+
+    # ---- inspection -----------------------------------------------------------------------
+    def entity(self, key: str) -> dict[str, Any] | None:
+        """An entity by key (or alias, or any surface form of it), with its mention count."""
+        with self.lock:
+            key = normalise(key) if entity_node(key) not in self.g else key
+            key = self.aliases.get(key, key)
+            node = entity_node(key)
+            if node not in self.g:
+                return None
+            data = self.g.nodes[node]
+            support = sum(1 for n in self.g[node] if not n.startswith("e:"))
+            return {"key": key, "name": data["name"], "type": data["type"], "chunks": support}
+
+    def find_entities(self, query: str, limit: int = 20) -> tuple[int, list[dict[str, Any]]]:
+        """Entities whose key contains the normalised query (all when it is empty), the exact
+        match first, then by how many chunks mention them; returns (total, first ``limit``)."""
+        q = normalise(query) if query.strip() else ""
+        with self.lock:
+            hits = [n[2:] for n in self.g if n.startswith("e:") and q in n[2:]]
+            rows = [e for k in hits if (e := self.entity(k)) is not None]
+        rows.sort(key=lambda e: (e["key"] != q, -e["chunks"], e["key"]))
+        return len(rows), rows[:limit]
+
+    def neighbourhood(self, key: str, limit: int = 50) -> dict[str, Any] | None:
+        """An entity's mentions (chunks, sections, documents) and its strongest neighbours."""
+        with self.lock:
+            info = self.entity(key)
+            if info is None:
+                return None
+            node = entity_node(info["key"])
+            mentions: list[dict[str, Any]] = []
+            links: list[tuple[float, str, dict[str, Any]]] = []
+            for nb, data in self.g[node].items():
+                if nb.startswith("e:"):
+                    weight = data.get("cooc", 0) + sum((data.get("rel") or {}).values())
+                    links.append((weight + data.get("synonym", 0), nb, data))
+                elif nb.startswith("c:"):
+                    record = self.records[int(nb[2:])]
+                    mentions.append(
+                        {
+                            "chunk_id": record.chunk_id,
+                            "document_id": record.document_id,
+                            "title": record.document_title,
+                            "mentions": int(data.get("mentions", 0)),
+                        }
+                    )
+            links.sort(key=lambda x: (-x[0], x[1]))
+            mentions.sort(key=lambda m: (-m["mentions"], m["chunk_id"]))
+            return {
+                "entity": info,
+                "aliases": sorted(a for a, c in self.aliases.items() if c == info["key"]),
+                "mentioned_in": mentions[:limit],
+                "neighbours": [
+                    {
+                        "entity": self.entity(nb[2:]),
+                        "cooccurrences": int(data.get("cooc", 0)),
+                        "relations": sorted(data.get("rel") or {}),
+                        "synonym": data.get("synonym"),
+                    }
+                    for _, nb, data in links[:limit]
+                ],
+            }
+
+    # ---- removing -------------------------------------------------------------------------
+    def remove(self, chunk_ids: Iterable[int]) -> int:
+        """Remove the chunks' contributions in one pass; returns how many were present."""
+        n = 0
+        with self.lock:
+            for cid in chunk_ids:
+                record = self.records.pop(int(cid), None)
+                if record is not None:
+                    self._apply(record, -1)
+                    n += 1
+            if n:
+                self.version += 1
+        return n
+
+    def remove_documents(self, document_ids: Iterable[str]) -> int:
+        wanted = set(document_ids)
+        with self.lock:
+            ids = [cid for cid, r in self.records.items() if r.document_id in wanted]
+            return self.remove(ids)
+
+    # ---- persistence ----------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        with self.lock:
+            payload = {
+                "format": FORMAT_VERSION,
+                "records": [asdict(r) for r in self.records.values()],
+                "aliases": self.aliases,
+                "synonyms": [
+                    [u[2:], v[2:], d["synonym"]]
+                    for u, v, d in self.g.edges(data=True)
+                    if "synonym" in d
+                ],
+            }
+            keys = [k for k in self.vectors if entity_node(k) in self.g]
+            dim = next(iter(self.vectors.values())).shape[0] if self.vectors else 0
+            matrix = (
+                np.stack([self.vectors[k] for k in keys])
+                if keys
+                else np.zeros((0, dim), np.float32)
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(
+                    f,
+                    payload=np.array(json.dumps(payload)),
+                    keys=np.array(keys, dtype=str),
+                    vectors=matrix,
+                )
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: Path, encode: Encoder | None = None, **options: float) -> KnowledgeGraph:
+        """Replay a file written by :meth:`save`; ``ValueError`` when it is unusable."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                payload = json.loads(str(data["payload"]))
+                keys = data["keys"].tolist()
+                matrix = data["vectors"].astype(np.float32)
+        except (OSError, KeyError, ValueError) as exc:
+            raise ValueError(f"cannot read graph {path}: {exc}") from exc
+        if payload.get("format") != FORMAT_VERSION:
+            raise ValueError(f"graph {path}: format {payload.get('format')}, not {FORMAT_VERSION}")
+        kg = cls(encode, **options)
+        kg.vectors = dict(zip(keys, matrix, strict=True))
+        kg.aliases = dict(payload["aliases"])
+        for raw in payload["records"]:
+            record = Contribution(**raw)
+            kg._apply(record, +1)
+            kg.records[record.chunk_id] = record
+        for a, b, sim in payload["synonyms"]:
+            if entity_node(a) in kg.g and entity_node(b) in kg.g:
+                _bump(kg.g, entity_node(a), entity_node(b), "synonym", sim, set_value=True)
+        kg.version += 1
+        return kg
+
+
+def _titles(c: GraphChunk) -> list[Mention]:
+    out = []
+    for where, title in ((-1, c.document_title), *((-2, h) for h in c.heading_path[-1:])):
+        key = normalise(title, "title")
+        if key:
+            out.append(Mention(title.strip(), key, "title", where))
+    return out
+
+
+def _share_word(a: str, b: str) -> bool:
+    return bool(set(a.split()) & set(b.split()))
+
+
+def _bump(g: nx.Graph, u: str, v: str, attr: str, amount: float, set_value: bool = False) -> None:
+    if amount > 0:
+        if not g.has_edge(u, v):
+            g.add_edge(u, v)
+        data = g[u][v]
+        data[attr] = amount if set_value else data.get(attr, 0) + amount
+        return
+    if not g.has_edge(u, v):
+        return
+    data = g[u][v]
+    data[attr] = data.get(attr, 0) + amount
+    if data[attr] <= 0:
+        del data[attr]
+    if not any(k in data for k in ("mentions", "titles", "cooc", "rel", "synonym", "kind")):
+        g.remove_edge(u, v)
+
+
+def _bump_rel(g: nx.Graph, u: str, v: str, name: str, amount: int) -> None:
+    if amount > 0 and not g.has_edge(u, v):
+        g.add_edge(u, v)
+    if not g.has_edge(u, v):
+        return
+    rel: Counter[str] = g[u][v].setdefault("rel", Counter())
+    rel[name] += amount
+    if rel[name] <= 0:
+        del rel[name]
+    if not rel:
+        del g[u][v]["rel"]
+        _bump(g, u, v, "cooc", 0)
+
+
+__all__ = ["Contribution", "GraphChunk", "KnowledgeGraph", "Triple"]
