@@ -9,6 +9,7 @@ worker thread so the event loop stays free for other requests.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -181,46 +182,48 @@ class Pipeline:
     def retrieve(
         self, question: str, mode: str, k: int, timings: dict[str, float] | None = None
     ) -> tuple[list[Candidate], GraphSearchResult | None]:
-        """Candidates from the retrievers of ``mode``, fused by reciprocal-rank fusion (at most
-        ``k``, plus the graph-facts passage when the graph has facts)."""
-        if mode not in RETRIEVAL_MODES:
-            raise UnknownRetrievalError(
-                f"unknown retrieval mode {mode!r}; use one of {list(RETRIEVAL_MODES)}"
-            )
+        """Candidates from the retrievers of ``mode``, fused (see :func:`fuse`): at most ``k``,
+        plus the graph-facts passage when the graph has facts."""
         timings = {} if timings is None else timings
+        channels, graph_result = self.search_channels(question, _retrievers(mode), k, timings)
+        with _timed(timings, "fuse"):
+            candidates = fuse(channels, k)
+            if graph_result is not None and graph_result.facts:
+                candidates.append(
+                    Candidate(_facts_chunk(graph_result.facts), 0.0, {"graph_facts": (1, 1.0)})
+                )
+        return candidates, graph_result
+
+    def search_channels(
+        self, question: str, retrievers: Sequence[str], k: int, timings: dict[str, float]
+    ) -> tuple[dict[str, list[tuple[ChunkRecord, float]]], GraphSearchResult | None]:
+        """Each retriever's top ``k`` chunks with its own scores, best first."""
+        unknown = set(retrievers) - set(RETRIEVERS)
+        if unknown:
+            raise UnknownRetrievalError(
+                f"unknown retrieval mode {sorted(unknown)[0]!r}; use one of {list(RETRIEVAL_MODES)}"
+            )
         channels: dict[str, list[tuple[ChunkRecord, float]]] = {}
-        wanted = _retrievers(mode)
         query: np.ndarray | None = None
-        if "vector" in wanted or "graph" in wanted:
+        if "vector" in retrievers or "graph" in retrievers:
             with _timed(timings, "embed"):
                 query = self.encode([question])[0]
-        if "vector" in wanted:
+        if "vector" in retrievers:
             with _timed(timings, "vector_search"):
                 channels["vector"] = self.library.search(query, k)  # type: ignore[arg-type]
-        if "lexical" in wanted:
+        if "lexical" in retrievers:
             with _timed(timings, "lexical_search"):
                 channels["lexical"] = self.library.search_lexical(question, k)
         graph_result: GraphSearchResult | None = None
-        if "graph" in wanted:
+        if "graph" in retrievers:
             with _timed(timings, "graph_search"):
                 graph_result = self.graph.search(question, query, k)
-                ids = [cid for cid, _ in graph_result.chunks]
                 scores = dict(graph_result.chunks)
-                channels["graph"] = [(c, scores[c.id]) for c in self.library.chunks(ids)]
-                if graph_result.facts:
-                    channels["graph"].insert(0, (_facts_chunk(graph_result.facts), 1.0))
+                chunks = self.library.chunks(list(scores))
+                channels["graph"] = [(c, scores[c.id]) for c in chunks]
             for stage, ms in graph_result.timings_ms.items():
                 timings[f"graph_{stage}"] = ms
-        with _timed(timings, "fuse"):
-            chunks = {c.id: c for hits in channels.values() for c, _ in hits}
-            found_by: dict[int, dict[str, tuple[int, float]]] = {}
-            for name, hits in channels.items():
-                for rank, (c, score) in enumerate(hits, 1):
-                    found_by.setdefault(c.id, {}).setdefault(name, (rank, score))
-            fused = rrf([[c.id for c, _ in hits] for hits in channels.values()])
-            limit = k + (1 if GRAPH_FACTS_ID in chunks else 0)
-            candidates = [Candidate(chunks[i], score, found_by[i]) for i, score in fused[:limit]]
-        return candidates, graph_result
+        return channels, graph_result
 
     def _explain(
         self,
@@ -329,7 +332,35 @@ class Pipeline:
 
 
 def _retrievers(mode: str) -> tuple[str, ...]:
+    if mode not in RETRIEVAL_MODES:
+        raise UnknownRetrievalError(
+            f"unknown retrieval mode {mode!r}; use one of {list(RETRIEVAL_MODES)}"
+        )
     return RETRIEVERS if mode == "hybrid" else (mode,)
+
+
+def fuse(
+    channels: dict[str, list[tuple[ChunkRecord, float]]], k: int, protect: int | None = None
+) -> list[Candidate]:
+    """Reciprocal-rank fusion of the retrievers' lists, cut to ``k`` candidates in fused order.
+
+    The cut keeps each retriever's best ``protect`` chunks (default: ceil(k / (2 · retrievers))
+    when there are several): plain RRF favours chunks that two retrievers agree on, and would
+    otherwise drop the one chunk only the graph finds, the second hop of a multi-hop question.
+    """
+    chunks = {c.id: c for hits in channels.values() for c, _ in hits}
+    found_by: dict[int, dict[str, tuple[int, float]]] = {}
+    for name, hits in channels.items():
+        for rank, (c, score) in enumerate(hits, 1):
+            found_by.setdefault(c.id, {}).setdefault(name, (rank, score))
+    fused = rrf([[c.id for c, _ in hits] for hits in channels.values()])
+    if protect is None:
+        protect = math.ceil(k / (2 * len(channels))) if len(channels) > 1 else 0
+    protected = {c.id for hits in channels.values() for c, _ in hits[:protect]}
+    first = [i for i, _ in fused if i in protected][:k]
+    rest = [i for i, _ in fused if i not in protected][: k - len(first)]
+    kept = set(first) | set(rest)
+    return [Candidate(chunks[i], score, found_by[i]) for i, score in fused if i in kept]
 
 
 def _facts_chunk(facts: Sequence[str]) -> ChunkRecord:

@@ -3,9 +3,10 @@
 What counts as an entity mention:
 
 - ``name``: runs of capitalised words, joined by lower-case particles inside a name
-  ("University of California", "Leonardo da Vinci"); a capitalised word that only opens a
-  sentence is not a name by itself ("Scientists found …"), unless it is followed by more
-  capitalised words;
+  ("University of California", "Leonardo da Vinci"); common sentence openers ("However",
+  "The") are dropped from a run. A single capitalised word that opens a sentence ("Scientists
+  found …", "Paris is …") cannot be told from a name here: it comes back as a ``weak``
+  mention, which the graph keeps only when the same key is an entity from a strong mention;
 - ``acronym``: two or more capitals, optionally dotted or pluralised (NASA, U.S., NGOs);
 - ``quoted``: short quoted terms ("…", “…”, «…»);
 - ``date``: "12 March 1990", "March 12, 1990", "1990-03-12", and four-digit years;
@@ -63,7 +64,9 @@ _STARTERS = _words(
     it they we i you his her its their our my your this that these those there here some many
     most all each every both either neither no not one another other such what which who whom
     whose where why how today yesterday tomorrow yes unlike like despite because according
-    between among under over into onto upon about above below around through throughout"""
+    between among under over into onto upon about above below around through throughout later
+    earlier first finally now once yet still instead recently originally currently formerly then
+    two three four five six seven eight nine ten several few both many more less following"""
 )
 _NOT_NAMES = _STARTERS | _words(
     "i ii iii mr mrs ms dr st prof sir monday tuesday wednesday thursday friday saturday sunday"
@@ -81,11 +84,14 @@ class Mention:
     key: str  # normalised entity key
     kind: str  # name | acronym | quoted | date | quantity | title
     sentence: int  # index of the sentence in the chunk (-1 for titles)
+    weak: bool = False  # a lone capitalised sentence opener: maybe a name, maybe not
 
 
 def normalise(text: str, kind: str = "name") -> str:
     """The entity key of a surface form ("" when nothing is left)."""
     s = unicodedata.normalize("NFKC", text).strip()
+    if kind in {"date", "quantity"}:  # keep decimal points and currency signs
+        return _SPACE.sub(" ", s.casefold()).strip(" .,;:")
     s = _PAREN.sub("", s)
     if kind == "acronym":
         s = s.replace(".", "")
@@ -105,10 +111,10 @@ def _is_cap(word: str) -> bool:
     return word[:1].isupper()
 
 
-def _names(sentence: str) -> list[tuple[int, int]]:
-    """(start, end) spans of capitalised-word runs in one sentence."""
+def _names(sentence: str) -> list[tuple[int, int, bool]]:
+    """(start, end, weak) spans of capitalised-word runs in one sentence."""
     words = list(_WORD.finditer(sentence))
-    spans: list[tuple[int, int]] = []
+    spans: list[tuple[int, int, bool]] = []
     i = 0
     while i < len(words):
         if not _is_cap(words[i].group()):
@@ -131,10 +137,15 @@ def _names(sentence: str) -> list[tuple[int, int]]:
         while first <= last and words[first].group().rstrip(".").casefold() in _NOT_NAMES:
             first += 1
         opener = words[i].start() == _first_word_start(sentence)
-        if first <= last and not (opener and first == i and first == last):
-            spans.append((words[first].start(), words[last].end()))
+        if first <= last:
+            weak = opener and first == i and first == last
+            spans.append((words[first].start(), words[last].end(), weak))
         i = last + 1
     return spans
+
+
+def _name_kind(text: str) -> str:
+    return "acronym" if _ACRONYM.fullmatch(_POSSESSIVE.sub("", text)) else "name"
 
 
 def _first_word_start(sentence: str) -> int:
@@ -146,22 +157,19 @@ def extract(sentences: Sequence[str], titles: Sequence[str] = ()) -> list[Mentio
     """Mentions in a chunk's sentences (in order of appearance), then the given titles."""
     found: list[tuple[int, int, Mention]] = []
     for n, sentence in enumerate(sentences):
-        spans: list[tuple[int, int, str]] = [
-            *((m.start(), m.end(), "date") for m in _DATE.finditer(sentence)),
-            *((m.start(), m.end(), "quantity") for m in _QUANTITY.finditer(sentence)),
+        spans: list[tuple[int, int, str, bool]] = [
+            *((m.start(), m.end(), "date", False) for m in _DATE.finditer(sentence)),
+            *((m.start(), m.end(), "quantity", False) for m in _QUANTITY.finditer(sentence)),
             *(
-                (m.start(1), m.end(1), "quoted")
+                (m.start(1), m.end(1), "quoted", False)
                 for m in _QUOTED.finditer(sentence)
                 if len(m.group(1).split()) <= MAX_NAME_WORDS
             ),
-            *(
-                (a, b, "acronym" if _ACRONYM.fullmatch(sentence[a:b]) else "name")
-                for a, b in _names(sentence)
-            ),
-            *((m.start(), m.end(), "acronym") for m in _ACRONYM.finditer(sentence)),
+            *((a, b, _name_kind(sentence[a:b]), weak) for a, b, weak in _names(sentence)),
+            *((m.start(), m.end(), "acronym", False) for m in _ACRONYM.finditer(sentence)),
         ]
         taken: list[tuple[int, int]] = []  # earlier kinds win overlaps
-        for start, end, kind in spans:
+        for start, end, kind, weak in spans:
             if any(start < e and s < end for s, e in taken):
                 continue
             surface = sentence[start:end].strip().rstrip(".,;:")
@@ -169,7 +177,7 @@ def extract(sentences: Sequence[str], titles: Sequence[str] = ()) -> list[Mentio
             if not key or (kind == "name" and key in _NOT_NAMES):
                 continue
             taken.append((start, end))
-            found.append((n, start, Mention(surface, key, kind, n)))
+            found.append((n, start, Mention(surface, key, kind, n, weak and kind == "name")))
     found.sort(key=lambda f: (f[0], f[1]))
     out = [m for _, _, m in found]
     for title in titles:

@@ -7,8 +7,10 @@ personalised PageRank (HippoRAG-style), and phrase the strongest edges as "graph
    1 / (chunks mentioning it) ** ``specificity_power``: rare entities say more than common ones.
 2. Subgraph: breadth-first from the seeds over every node kind (entities, chunks, sections,
    documents) up to ``max_depth`` edges and ``max_nodes`` nodes, at most ``max_fanout``
-   neighbours per node; entities other than seeds whose name is dissimilar to the question
-   (cosine < ``prune_threshold``) are pruned (DSRAG's semantic pruning).
+   neighbours per node. Entities beyond the first hop (more than ``keep_depth`` edges from a
+   seed) whose name is dissimilar to the question (cosine < ``prune_threshold``) are pruned
+   (DSRAG's semantic pruning). First-hop entities are never pruned: a bridge entity's name
+   (the director of the film in the question) rarely resembles the question.
 3. Personalised PageRank over the subgraph (power iteration on a sparse matrix), restarting at
    the seeds; chunks ranked by their PageRank mass.
 """
@@ -68,6 +70,7 @@ class GraphRetriever:
     iterations: int = 30
     link_threshold: float = 0.8
     prune_threshold: float = 0.1
+    keep_depth: int = 2  # seed → chunk → entity: the first hop is kept whatever its name
     specificity_power: float = 1.0
     max_ngram: int = 6
     facts: int = 5
@@ -164,7 +167,7 @@ class GraphRetriever:
             for nb in islice(g[node], self.max_fanout):
                 if nb in order:
                     continue
-                if nb[0] == "e" and query is not None and self.prune_threshold > -1:
+                if nb[0] == "e" and query is not None and depth + 1 > self.keep_depth:
                     vec = vectors.get(nb[2:])
                     if vec is not None and float(vec @ query) < self.prune_threshold:
                         continue

@@ -126,6 +126,11 @@ class KnowledgeGraph:
             for c in chunks
         ]
         with self.lock:
+            strong = {m.key for _, ms, ts, _ in extracted for m in [*ms, *ts] if not m.weak}
+            extracted = [
+                (c, [m for m in ms if not m.weak or self._known(m.key, strong)], ts, tr)
+                for c, ms, ts, tr in extracted
+            ]
             self.remove([c.chunk_id for c in chunks if c.chunk_id in self.records])
             surfaces: dict[str, tuple[str, str]] = {}
             for _, mentions, titles, tr in extracted:
@@ -153,6 +158,9 @@ class KnowledgeGraph:
                 self._apply(record, +1)
                 self.records[c.chunk_id] = record
             self.version += 1
+
+    def _known(self, key: str, strong: set[str]) -> bool:
+        return key in strong or entity_node(self.aliases.get(key, key)) in self.g
 
     def _resolve(self, surfaces: dict[str, tuple[str, str]]) -> dict[str, str]:
         """Key → canonical key for every key seen in this batch; new entities get vectors."""

@@ -8,6 +8,7 @@ atomically; SQLite stays the source of truth and the owner reconciles the two at
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
@@ -21,6 +22,7 @@ from bm25s.stopwords import STOPWORDS_EN
 
 from index.records import SearchHit
 
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _STOP = frozenset(STOPWORDS_EN)
 

@@ -1,0 +1,367 @@
+"""Multi-hop retrieval: vector vs lexical vs graph vs hybrid, and after pruner reranking.
+
+    python -m bench.multihop                  # all questions (~20 min on 2 CPU cores)
+    python -m bench.multihop --questions 100  # a quick look
+
+Corpus: every paragraph of the multi-hop sets in ../shared/data that carry supporting facts
+(HotpotQA train sample, HotpotQA fullwiki dev subsets, MuSiQue train sample), one document per
+distinct (title, text), ingested through the real Library (FAISS + BM25 + knowledge graph).
+Questions: those whose gold paragraphs are all in the corpus. A question counts as found at k
+when ALL its gold paragraphs are among the first k distinct documents ("all-gold recall@k").
+
+No retriever here is trained, so every question may be scored for vector / lexical / graph /
+hybrid. The pruner-reranked row uses only questions the pruner never trained on (its training
+used the HotpotQA train sample's train split; MuSiQue and the fullwiki dev subsets not at all).
+
+Also: extraction quality (the share of gold paragraph titles, i.e. the bridge entities, that the
+extractor finds in the body text of other paragraphs), graph ingest cost (ms per chunk), query
+latency per stage, and the memory of the graph and the BM25 index per 10k chunks.
+Writes bench/results/multihop.json and .png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import random
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.parsing import parse_text
+from app.pipeline import RETRIEVERS, Candidate, fuse, rerank_order
+from app.services import Services
+from app.settings import Settings
+from bench.common import RESULTS, data_dir, machine, percentiles, require, write_json
+from graph import KnowledgeGraph, normalise
+from index import Embedder, LexicalIndex
+from pruner.data import split_of
+
+KS = (5, 10, 20)
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    gold: frozenset[tuple[str, str]]  # (title, text) of every supporting paragraph
+    source: str
+    trained_on: bool  # by the pruner
+
+
+def _hotpot(path: Path, source: str, trained: Callable[[str], bool]) -> Any:
+    items = (
+        json.loads(path.read_text())
+        if path.suffix == ".json"
+        else [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    )
+    for item in items:
+        paragraphs = {title: "".join(sents).strip() for title, sents in item["context"]}
+        gold_titles = {title for title, _ in item["supporting_facts"]}
+        gold = (
+            frozenset((t, paragraphs[t]) for t in gold_titles)
+            if gold_titles <= set(paragraphs)
+            else None
+        )
+        yield (
+            list(paragraphs.items()),
+            Question(item["question"], gold, source, trained(item["_id"])) if gold else None,
+        )
+
+
+def _musique(path: Path) -> Any:
+    for item in json.loads(path.read_text()):
+        paragraphs = [(p["title"], p["paragraph_text"].strip()) for p in item["paragraphs"]]
+        gold = frozenset(
+            (p["title"], p["paragraph_text"].strip())
+            for p in item["paragraphs"]
+            if p["is_supporting"]
+        )
+        yield paragraphs, Question(item["question"], gold, "musique_train100", False)
+
+
+def load() -> tuple[list[tuple[str, str]], list[Question]]:
+    base = data_dir()
+    corpus: dict[tuple[str, str], None] = {}
+    questions: list[Question] = []
+    sources = [
+        _hotpot(
+            require(base / "hotpotqa_hipporag_train100" / "hotpotqa_train.json"),
+            "hotpotqa_train100",
+            lambda qid: split_of("hotpotqa", qid) == "train",
+        ),
+        _hotpot(
+            require(base / "hotpotqa_fullwiki_dev_subsets" / "amor_test500.jsonl"),
+            "hotpotqa_fullwiki_amor",
+            lambda qid: False,
+        ),
+        _hotpot(
+            require(base / "hotpotqa_fullwiki_dev_subsets" / "tts_sampled500.jsonl"),
+            "hotpotqa_fullwiki_tts",
+            lambda qid: False,
+        ),
+        _musique(require(base / "musique_hipporag_train100" / "musique_train.json")),
+    ]
+    seen: set[str] = set()
+    for source in sources:
+        for paragraphs, question in source:
+            for p in paragraphs:
+                if p[1]:
+                    corpus[p] = None
+            if question is not None and question.text not in seen and len(question.gold) > 1:
+                seen.add(question.text)
+                questions.append(question)
+    return list(corpus), questions
+
+
+def ranked_docs(candidates: Sequence[Candidate], order: Sequence[int] | None = None) -> list[str]:
+    order = range(len(candidates)) if order is None else order
+    docs = [candidates[i].chunk.document_id for i in order]
+    return [d for d in dict.fromkeys(docs) if d]  # the graph-facts passage has no document
+
+
+def recall(found: list[list[str]], gold: list[set[str]], ks: Sequence[int]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k in ks:
+        out[f"all_gold@{k}"] = round(
+            float(np.mean([g <= set(f[:k]) for f, g in zip(found, gold, strict=True)])), 4
+        )
+        shares = [len(g & set(f[:k])) / len(g) for f, g in zip(found, gold, strict=True)]
+        out[f"gold_share@{k}"] = round(float(np.mean(shares)), 4)
+    return out
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * 4096 / 2**20
+
+
+def memory_per_10k(services: Services, data: Path) -> dict[str, float]:
+    """RSS added by loading the graph and the BM25 index (matrix built) from their files."""
+    chunks = services.library.store.count_chunks()
+    out: dict[str, float] = {"chunks": chunks}
+    for name, load in (
+        ("graph", lambda: KnowledgeGraph.load(data / "graph.npz")),
+        ("bm25", lambda: _bm25_loaded(data / "bm25.npz")),
+    ):
+        gc.collect()
+        before = rss_mb()
+        obj = load()
+        out[f"{name}_mb_per_10k_chunks"] = round((rss_mb() - before) * 10_000 / chunks, 1)
+        out[f"{name}_file_mb"] = round((data / f"{name}.npz").stat().st_size / 2**20, 1)
+        del obj
+    return out
+
+
+def _bm25_loaded(path: Path) -> LexicalIndex:
+    index = LexicalIndex.load(path)
+    index.search("warm up the matrix", 1)
+    return index
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["recall"]
+    names = list(rows)
+    fig, ax = plt.subplots(figsize=(12, 4.8))
+    width = 0.8 / len(KS)
+    for j, k in enumerate(KS):
+        values = [rows[n].get(f"all_gold@{k}", np.nan) for n in names]
+        xs = np.arange(len(names)) + j * width
+        ax.bar(xs, values, width, label=f"all gold in top {k}")
+        for x, v in zip(xs, values, strict=True):
+            if not np.isnan(v):
+                ax.text(x, v + 0.01, f"{v:.2f}", ha="center", fontsize=7)
+    ax.set_xticks(
+        np.arange(len(names)) + width * (len(KS) - 1) / 2,
+        [n.replace(" (", "\n(").replace(", ", ",\n") for n in names],
+        fontsize=7,
+    )
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("share of questions")
+    ax.set_title(
+        f"Multi-hop retrieval, {result['questions']} questions, "
+        f"{result['corpus']['documents']} paragraphs"
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--questions", type=int, default=0, help="random sample (0: all)")
+    parser.add_argument(
+        "--max-docs",
+        type=int,
+        default=0,
+        help="smaller corpus for a smoke run: the sampled questions' gold paragraphs plus random "
+        "others up to this many (0: the whole corpus)",
+    )
+    parser.add_argument("--candidates", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=64, help="documents per ingest call")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", default="multihop")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    corpus, questions = load()
+    if args.questions and args.questions < len(questions):
+        questions = random.Random(args.seed).sample(questions, args.questions)
+    if args.max_docs and args.max_docs < len(corpus):
+        needed = {p for q in questions for p in q.gold}
+        rest = [p for p in corpus if p not in needed]
+        random.Random(args.seed).shuffle(rest)
+        corpus = [*needed, *rest[: max(0, args.max_docs - len(needed))]]
+    print(f"{len(corpus)} paragraphs, {len(questions)} questions", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        settings = Settings(data_dir=data, _env_file=None)  # type: ignore[call-arg]
+        services = Services.build(settings, Embedder().load())
+        library = services.library
+        graph_ms: list[float] = []
+        add = library.graph.add
+
+        def timed_add(*a: Any, **kw: Any) -> None:
+            t = time.perf_counter()
+            add(*a, **kw)
+            graph_ms.append((time.perf_counter() - t) * 1000)
+
+        library.graph.add = timed_add  # type: ignore[method-assign]
+        doc_of: dict[tuple[str, str], str] = {}
+        started = time.perf_counter()
+        for i in range(0, len(corpus), args.batch):
+            part = corpus[i : i + args.batch]
+            results = library.ingest([(parse_text(t, x), "json") for t, x in part])
+            doc_of.update({p: r.document.id for p, r in zip(part, results, strict=True)})
+            if i // args.batch % 20 == 0:
+                print(f"ingested {i + len(part)}/{len(corpus)}", flush=True)
+        ingest_s = time.perf_counter() - started
+        chunks = library.store.count_chunks()
+        library.save_index()
+        ingest = {
+            "documents": len(corpus),
+            "chunks": chunks,
+            "entities": library.graph.entity_count,
+            "graph_nodes": library.graph.g.number_of_nodes(),
+            "graph_edges": library.graph.g.number_of_edges(),
+            "seconds": round(ingest_s, 1),
+            "chunks_per_s": round(chunks / ingest_s, 1),
+            "graph_ms_per_chunk": round(sum(graph_ms) / chunks, 2),
+            "graph_share_of_ingest": round(sum(graph_ms) / 1000 / ingest_s, 3),
+        }
+        print("ingest", ingest, flush=True)
+
+        # extraction quality: gold titles found as entities in OTHER paragraphs' body text
+        body_keys = {
+            m[0] for r in library.graph.records.values() for m in r.mentions if m[2] != "title"
+        }
+        body_keys |= {library.graph.aliases.get(k, k) for k in body_keys}
+        gold_titles = {t for q in questions for t, _ in q.gold}
+        found_titles = sum(
+            normalise(t, "title") in body_keys
+            or library.graph.aliases.get(normalise(t, "title")) in body_keys
+            for t in gold_titles
+        )
+        extraction = {
+            "gold_titles": len(gold_titles),
+            "found_in_body_text": found_titles,
+            "share": round(found_titles / len(gold_titles), 4),
+        }
+        print("extraction", extraction, flush=True)
+
+        gold = [{doc_of[p] for p in q.gold} for q in questions]
+        k = args.candidates
+        variants: dict[str, Callable[[dict[str, Any]], list[Candidate]]] = {
+            "vector": lambda ch: fuse({"vector": ch["vector"]}, k),
+            "lexical": lambda ch: fuse({"lexical": ch["lexical"]}, k),
+            "graph": lambda ch: fuse({"graph": ch["graph"]}, k),
+            "hybrid": lambda ch: fuse(ch, k),  # the service's fusion
+            "hybrid, plain RRF cut": lambda ch: fuse(ch, k, protect=0),
+            "vector + lexical": lambda ch: fuse({n: ch[n] for n in ("vector", "lexical")}, k),
+        }
+        found: dict[str, list[list[str]]] = {m: [] for m in variants}
+        stage_ms: dict[str, list[float]] = {}
+        hybrid: list[list[Candidate]] = []
+        for n, q in enumerate(questions):
+            timings: dict[str, float] = {}
+            channels, _ = services.pipeline.search_channels(q.text, RETRIEVERS, k, timings)
+            for stage, ms in timings.items():
+                stage_ms.setdefault(stage, []).append(ms)
+            for name, variant in variants.items():
+                cands = variant(channels)
+                found[name].append(ranked_docs(cands))
+                if name == "hybrid":
+                    hybrid.append(cands)
+            if n % 100 == 0:
+                print(f"retrieved {n}/{len(questions)}", flush=True)
+        rows = {m: recall(found[m], gold, KS) for m in variants}
+
+        # pruner reranking of the hybrid candidates, on questions it never trained on
+        held_out = [i for i, q in enumerate(questions) if not q.trained_on]
+        prune_ms: list[float] = []
+        reranked: list[list[str]] = []
+        for i in held_out:
+            cands = hybrid[i]
+            t = time.perf_counter()
+            pruned = services.pruner.process(
+                questions[i].text,
+                [[s.text for s in c.chunk.sentences] for c in cands],
+                always_select_title=False,
+            )
+            prune_ms.append((time.perf_counter() - t) * 1000)
+            reranked.append(ranked_docs(cands, rerank_order(pruned, services.settings.rerank)))
+        held_gold = [gold[i] for i in held_out]
+        rows["hybrid (held-out questions)"] = recall(
+            [found["hybrid"][i] for i in held_out], held_gold, KS
+        )
+        rows["hybrid + pruner rerank (held-out)"] = recall(reranked, held_gold, KS[:2])
+        for name, row in rows.items():
+            print(f"{name:36s} {row}", flush=True)
+        memory = memory_per_10k(services, data)
+        services.library.close()
+
+    by_source = {
+        src: {
+            m: recall(
+                [found[m][i] for i, q in enumerate(questions) if q.source == src],
+                [gold[i] for i, q in enumerate(questions) if q.source == src],
+                (10,),
+            )["all_gold@10"]
+            for m in variants
+        }
+        for src in sorted({q.source for q in questions})
+    }
+    result = {
+        "benchmark": "multihop retrieval",
+        "machine": machine(),
+        "corpus": {"documents": len(corpus), "chunks": chunks},
+        "questions": len(questions),
+        "held_out_questions": len(held_out),
+        "questions_by_source": {s: sum(q.source == s for q in questions) for s in by_source},
+        "candidates_per_retriever": args.candidates,
+        "recall": rows,
+        "all_gold@10_by_source": by_source,
+        "extraction": extraction,
+        "ingest": ingest,
+        "query_ms_per_stage": {s: percentiles(v) for s, v in stage_ms.items()},
+        "prune_ms": percentiles(prune_ms),
+        "memory": memory,
+    }
+    path = write_json(args.name, result)
+    plot(result, RESULTS / f"{args.name}.png")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
