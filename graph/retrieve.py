@@ -5,12 +5,13 @@ personalised PageRank (HippoRAG-style), and phrase the strongest edges as "graph
    embedding above ``link_threshold``) and a dictionary match of the question's word n-grams
    against entity keys (catches lower-case questions). Each seed is weighted by its specificity,
    1 / (chunks mentioning it) ** ``specificity_power``: rare entities say more than common ones.
-2. Subgraph: breadth-first from the seeds over every node kind (entities, chunks, sections,
-   documents) up to ``max_depth`` edges and ``max_nodes`` nodes, at most ``max_fanout``
-   neighbours per node. Entities beyond the first hop (more than ``keep_depth`` edges from a
-   seed) whose name is dissimilar to the question (cosine < ``prune_threshold``) are pruned
-   (DSRAG's semantic pruning). First-hop entities are never pruned: a bridge entity's name
-   (the director of the film in the question) rarely resembles the question.
+2. Subgraph: hop by hop from the seeds over every node kind (entities, chunks, sections,
+   documents) on a cached sparse transition matrix, up to ``max_depth`` edges and ``max_nodes``
+   nodes (each hop keeps the nodes the walk reaches with the most mass). Entities beyond the
+   first hop (more than ``keep_depth`` edges from a seed) whose name is dissimilar to the
+   question (cosine < ``prune_threshold``) are pruned (DSRAG's semantic pruning). First-hop
+   entities are never pruned: a bridge entity's name (the director of the film in the
+   question) rarely resembles the question.
 3. Personalised PageRank over the subgraph (power iteration on a sparse matrix), restarting at
    the seeds; chunks ranked by their PageRank mass.
 """
@@ -19,16 +20,13 @@ from __future__ import annotations
 
 import re
 import time
-from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import islice
 
 import numpy as np
 from scipy import sparse
 
 from graph.extract import extract, normalise
-from graph.store import KnowledgeGraph, entity_node
+from graph.store import KIND_CODES, Adjacency, KnowledgeGraph, entity_node
 
 _WORDS = re.compile(r"[^\W_]+(?:['’.\-][^\W_]+)*", re.UNICODE)
 _STOP = frozenset(
@@ -39,8 +37,6 @@ _STOP = frozenset(
     should will shall may might must about into over under between after before during"""
     )
 )
-EDGE_WEIGHTS = {"mentions": 1.0, "titles": 1.0, "cooc": 0.5, "rel": 1.0, "synonym": 1.0}
-CONTAINS_WEIGHT = 0.5
 
 
 @dataclass(frozen=True)
@@ -65,7 +61,6 @@ class GraphRetriever:
     graph: KnowledgeGraph
     max_depth: int = 4  # entity → chunk → entity → chunk → …
     max_nodes: int = 3000
-    max_fanout: int = 100
     damping: float = 0.5  # probability of following an edge (1 − restart)
     iterations: int = 30
     link_threshold: float = 0.8
@@ -123,122 +118,119 @@ class GraphRetriever:
     # ---- 2. + 3. subgraph and PageRank ----------------------------------------------------
     def search(self, question: str, query: np.ndarray | None, k: int) -> GraphSearchResult:
         timings: dict[str, float] = {}
+        t0 = time.perf_counter()
         with self.graph.lock:
-            t0 = time.perf_counter()
             seeds = self.link(question)
-            t1 = time.perf_counter()
-            timings["link"] = round((t1 - t0) * 1000, 3)
-            if not seeds:
-                return GraphSearchResult([], [], [], {"nodes": 0, "edges": 0}, timings)
-            nodes = self._neighbourhood([entity_node(s.key) for s in seeds], query)
-            t2 = time.perf_counter()
-            timings["subgraph"] = round((t2 - t1) * 1000, 3)
-            scores = self._pagerank(nodes, seeds)
-            chunks = sorted(
-                ((int(n[2:]), float(scores[i])) for i, n in enumerate(nodes) if n[0] == "c"),
-                key=lambda x: -x[1],
-            )[:k]
-            facts = self._facts(nodes, scores, {s.key for s in seeds})
-            timings["pagerank"] = round((time.perf_counter() - t2) * 1000, 3)
-            top_entities = sorted(
-                ((n, float(scores[i])) for i, n in enumerate(nodes) if n[0] == "e"),
-                key=lambda x: -x[1],
-            )[:10]
-            sub = {
-                "nodes": len(nodes),
-                "chunks": sum(1 for n in nodes if n[0] == "c"),
-                "entities": sum(1 for n in nodes if n[0] == "e"),
-                "top_entities": [
-                    {"name": self.graph.g.nodes[n]["name"], "score": round(s, 6)}
-                    for n, s in top_entities
-                ],
-            }
-        return GraphSearchResult(chunks, facts, seeds, sub, timings)
-
-    def _neighbourhood(self, seeds: Sequence[str], query: np.ndarray | None) -> list[str]:
-        g, vectors = self.graph.g, self.graph.vectors
-        order: dict[str, int] = {s: 0 for s in seeds}
-        queue = deque(seeds)
-        while queue and len(order) < self.max_nodes:
-            node = queue.popleft()
-            depth = order[node]
-            if depth >= self.max_depth:
-                continue
-            for nb in islice(g[node], self.max_fanout):
-                if nb in order:
-                    continue
-                if nb[0] == "e" and query is not None and depth + 1 > self.keep_depth:
-                    vec = vectors.get(nb[2:])
-                    if vec is not None and float(vec @ query) < self.prune_threshold:
-                        continue
-                order[nb] = depth + 1
-                queue.append(nb)
-                if len(order) >= self.max_nodes:
-                    break
-        return list(order)
-
-    def _pagerank(self, nodes: list[str], seeds: Sequence[Seed]) -> np.ndarray:
-        g = self.graph.g
-        index = {n: i for i, n in enumerate(nodes)}
-        rows, cols, vals = [], [], []
-        for u in nodes:
-            iu = index[u]
-            for v, data in g[u].items():
-                iv = index.get(v)
-                if iv is None:
-                    continue
-                rows.append(iv)
-                cols.append(iu)
-                vals.append(_weight(data))
-        n = len(nodes)
-        m = sparse.csr_matrix((vals, (rows, cols)), shape=(n, n), dtype=np.float64)
-        out = np.asarray(m.sum(axis=0)).ravel()
-        out[out == 0] = 1.0
-        m = m @ sparse.diags(1.0 / out)  # column-stochastic
-        restart = np.zeros(n)
+            adj = self.graph.adjacency() if seeds else None
+        t1 = time.perf_counter()
+        timings["link"] = round((t1 - t0) * 1000, 3)
+        if adj is None:
+            return GraphSearchResult([], [], [], {"nodes": 0}, timings)
+        restart = np.zeros(len(adj.nodes))
         for s in seeds:
-            restart[index[entity_node(s.key)]] = s.weight
+            restart[adj.index[entity_node(s.key)]] += s.weight
         restart /= restart.sum()
+        sub = self._neighbourhood(adj, restart, query)
+        t2 = time.perf_counter()
+        timings["subgraph"] = round((t2 - t1) * 1000, 3)
+        scores = self._pagerank(adj, sub, restart[sub])
+        order = np.argsort(-scores, kind="stable")
+        chunks = [
+            (int(adj.nodes[sub[i]][2:]), float(scores[i]))
+            for i in order
+            if adj.kinds[sub[i]] == KIND_CODES["chunk"] and scores[i] > 0
+        ][:k]
+        top = [i for i in order if adj.kinds[sub[i]] == KIND_CODES["entity"]][:10]
+        with self.graph.lock:
+            g = self.graph.g
+            mass = {adj.nodes[sub[i]]: float(scores[i]) for i in order[: 20 * self.facts]}
+            facts = self._facts(mass, {s.key for s in seeds})
+            top_entities = [
+                {"name": g.nodes[n]["name"], "score": round(float(scores[i]), 6)}
+                for i in top
+                if (n := adj.nodes[sub[i]]) in g
+            ]
+        timings["pagerank"] = round((time.perf_counter() - t2) * 1000, 3)
+        kinds = adj.kinds[sub]
+        subgraph: dict[str, object] = {
+            "nodes": len(sub),
+            "chunks": int((kinds == KIND_CODES["chunk"]).sum()),
+            "entities": int((kinds == KIND_CODES["entity"]).sum()),
+            "top_entities": top_entities,
+        }
+        return GraphSearchResult(chunks, facts, seeds, subgraph, timings)
+
+    def _neighbourhood(
+        self, adj: Adjacency, restart: np.ndarray, query: np.ndarray | None
+    ) -> np.ndarray:
+        """Node indices within ``max_depth`` edges of the seeds, walked hop by hop on the
+        sparse matrix (cost: the edges of the nodes reached, not of the graph). Entities past
+        ``keep_depth`` whose name is far from the question are pruned, and each hop keeps at
+        most ``max_nodes`` nodes: those the walk reaches with the most mass."""
+        t = adj.transition
+        mass = restart.copy()
+        frontier = np.flatnonzero(mass)
+        reached = np.zeros(len(mass), dtype=bool)
+        reached[frontier] = True
+        for depth in range(1, self.max_depth + 1):
+            spread = t[:, frontier] @ mass[frontier]  # one step of the walk from the frontier
+            new = np.flatnonzero((spread > 0) & ~reached)
+            if query is not None and depth > self.keep_depth and len(new):
+                rows = adj.vector_rows[new]
+                entity = (adj.kinds[new] == KIND_CODES["entity"]) & (rows >= 0)
+                sims = np.ones(len(new))
+                sims[entity] = adj.vectors[rows[entity]] @ query
+                new = new[sims >= self.prune_threshold]
+            room = self.max_nodes - int(reached.sum())
+            if room <= 0:
+                break
+            if len(new) > room:
+                new = new[np.argsort(-spread[new], kind="stable")[:room]]
+            if not len(new):
+                break
+            reached[new] = True
+            mass = np.zeros_like(mass)
+            mass[new] = spread[new]
+            frontier = new
+        return np.flatnonzero(reached)
+
+    def _pagerank(self, adj: Adjacency, sub: np.ndarray, restart: np.ndarray) -> np.ndarray:
+        """Personalised PageRank restricted to the subgraph ``sub`` (power iteration)."""
+        m = adj.transition[sub][:, sub]
+        out = np.asarray(m.sum(axis=0)).ravel()  # re-normalise: edges leaving sub are cut
+        out[out == 0] = 1.0
+        m = sparse.csr_matrix(m @ sparse.diags(1.0 / out))
         p = restart.copy()
         for _ in range(self.iterations):
             nxt = (1 - self.damping) * restart + self.damping * (m @ p)
-            if np.abs(nxt - p).sum() < 1e-8:
-                p = nxt
-                break
+            done = np.abs(nxt - p).sum() < 1e-6
             p = nxt
+            if done:
+                break
         return p
 
-    def _facts(self, nodes: list[str], scores: np.ndarray, seeds: set[str]) -> list[str]:
-        """The strongest entity–entity edges touching a seed, as short sentences."""
+    def _facts(self, mass: dict[str, float], seeds: set[str]) -> list[str]:
+        """The strongest entity–entity edges between a seed and an entity with PageRank mass,
+        as short sentences."""
         if self.facts <= 0:
             return []
         g = self.graph.g
-        score = {n: float(scores[i]) for i, n in enumerate(nodes) if n[0] == "e"}
         ranked: list[tuple[float, str]] = []
         for key in seeds:
             u = entity_node(key)
+            if u not in g:
+                continue
             for v, data in g[u].items():
-                if v not in score or v == u:
+                if v not in mass or v[0] != "e":
                     continue
                 name_u, name_v = g.nodes[u]["name"], g.nodes[v]["name"]
                 for rel, count in (data.get("rel") or {}).items():
                     s, relation, _ = rel.split("|", 2)
                     a, b = (name_u, name_v) if s == key else (name_v, name_u)
-                    ranked.append((score[v] * (1 + count), f"{a} {relation} {b}."))
+                    ranked.append((mass[v] * (1 + count), f"{a} {relation} {b}."))
                 if "synonym" in data:
-                    ranked.append((score[v], f"{name_u} may be the same as {name_v}."))
+                    ranked.append((mass[v], f"{name_u} may be the same as {name_v}."))
                 if data.get("cooc"):
-                    ranked.append(
-                        (score[v] * 0.5, f"{name_u} is mentioned together with {name_v}.")
-                    )
+                    ranked.append((mass[v] * 0.5, f"{name_u} is mentioned together with {name_v}."))
         ranked.sort(key=lambda x: -x[0])
         return list(dict.fromkeys(text for _, text in ranked))[: self.facts]
-
-
-def _weight(data: dict[str, object]) -> float:
-    w = CONTAINS_WEIGHT if data.get("kind") == "contains" else 0.0
-    for attr, factor in EDGE_WEIGHTS.items():
-        value = data.get(attr)
-        if value:
-            w += factor * (sum(value.values()) if isinstance(value, dict) else float(value))  # type: ignore[arg-type]
-    return w or 1e-6

@@ -34,6 +34,7 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
+from scipy import sparse
 
 from graph.extract import Mention, extract, normalise
 
@@ -106,6 +107,7 @@ class KnowledgeGraph:
         self.version = 0  # bumped on every change (caches key on it)
         self._matrix: tuple[int, list[str], np.ndarray] | None = None
         self._pending_synonyms: list[tuple[str, str, float]] = []  # (new key, existing, sim)
+        self._adjacency: Adjacency | None = None
 
     # ---- sizes ----------------------------------------------------------------------------
     @property
@@ -176,16 +178,19 @@ class KnowledgeGraph:
             return out
         vectors = np.asarray(self.encode([surfaces[k][0] for k in embeddable]), dtype=np.float32)
         keys, matrix = self._entity_matrix()
+        best_existing: list[tuple[str, float]] = [("", -1.0)] * len(embeddable)
+        if len(keys):
+            for start in range(0, len(vectors), 1024):  # bounded (rows × entities) blocks
+                sims = vectors[start : start + 1024] @ matrix.T
+                rows = np.argmax(sims, axis=1)
+                for r, i in enumerate(rows.tolist()):
+                    best_existing[start + r] = (keys[i], float(sims[r, i]))
         accepted: list[str] = []
-        accepted_vecs: list[np.ndarray] = []
-        for key, vec in zip(embeddable, vectors, strict=True):
-            best, best_sim = "", -1.0
-            if len(keys):
-                sims = matrix @ vec
-                i = int(np.argmax(sims))
-                best, best_sim = keys[i], float(sims[i])
-            if accepted_vecs:
-                sims = np.stack(accepted_vecs) @ vec
+        accepted_vecs = np.zeros_like(vectors)
+        for n, (key, vec) in enumerate(zip(embeddable, vectors, strict=True)):
+            best, best_sim = best_existing[n]
+            if accepted:
+                sims = accepted_vecs[: len(accepted)] @ vec
                 j = int(np.argmax(sims))
                 if float(sims[j]) > best_sim:
                     best, best_sim = accepted[j], float(sims[j])
@@ -195,8 +200,8 @@ class KnowledgeGraph:
                     if v == key:
                         out[k] = best
                 continue
+            accepted_vecs[len(accepted)] = vec
             accepted.append(key)
-            accepted_vecs.append(vec)
             self.vectors[key] = vec
             if best_sim >= self.synonym_threshold:
                 self._pending_synonyms.append((key, best, best_sim))
@@ -212,6 +217,14 @@ class KnowledgeGraph:
             )
             self._matrix = (self.version, keys, matrix)
         return self._matrix[1], self._matrix[2]
+
+    def adjacency(self) -> Adjacency:
+        """The whole graph as a column-stochastic sparse matrix, cached until the next change
+        (rebuilding costs one pass over the edges: ~1 s per million)."""
+        with self.lock:
+            if self._adjacency is None or self._adjacency.version != self.version:
+                self._adjacency = Adjacency.build(self)
+            return self._adjacency
 
     def _apply(self, r: Contribution, sign: int) -> None:
         """Add (+1) or subtract (−1) one chunk's contribution."""
@@ -416,6 +429,63 @@ class KnowledgeGraph:
                 _bump(kg.g, entity_node(a), entity_node(b), "synonym", sim, set_value=True)
         kg.version += 1
         return kg
+
+
+EDGE_WEIGHTS = {"mentions": 1.0, "titles": 1.0, "cooc": 0.5, "rel": 1.0, "synonym": 1.0}
+CONTAINS_WEIGHT = 0.5
+KIND_CODES = {"entity": 0, "chunk": 1, "section": 2, "document": 3}
+
+
+def edge_weight(data: dict[str, Any]) -> float:
+    """Random-walk weight of an edge: the sum of what it carries."""
+    w = CONTAINS_WEIGHT if data.get("kind") == "contains" else 0.0
+    for attr, factor in EDGE_WEIGHTS.items():
+        value = data.get(attr)
+        if value:
+            w += factor * (sum(value.values()) if isinstance(value, dict) else float(value))
+    return w or 1e-6
+
+
+@dataclass
+class Adjacency:
+    """A snapshot of the graph for random walks: node order, kinds, the transition matrix
+    (column-stochastic CSR, ``T[v, u]`` = P(u → v)) and each entity's name vector row."""
+
+    version: int
+    nodes: list[str]
+    index: dict[str, int]
+    kinds: np.ndarray  # KIND_CODES per node
+    transition: sparse.csc_matrix  # column u: where a walker at u goes next
+    vector_rows: np.ndarray  # node → row of ``vectors`` (-1: none)
+    vectors: np.ndarray  # (entities with vectors, dim)
+
+    @classmethod
+    def build(cls, kg: KnowledgeGraph) -> Adjacency:
+        nodes = list(kg.g.nodes)
+        index = {n: i for i, n in enumerate(nodes)}
+        kinds = np.array([KIND_CODES[kg.g.nodes[n]["kind"]] for n in nodes], dtype=np.int8)
+        rows, cols, vals = [], [], []
+        for u, v, data in kg.g.edges(data=True):
+            w = edge_weight(data)
+            iu, iv = index[u], index[v]
+            rows += [iv, iu]
+            cols += [iu, iv]
+            vals += [w, w]
+        n = len(nodes)
+        m = sparse.csr_matrix((vals, (rows, cols)), shape=(n, n), dtype=np.float64)
+        out = np.asarray(m.sum(axis=0)).ravel()
+        out[out == 0] = 1.0
+        transition = sparse.csc_matrix(m @ sparse.diags(1.0 / out))
+        keyed = [
+            (i, nodes[i][2:]) for i in range(n) if kinds[i] == 0 and nodes[i][2:] in kg.vectors
+        ]
+        vector_rows = np.full(n, -1, dtype=np.int64)
+        dim = next(iter(kg.vectors.values())).shape[0] if kg.vectors else 1
+        vectors = np.zeros((len(keyed), dim), dtype=np.float32)
+        for row, (i, key) in enumerate(keyed):
+            vector_rows[i] = row
+            vectors[row] = kg.vectors[key]
+        return cls(kg.version, nodes, index, kinds, transition, vector_rows, vectors)
 
 
 def _titles(c: GraphChunk) -> list[Mention]:
