@@ -26,7 +26,7 @@ import numpy as np
 
 from app.parsing import ChunkDraft, ParsedDocument, ParseError, chunk_document
 from app.settings import Settings
-from graph import GraphChunk, KnowledgeGraph
+from graph import GraphChunk, KnowledgeGraph, Triple
 from index import (
     ChunkRecord,
     DocumentRecord,
@@ -85,6 +85,8 @@ class Library:
         self.settings = settings
         self.lexical = lexical or LexicalIndex()
         self.graph = graph or _new_graph(settings, embedder)
+        # called with the ids of chunks just added to the graph (the LLM triple worker)
+        self.on_graph_added: Callable[[list[int]], None] | None = None
         self._write_lock = threading.RLock()  # sync() takes it too, inside writes
         self._seen_version = -1
         self._dirty = False  # index changed since it was last written to disk
@@ -193,7 +195,25 @@ class Library:
         self.lexical.add([c.chunk_id for c in chunks], [" ".join(c.sentences) for c in chunks])
         if self.settings.graph:
             self.graph.add(chunks)
+            self._notify([c.chunk_id for c in chunks])
         self._dirty = True
+
+    def _notify(self, chunk_ids: list[int]) -> None:
+        if self.on_graph_added is not None and chunk_ids:
+            self.on_graph_added(chunk_ids)
+
+    def add_triples(self, chunk_id: int, triples: Sequence[Triple]) -> bool:
+        """Re-add a stored chunk to the graph with typed relations; False when the chunk is
+        gone (deleted after its triples were asked for)."""
+        with self._write_lock:
+            found = self.store.get_chunks([chunk_id])
+            if not found or not self.settings.graph:
+                return False
+            record = self.store.get_document(found[0].document_id)
+            chunk = _graph_chunk(found[0], record.title if record else "")
+            self.graph.add([chunk], {chunk_id: list(triples)})
+            self._dirty = True
+        return True
 
     def _remove_everywhere(self, chunk_ids: Sequence[int]) -> None:
         self.index.remove(np.array(chunk_ids, dtype=np.int64))
@@ -344,6 +364,7 @@ class Library:
                     )
                 else:
                     self.graph.add(chunks)
+                    self._notify([c.chunk_id for c in chunks])
             self._dirty = True
             logger.info("%s reconciled with SQLite: +%d -%d", name, len(missing), len(stale))
 

@@ -12,7 +12,9 @@ from app.library import Library
 from app.llm import LLM, ExtractiveLLM, OpenAILLM
 from app.pipeline import AskOptions, Pipeline
 from app.settings import Settings
+from app.triples import TripleWorker
 from graph import GraphRetriever
+from graph.triples import TripleCache
 from index import CachedEncoder, Embedder
 from pruner import ContextPruner, Pruner, SimilarityPruner
 from pruner.inference import CHECKPOINT
@@ -42,6 +44,7 @@ class Services:
     library: Library
     pruner: Pruner
     pipeline: Pipeline
+    triples: TripleWorker | None = None
 
     @classmethod
     def build(cls, settings: Settings, embedder: Embedder | None = None) -> Services:
@@ -75,6 +78,18 @@ class Services:
         pipeline = Pipeline(
             library, embedder, pruner, llms, graph=graph, encode=encode, rerank=settings.rerank
         )
+        triples = None
+        if settings.graph_triples == "llm" and settings.graph:
+            triples = TripleWorker(
+                library,
+                TripleCache(settings.triples_cache_path),
+                settings.llm_base_url,
+                settings.llm_model,
+                settings.llm_api_key,
+                settings.llm_timeout_s,
+                settings.llm_max_tokens,
+            ).start()
+            library.on_graph_added = triples.submit
         logger.info(
             "sieve ready: data dir %s, %d documents, %d chunks, llm %s",
             settings.data_dir,
@@ -82,7 +97,7 @@ class Services:
             library.index.ntotal,
             settings.llm,
         )
-        return cls(settings, embedder, library, pruner, pipeline)
+        return cls(settings, embedder, library, pruner, pipeline, triples)
 
     def default_options(self) -> AskOptions:
         s = self.settings
@@ -98,4 +113,7 @@ class Services:
     async def aclose(self) -> None:
         for llm in self.pipeline.llms.values():
             await llm.aclose()
+        if self.triples is not None:
+            self.library.on_graph_added = None
+            self.triples.close()
         self.library.close()

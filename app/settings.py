@@ -56,6 +56,11 @@ class Settings(BaseSettings):
         0.1, ge=-1.0, le=1.0, description="Drop subgraph entities less similar to the question."
     )
     graph_facts: int = Field(5, ge=0, description="Sentences in the graph-facts passage (0: none).")
+    graph_triples: Literal["off", "llm"] = Field(
+        "off",
+        description="llm: also extract typed relations with the OpenAI-compatible LLM server "
+        "(SIEVE_LLM_BASE_URL / SIEVE_LLM_MODEL), in the background.",
+    )
     # question answering
     retrieval: Literal["vector", "lexical", "graph", "hybrid"] = Field(
         "hybrid", description="Retrievers: vector, lexical (BM25), graph, or hybrid (all, fused)."
@@ -113,6 +118,10 @@ class Settings(BaseSettings):
     @property
     def graph_path(self) -> Path:
         return self.data_dir / "graph.npz"
+
+    @property
+    def triples_cache_path(self) -> Path:
+        return self.data_dir / "triples.sqlite"
 
 
 @lru_cache

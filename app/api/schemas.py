@@ -245,9 +245,19 @@ class Neighbourhood(BaseModel):
     neighbours: list[LinkOut]
 
 
+class GraphHealth(BaseModel):
+    entities: int
+    nodes: int
+    edges: int
+    triples: str = Field(description="LLM triple extraction: off, or llm.")
+    triples_pending: int = Field(description="Chunks waiting for LLM triple extraction.")
+    triples_stats: dict[str, int] = Field(description="done, cached, failed, skipped.")
+
+
 class Health(BaseModel):
     status: str
     documents: int
     chunks: int
     index_kind: str
     llm: str
+    graph: GraphHealth

@@ -67,22 +67,41 @@ class OpenAILLM:
         }
         try:
             response = await self._client.post("/chat/completions", json=payload)
-        except httpx.TimeoutException as exc:
-            raise LLMError(f"LLM server at {self.base_url} timed out") from exc
         except httpx.HTTPError as exc:
-            raise LLMError(f"LLM server at {self.base_url} unreachable: {exc}") from exc
-        if response.status_code != 200:
-            raise LLMError(
-                f"LLM server at {self.base_url} answered {response.status_code}: "
-                f"{response.text[:300]}"
-            )
-        try:
-            content = response.json()["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise LLMError(f"LLM server at {self.base_url} sent a malformed response") from exc
-        if not isinstance(content, str):
-            raise LLMError(f"LLM server at {self.base_url} sent no text content")
-        return content.strip()
+            raise _transport_error(self.base_url, exc) from exc
+        return completion_text(response, self.base_url)
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _transport_error(base_url: str, exc: httpx.HTTPError) -> LLMError:
+    if isinstance(exc, httpx.TimeoutException):
+        return LLMError(f"LLM server at {base_url} timed out")
+    return LLMError(f"LLM server at {base_url} unreachable: {exc}")
+
+
+def completion_text(response: httpx.Response, base_url: str) -> str:
+    """The assistant text of a chat-completions response, or LLMError saying what is wrong."""
+    if response.status_code != 200:
+        raise LLMError(
+            f"LLM server at {base_url} answered {response.status_code}: {response.text[:300]}"
+        )
+    try:
+        content = response.json()["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise LLMError(f"LLM server at {base_url} sent a malformed response") from exc
+    if not isinstance(content, str):
+        raise LLMError(f"LLM server at {base_url} sent no text content")
+    return content.strip()
+
+
+def chat_sync(
+    client: httpx.Client, base_url: str, payload: dict[str, Any]
+) -> str:  # for worker threads
+    """One blocking chat completion (``payload`` as the server expects it)."""
+    try:
+        response = client.post("/chat/completions", json=payload)
+    except httpx.HTTPError as exc:
+        raise _transport_error(base_url, exc) from exc
+    return completion_text(response, base_url)

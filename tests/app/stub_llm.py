@@ -6,7 +6,7 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -22,6 +22,8 @@ class StubServer:
         self.requests: list[dict[str, Any]] = []
         self.delay_s = 0.0
         self.status = 200
+        # the assistant text: fixed, or computed from the request body
+        self.content: str | Callable[[dict[str, Any]], str] = " In Paris [1]. "
         app = FastAPI()
         app.post("/v1/chat/completions")(self._complete)
         sock = socket.socket()
@@ -46,7 +48,10 @@ class StubServer:
                 {
                     "index": 0,
                     "finish_reason": "stop",
-                    "message": {"role": "assistant", "content": " In Paris [1]. "},
+                    "message": {
+                        "role": "assistant",
+                        "content": self.content(body) if callable(self.content) else self.content,
+                    },
                 }
             ],
         }
