@@ -61,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--top-k", type=int)
     ask.add_argument("--prune-threshold", type=float)
     ask.add_argument("--llm", help="extractive or openai")
+    ask.add_argument(
+        "--retrieval", choices=["vector", "lexical", "graph", "hybrid"], help="default: hybrid"
+    )
+    ask.add_argument(
+        "--explain", action="store_true", help="with --json: graph seeds and fused candidates"
+    )
     ask.add_argument("--json", action="store_true", help="print the full JSON response")
     ask.add_argument("--data-dir", help="data directory (in-process mode)")
     ask.add_argument("--server", help="ask a running server instead")
@@ -168,6 +174,8 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
             "top_k": args.top_k,
             "prune_threshold": args.prune_threshold,
             "llm": args.llm,
+            "retrieval": args.retrieval,
+            "explain": args.explain or None,
         }.items()
         if v is not None
     }
@@ -184,7 +192,10 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     print(result["answer"])
     for c in result["citations"]:
-        print(f"  [{c['n']}] {c['title']} (chunk {c['chunk_id']}, score {c['score']:.2f})")
+        found = "+".join(c.get("retrievers", {}))
+        print(
+            f"  [{c['n']}] {c['title']} (chunk {c['chunk_id']}, score {c['score']:.2f}, {found})"
+        )
     stats = result["stats"]
     print(
         f"  {stats['tokens_before']} → {stats['tokens_after']} tokens"

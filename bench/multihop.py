@@ -26,6 +26,7 @@ import gc
 import json
 import logging
 import random
+import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -36,11 +37,13 @@ from typing import Any
 import numpy as np
 
 from app.parsing import parse_text
+from app.parsing.sentences import split_sentences
 from app.pipeline import RETRIEVERS, Candidate, fuse, rerank_order
 from app.services import Services
 from app.settings import Settings
 from bench.common import RESULTS, data_dir, machine, percentiles, require, write_json
-from graph import KnowledgeGraph, normalise
+from graph import KnowledgeGraph
+from graph.extract import extract, title_mentions
 from index import Embedder, LexicalIndex
 from pruner.data import split_of
 
@@ -135,6 +138,31 @@ def recall(found: list[list[str]], gold: list[set[str]], ks: Sequence[int]) -> d
         shares = [len(g & set(f[:k])) / len(g) for f, g in zip(found, gold, strict=True)]
         out[f"gold_share@{k}"] = round(float(np.mean(shares)), 4)
     return out
+
+
+def bridge_extraction(questions: Sequence[Question]) -> dict[str, float]:
+    """Bridge entities: a gold paragraph's title (its head, before a comma or parenthesis)
+    that literally occurs in another gold paragraph of the same question. Share of those the
+    extractor finds as an entity of that other paragraph."""
+    present = found = 0
+    for q in questions:
+        for title, _ in q.gold:
+            head = re.sub(r"\s*\([^)]*\)", "", title).split(",")[0].strip().casefold()
+            others = [text for t, text in q.gold if t != title and head in text.casefold()]
+            if not others:
+                continue
+            present += 1
+            keys = {m.key for text in others for m in extract(_sentences(text))}
+            found += any(m.key in keys for m in title_mentions(title, -1))
+    return {
+        "bridge_titles_in_text": present,
+        "found": found,
+        "share": round(found / present, 4) if present else 0.0,
+    }
+
+
+def _sentences(text: str) -> list[str]:
+    return [text[s.start : s.end] for s in split_sentences(text)]
 
 
 def rss_mb() -> float:
@@ -269,14 +297,17 @@ def main() -> None:
         body_keys |= {library.graph.aliases.get(k, k) for k in body_keys}
         gold_titles = {t for q in questions for t, _ in q.gold}
         found_titles = sum(
-            normalise(t, "title") in body_keys
-            or library.graph.aliases.get(normalise(t, "title")) in body_keys
+            any(
+                m.key in body_keys or library.graph.aliases.get(m.key) in body_keys
+                for m in title_mentions(t, -1)
+            )
             for t in gold_titles
         )
         extraction = {
             "gold_titles": len(gold_titles),
-            "found_in_body_text": found_titles,
+            "found_in_any_body_text": found_titles,
             "share": round(found_titles / len(gold_titles), 4),
+            "bridges": bridge_extraction(questions),
         }
         print("extraction", extraction, flush=True)
 

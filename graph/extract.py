@@ -14,12 +14,14 @@ What counts as an entity mention:
 - ``title``: document and section titles, given by the caller.
 
 :func:`normalise` maps surface forms to entity keys: Unicode NFKC, case-folded, possessives,
-a leading article, parenthesised qualifiers ("Ed Wood (film)") and punctuation dropped, and
-acronym plurals folded (NGOs → ngo).
+a leading article, parenthesised qualifiers ("Ed Wood (film)"), HTML entities and punctuation
+dropped, and acronym plurals folded (NGOs → ngo). Other plurals are left alone: folding names
+("Williams", "Paris") does more harm than good.
 """
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -89,7 +91,7 @@ class Mention:
 
 def normalise(text: str, kind: str = "name") -> str:
     """The entity key of a surface form ("" when nothing is left)."""
-    s = unicodedata.normalize("NFKC", text).strip()
+    s = unicodedata.normalize("NFKC", html.unescape(text)).strip()
     if kind in {"date", "quantity"}:  # keep decimal points and currency signs
         return _SPACE.sub(" ", s.casefold()).strip(" .,;:")
     s = _PAREN.sub("", s)
@@ -100,11 +102,20 @@ def normalise(text: str, kind: str = "name") -> str:
     words = [_POSSESSIVE.sub("", w) for w in s.split()]
     s = _PUNCT.sub(" ", " ".join(words)).casefold()
     s = _SPACE.sub(" ", s).strip()
-    if kind in {"quoted", "title"} and s.endswith("ies") and len(s) > 4:
-        s = s[:-3] + "y"
     if kind not in {"date", "quantity"} and s.startswith("the "):
         s = s[4:]
     return s
+
+
+def title_mentions(title: str, where: int) -> list[Mention]:
+    """A title as entity mentions: the whole title, and for a "Place, Region" title the part
+    before the comma too (how the text usually names it: "Laie, Hawaii" → "Laie")."""
+    out: list[Mention] = []
+    for surface in dict.fromkeys([title.strip(), _PAREN.sub("", title).split(",")[0].strip()]):
+        key = normalise(surface, "title")
+        if key and key not in {m.key for m in out}:
+            out.append(Mention(surface, key, "title", where))
+    return out
 
 
 def _is_cap(word: str) -> bool:
@@ -181,7 +192,5 @@ def extract(sentences: Sequence[str], titles: Sequence[str] = ()) -> list[Mentio
     found.sort(key=lambda f: (f[0], f[1]))
     out = [m for _, _, m in found]
     for title in titles:
-        key = normalise(title, "title")
-        if key:
-            out.append(Mention(title.strip(), key, "title", -1))
+        out += title_mentions(title, -1)
     return out

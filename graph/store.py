@@ -36,7 +36,7 @@ import networkx as nx
 import numpy as np
 from scipy import sparse
 
-from graph.extract import Mention, extract, normalise
+from graph.extract import Mention, extract, normalise, title_mentions
 
 Encoder = Callable[[Sequence[str]], np.ndarray]
 FORMAT_VERSION = 1
@@ -491,9 +491,7 @@ class Adjacency:
 def _titles(c: GraphChunk) -> list[Mention]:
     out = []
     for where, title in ((-1, c.document_title), *((-2, h) for h in c.heading_path[-1:])):
-        key = normalise(title, "title")
-        if key:
-            out.append(Mention(title.strip(), key, "title", where))
+        out += title_mentions(title, where)
     return out
 
 
