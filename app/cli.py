@@ -193,9 +193,7 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     print(result["answer"])
     for c in result["citations"]:
         found = "+".join(c.get("retrievers", {}))
-        print(
-            f"  [{c['n']}] {c['title']} (chunk {c['chunk_id']}, score {c['score']:.2f}, {found})"
-        )
+        print(f"  [{c['n']}] {c['title']} (chunk {c['chunk_id']}, score {c['score']:.2f}, {found})")
     stats = result["stats"]
     print(
         f"  {stats['tokens_before']} → {stats['tokens_after']} tokens"

@@ -98,6 +98,16 @@ class DocumentDetail(DocumentOut):
     chunks: list[ChunkOut]
 
 
+class DeleteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[str] = Field(..., min_length=1, max_length=10_000, description="Document ids.")
+
+
+class DeletedDocuments(BaseModel):
+    deleted: list[str]
+
+
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -191,3 +191,17 @@ def test_graph_endpoints(client: TestClient) -> None:
     assert missing.status_code == 404 and "Nobody Here" in missing.text
     assert client.get("/graph/neighbourhood").status_code == 422
     assert client.get("/graph/entities", params={"limit": 0}).status_code == 422
+
+
+def test_batch_delete_endpoint_is_all_or_nothing(client: TestClient) -> None:
+    _upload(client)
+    ids = [d["id"] for d in client.get("/documents").json()["documents"]]
+    bad = client.post("/documents/delete", json={"ids": [ids[0], "no-such-id"]})
+    assert bad.status_code == 404 and "no-such-id" in bad.text
+    assert client.get("/documents").json()["total"] == len(TWO_HOP)  # nothing deleted
+    r = client.post("/documents/delete", json={"ids": ids[:3]})
+    assert r.status_code == 200 and sorted(r.json()["deleted"]) == sorted(ids[:3])
+    assert client.get("/documents").json()["total"] == len(TWO_HOP) - 3
+    assert client.post("/documents/delete", json={"ids": []}).status_code == 422
+    health = client.get("/healthz").json()
+    assert health["graph"]["entities"] > 0 and health["graph"]["triples"] == "off"

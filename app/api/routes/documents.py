@@ -14,6 +14,8 @@ from app.api.deps import LibraryDep, SettingsDep
 from app.api.errors import BadUploadError, UploadTooLargeError, describe_validation
 from app.api.schemas import (
     ChunkOut,
+    DeletedDocuments,
+    DeleteRequest,
     DocumentDetail,
     DocumentIn,
     DocumentList,
@@ -160,3 +162,11 @@ def get_document(document_id: str, library: LibraryDep) -> DocumentDetail:
 def delete_document(document_id: str, library: LibraryDep) -> Response:
     library.delete(document_id)
     return Response(status_code=204)
+
+
+@router.post("/delete", response_model=DeletedDocuments, responses={404: {}, 422: {}})
+def delete_documents(body: DeleteRequest, library: LibraryDep) -> DeletedDocuments:
+    """Delete several documents at once, all or nothing: one SQLite transaction and one pass
+    over FAISS, BM25 and the knowledge graph; 404 (nothing deleted) if any id is unknown."""
+    records = library.delete_many(body.ids)
+    return DeletedDocuments(deleted=[r.id for r in records])
