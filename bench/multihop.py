@@ -241,6 +241,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64, help="documents per ingest call")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default="multihop")
+    parser.add_argument(
+        "--dump", type=Path, help="also write each question's per-retriever document lists here"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     corpus, questions = load()
@@ -324,9 +327,18 @@ def main() -> None:
         found: dict[str, list[list[str]]] = {m: [] for m in variants}
         stage_ms: dict[str, list[float]] = {}
         hybrid: list[list[Candidate]] = []
+        dump: list[dict[str, Any]] = []
         for n, q in enumerate(questions):
             timings: dict[str, float] = {}
             channels, _ = services.pipeline.search_channels(q.text, RETRIEVERS, k, timings)
+            dump.append(
+                {
+                    "question": q.text,
+                    "source": q.source,
+                    "gold": sorted(gold[n]),
+                    **{name: [c.document_id for c, _ in hits] for name, hits in channels.items()},
+                }
+            )
             for stage, ms in timings.items():
                 stage_ms.setdefault(stage, []).append(ms)
             for name, variant in variants.items():
@@ -359,6 +371,8 @@ def main() -> None:
         rows["hybrid + pruner rerank (held-out)"] = recall(reranked, held_gold, KS[:2])
         for name, row in rows.items():
             print(f"{name:36s} {row}", flush=True)
+        if args.dump:
+            args.dump.write_text(json.dumps(dump))
         memory = memory_per_10k(services, data)
         services.library.close()
 

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import sparse
 
+from graph.adjacency import KIND_CODES, Adjacency
 from graph.extract import extract, normalise
-from graph.store import KIND_CODES, Adjacency, KnowledgeGraph, entity_node
+from graph.store import KnowledgeGraph, entity_node
 
 _WORDS = re.compile(r"[^\W_]+(?:['’.\-][^\W_]+)*", re.UNICODE)
 _STOP = frozenset(

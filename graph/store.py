@@ -34,8 +34,8 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
-from scipy import sparse
 
+from graph.adjacency import Adjacency
 from graph.extract import Mention, extract, normalise, title_mentions
 
 Encoder = Callable[[Sequence[str]], np.ndarray]
@@ -223,7 +223,7 @@ class KnowledgeGraph:
         (rebuilding costs one pass over the edges: ~1 s per million)."""
         with self.lock:
             if self._adjacency is None or self._adjacency.version != self.version:
-                self._adjacency = Adjacency.build(self)
+                self._adjacency = Adjacency.build(self.g, self.vectors, self.version)
             return self._adjacency
 
     def _apply(self, r: Contribution, sign: int) -> None:
@@ -429,63 +429,6 @@ class KnowledgeGraph:
                 _bump(kg.g, entity_node(a), entity_node(b), "synonym", sim, set_value=True)
         kg.version += 1
         return kg
-
-
-EDGE_WEIGHTS = {"mentions": 1.0, "titles": 1.0, "cooc": 0.5, "rel": 1.0, "synonym": 1.0}
-CONTAINS_WEIGHT = 0.5
-KIND_CODES = {"entity": 0, "chunk": 1, "section": 2, "document": 3}
-
-
-def edge_weight(data: dict[str, Any]) -> float:
-    """Random-walk weight of an edge: the sum of what it carries."""
-    w = CONTAINS_WEIGHT if data.get("kind") == "contains" else 0.0
-    for attr, factor in EDGE_WEIGHTS.items():
-        value = data.get(attr)
-        if value:
-            w += factor * (sum(value.values()) if isinstance(value, dict) else float(value))
-    return w or 1e-6
-
-
-@dataclass
-class Adjacency:
-    """A snapshot of the graph for random walks: node order, kinds, the transition matrix
-    (column-stochastic CSR, ``T[v, u]`` = P(u → v)) and each entity's name vector row."""
-
-    version: int
-    nodes: list[str]
-    index: dict[str, int]
-    kinds: np.ndarray  # KIND_CODES per node
-    transition: sparse.csc_matrix  # column u: where a walker at u goes next
-    vector_rows: np.ndarray  # node → row of ``vectors`` (-1: none)
-    vectors: np.ndarray  # (entities with vectors, dim)
-
-    @classmethod
-    def build(cls, kg: KnowledgeGraph) -> Adjacency:
-        nodes = list(kg.g.nodes)
-        index = {n: i for i, n in enumerate(nodes)}
-        kinds = np.array([KIND_CODES[kg.g.nodes[n]["kind"]] for n in nodes], dtype=np.int8)
-        rows, cols, vals = [], [], []
-        for u, v, data in kg.g.edges(data=True):
-            w = edge_weight(data)
-            iu, iv = index[u], index[v]
-            rows += [iv, iu]
-            cols += [iu, iv]
-            vals += [w, w]
-        n = len(nodes)
-        m = sparse.csr_matrix((vals, (rows, cols)), shape=(n, n), dtype=np.float64)
-        out = np.asarray(m.sum(axis=0)).ravel()
-        out[out == 0] = 1.0
-        transition = sparse.csc_matrix(m @ sparse.diags(1.0 / out))
-        keyed = [
-            (i, nodes[i][2:]) for i in range(n) if kinds[i] == 0 and nodes[i][2:] in kg.vectors
-        ]
-        vector_rows = np.full(n, -1, dtype=np.int64)
-        dim = next(iter(kg.vectors.values())).shape[0] if kg.vectors else 1
-        vectors = np.zeros((len(keyed), dim), dtype=np.float32)
-        for row, (i, key) in enumerate(keyed):
-            vector_rows[i] = row
-            vectors[row] = kg.vectors[key]
-        return cls(kg.version, nodes, index, kinds, transition, vector_rows, vectors)
 
 
 def _titles(c: GraphChunk) -> list[Mention]:
