@@ -207,7 +207,10 @@ class Pipeline:
         query: np.ndarray | None = None
         if "vector" in retrievers or "graph" in retrievers:
             with _timed(timings, "embed"):
-                query = self.encode([question])[0]
+                # the graph's unmatched mentions ride along in the same forward pass (the
+                # encoder caches them for the graph's linking)
+                extra = self.graph.mentions_to_embed(question) if "graph" in retrievers else []
+                query = self.encode([question, *extra])[0]
         if "vector" in retrievers:
             with _timed(timings, "vector_search"):
                 channels["vector"] = self.library.search(query, k)  # type: ignore[arg-type]

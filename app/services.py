@@ -74,6 +74,7 @@ class Services:
             max_nodes=settings.graph_max_nodes,
             prune_threshold=settings.graph_prune_threshold,
             facts=settings.graph_facts,
+            encode=encode,
         )
         pipeline = Pipeline(
             library, embedder, pruner, llms, graph=graph, encode=encode, rerank=settings.rerank

@@ -242,6 +242,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default="multihop")
     parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="keep the ingested corpus here; a later run with the same dir skips ingestion "
+        "(for tuning retrieval; its ingest figures are then not valid)",
+    )
+    parser.add_argument(
         "--dump", type=Path, help="also write each question's per-retriever document lists here"
     )
     args = parser.parse_args()
@@ -256,7 +262,8 @@ def main() -> None:
         corpus = [*needed, *rest[: max(0, args.max_docs - len(needed))]]
     print(f"{len(corpus)} paragraphs, {len(questions)} questions", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "data"
+        data = args.data_dir or Path(tmp) / "data"
+        reused = (data / "sieve.db").exists()
         settings = Settings(data_dir=data, _env_file=None)  # type: ignore[call-arg]
         services = Services.build(settings, Embedder().load())
         library = services.library
@@ -281,6 +288,7 @@ def main() -> None:
         chunks = library.store.count_chunks()
         library.save_index()
         ingest = {
+            "reused_data_dir": reused,  # True: documents were already stored, timings invalid
             "documents": len(corpus),
             "chunks": chunks,
             "entities": library.graph.entity_count,

@@ -26,8 +26,8 @@ import numpy as np
 from scipy import sparse
 
 from graph.adjacency import KIND_CODES, Adjacency
-from graph.extract import extract, normalise
-from graph.store import KnowledgeGraph, entity_node
+from graph.extract import Mention, extract, normalise
+from graph.store import Encoder, KnowledgeGraph, entity_node
 
 _WORDS = re.compile(r"[^\W_]+(?:['’.\-][^\W_]+)*", re.UNICODE)
 _STOP = frozenset(
@@ -70,6 +70,9 @@ class GraphRetriever:
     specificity_power: float = 1.0
     max_ngram: int = 6
     facts: int = 5
+    # name encoder for linking misspelt mentions (default: the graph's); the service passes its
+    # cached encoder and embeds these mentions in one batch with the question
+    encode: Encoder | None = None
 
     # ---- 1. linking -----------------------------------------------------------------------
     def link(self, question: str) -> list[Seed]:
@@ -89,7 +92,7 @@ class GraphRetriever:
             key = kg.aliases.get(m.key, m.key)
             if entity_node(key) in g:
                 seed(key, "exact")
-            elif m.kind in {"name", "acronym", "quoted"}:
+            elif _embeddable(m):
                 unmatched.append(m.text)
         words = _WORDS.findall(question)
         covered: set[int] = set()
@@ -105,16 +108,28 @@ class GraphRetriever:
                 if key and entity_node(key) in g:
                     seed(key, "ngram")
                     covered.update(span)
-        if unmatched and kg.encode is not None:
+        encode = self.encode or kg.encode
+        if unmatched and encode is not None:
             keys, matrix = kg._entity_matrix()
             if len(keys):
-                vectors = np.asarray(kg.encode(unmatched), dtype=np.float32)
+                vectors = np.asarray(encode(unmatched), dtype=np.float32)
                 sims = vectors @ matrix.T
                 for row in sims:
                     i = int(np.argmax(row))
                     if row[i] >= self.link_threshold:
                         seed(keys[i], "embedding", float(row[i]))
         return sorted(found.values(), key=lambda s: -s.weight)
+
+    def mentions_to_embed(self, question: str) -> list[str]:
+        """The question's mentions that :meth:`link` will embed (no exact entity match): a
+        caller with a caching encoder embeds them in one batch with the question."""
+        kg = self.graph
+        with kg.lock:
+            return [
+                m.text
+                for m in extract([question])
+                if _embeddable(m) and entity_node(kg.aliases.get(m.key, m.key)) not in kg.g
+            ]
 
     # ---- 2. + 3. subgraph and PageRank ----------------------------------------------------
     def search(self, question: str, query: np.ndarray | None, k: int) -> GraphSearchResult:
@@ -235,3 +250,7 @@ class GraphRetriever:
                     ranked.append((mass[v] * 0.5, f"{name_u} is mentioned together with {name_v}."))
         ranked.sort(key=lambda x: -x[0])
         return list(dict.fromkeys(text for _, text in ranked))[: self.facts]
+
+
+def _embeddable(m: Mention) -> bool:
+    return m.kind in {"name", "acronym", "quoted"}

@@ -75,3 +75,8 @@ def test_node_budget_bounds_the_subgraph(embedder: Embedder) -> None:
     assert result.subgraph["nodes"] <= 50
     assert 0 < len(result.chunks) < 50
     assert np.isclose(sum(s for _, s in result.chunks), sum(s for _, s in result.chunks))
+
+
+def test_mentions_to_embed_are_the_unmatched_ones(retriever: GraphRetriever) -> None:
+    q = "Did Orla Venkatesan found the Brevik Institute of Art?"
+    assert retriever.mentions_to_embed(q) == ["Brevik Institute of Art"]
