@@ -68,7 +68,9 @@ _STARTERS = _words(
     whose where why how today yesterday tomorrow yes unlike like despite because according
     between among under over into onto upon about above below around through throughout later
     earlier first finally now once yet still instead recently originally currently formerly then
-    two three four five six seven eight nine ten several few both many more less following"""
+    two three four five six seven eight nine ten several few both many more less following
+    did does do is are was were has have had can could would should will may might must shall
+    name list tell give find show compare"""
 )
 _NOT_NAMES = _STARTERS | _words(
     "i ii iii mr mrs ms dr st prof sir monday tuesday wednesday thursday friday saturday sunday"
