@@ -151,12 +151,10 @@ class GraphRetriever:
         timings["subgraph"] = round((t2 - t1) * 1000, 3)
         scores = self._pagerank(adj, sub, restart[sub])
         order = np.argsort(-scores, kind="stable")
-        chunks = [
-            (int(adj.nodes[sub[i]][2:]), float(scores[i]))
-            for i in order
-            if adj.kinds[sub[i]] == KIND_CODES["chunk"] and scores[i] > 0
-        ][:k]
-        top = [i for i in order if adj.kinds[sub[i]] == KIND_CODES["entity"]][:10]
+        kinds = adj.kinds[sub]
+        ranked = order[(kinds[order] == KIND_CODES["chunk"]) & (scores[order] > 0)][:k]
+        chunks = [(int(adj.nodes[sub[i]][2:]), float(scores[i])) for i in ranked]
+        top = order[kinds[order] == KIND_CODES["entity"]][:10]
         with self.graph.lock:
             g = self.graph.g
             mass = {adj.nodes[sub[i]]: float(scores[i]) for i in order[: 20 * self.facts]}
@@ -167,7 +165,6 @@ class GraphRetriever:
                 if (n := adj.nodes[sub[i]]) in g
             ]
         timings["pagerank"] = round((time.perf_counter() - t2) * 1000, 3)
-        kinds = adj.kinds[sub]
         subgraph: dict[str, object] = {
             "nodes": len(sub),
             "chunks": int((kinds == KIND_CODES["chunk"]).sum()),
@@ -184,35 +181,44 @@ class GraphRetriever:
         ``keep_depth`` whose name is far from the question are pruned, and each hop keeps at
         most ``max_nodes`` nodes: those the walk reaches with the most mass."""
         t = adj.transition
-        mass = restart.copy()
-        frontier = np.flatnonzero(mass)
-        reached = np.zeros(len(mass), dtype=bool)
+        frontier = np.flatnonzero(restart)
+        mass = restart[frontier]
+        reached = np.zeros(len(restart), dtype=bool)
         reached[frontier] = True
+        count = len(frontier)
+        prune = query is not None and self.prune_threshold > -1
         for depth in range(1, self.max_depth + 1):
-            spread = t[:, frontier] @ mass[frontier]  # one step of the walk from the frontier
-            new = np.flatnonzero((spread > 0) & ~reached)
-            if query is not None and depth > self.keep_depth and len(new):
+            room = self.max_nodes - count
+            if room <= 0 or not len(frontier):
+                break
+            # one step of the walk from the frontier, as a sparse sum over its columns
+            cols = t[:, frontier]
+            weights = cols.data * np.repeat(mass, np.diff(cols.indptr))
+            targets, inverse = np.unique(cols.indices, return_inverse=True)
+            spread = np.bincount(inverse, weights=weights, minlength=len(targets))
+            fresh = ~reached[targets]
+            new, spread = targets[fresh], spread[fresh]
+            if prune and depth > self.keep_depth and len(new):
+                if len(new) > 2 * room:  # only the likely survivors are compared
+                    best = np.argpartition(-spread, 2 * room)[: 2 * room]
+                    new, spread = new[best], spread[best]
                 rows = adj.vector_rows[new]
                 entity = (adj.kinds[new] == KIND_CODES["entity"]) & (rows >= 0)
                 sims = np.ones(len(new))
                 sims[entity] = adj.vectors[rows[entity]] @ query
-                new = new[sims >= self.prune_threshold]
-            room = self.max_nodes - int(reached.sum())
-            if room <= 0:
-                break
+                keep = sims >= self.prune_threshold
+                new, spread = new[keep], spread[keep]
             if len(new) > room:
-                new = new[np.argsort(-spread[new], kind="stable")[:room]]
-            if not len(new):
-                break
+                best = np.argsort(-spread, kind="stable")[:room]
+                new, spread = new[best], spread[best]
             reached[new] = True
-            mass = np.zeros_like(mass)
-            mass[new] = spread[new]
-            frontier = new
+            count += len(new)
+            frontier, mass = new, spread
         return np.flatnonzero(reached)
 
     def _pagerank(self, adj: Adjacency, sub: np.ndarray, restart: np.ndarray) -> np.ndarray:
         """Personalised PageRank restricted to the subgraph ``sub`` (power iteration)."""
-        m = adj.transition[sub][:, sub]
+        m = adj.transition[:, sub].tocsr()[sub]  # column, then row selection: both cheap
         out = np.asarray(m.sum(axis=0)).ravel()  # re-normalise: edges leaving sub are cut
         out[out == 0] = 1.0
         m = sparse.csr_matrix(m @ sparse.diags(1.0 / out))
