@@ -14,7 +14,14 @@ import networkx as nx
 import numpy as np
 from scipy import sparse
 
-EDGE_WEIGHTS = {"mentions": 1.0, "titles": 1.0, "cooc": 0.5, "rel": 1.0, "synonym": 1.0}
+EDGE_WEIGHTS = {
+    "mentions": 1.0,
+    "about": 3.0,
+    "titles": 1.0,
+    "cooc": 0.5,
+    "rel": 1.0,
+    "synonym": 1.0,
+}
 CONTAINS_WEIGHT = 0.5
 KIND_CODES = {"entity": 0, "chunk": 1, "section": 2, "document": 3}
 

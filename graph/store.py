@@ -5,7 +5,8 @@ Nodes are strings: ``d:<document id>``, ``s:<document id>:<heading path>``, ``c:
 
 - document–section–chunk ``contains`` edges (a chunk with no heading hangs off its document);
 - chunk–entity ``mentions`` edges, weighted by the mention count; a document's or section's
-  title is an entity linked to that node;
+  title is an entity linked to that node (``titles``) and to each of its chunks (``about``):
+  a page about an entity is the first place to look for it;
 - entity–entity edges carrying ``cooc`` (sentences in which both occur), ``rel`` (typed
   relations, ``"subject|relation|object" → count``, from an LLM extractor) and ``synonym`` (the
   name-embedding similarity of two entities that resolution was unsure to merge).
@@ -251,6 +252,7 @@ class KnowledgeGraph:
             if kind == "title":
                 owner = doc if sentence == -1 else sec
                 _bump(g, owner, ent, "titles", sign)
+                _bump(g, chunk, ent, "about", sign)  # the chunk is about its title's entity
             else:
                 _bump(g, chunk, ent, "mentions", sign)
                 by_sentence.setdefault(int(sentence), set()).add(ent)
@@ -455,7 +457,9 @@ def _bump(g: nx.Graph, u: str, v: str, attr: str, amount: float, set_value: bool
     data[attr] = data.get(attr, 0) + amount
     if data[attr] <= 0:
         del data[attr]
-    if not any(k in data for k in ("mentions", "titles", "cooc", "rel", "synonym", "kind")):
+    if not any(
+        k in data for k in ("mentions", "about", "titles", "cooc", "rel", "synonym", "kind")
+    ):
         g.remove_edge(u, v)
 
 
