@@ -110,14 +110,10 @@ class GraphRetriever:
                     covered.update(span)
         encode = self.encode or kg.encode
         if unmatched and encode is not None:
-            keys, matrix = kg._entity_matrix()
-            if len(keys):
-                vectors = np.asarray(encode(unmatched), dtype=np.float32)
-                sims = vectors @ matrix.T
-                for row in sims:
-                    i = int(np.argmax(row))
-                    if row[i] >= self.link_threshold:
-                        seed(keys[i], "embedding", float(row[i]))
+            vectors = np.asarray(encode(unmatched), dtype=np.float32)
+            for key, sim in kg.nearest_entities(vectors, unmatched):
+                if sim >= self.link_threshold:
+                    seed(key, "embedding", sim)
         return sorted(found.values(), key=lambda s: -s.weight)
 
     def mentions_to_embed(self, question: str) -> list[str]:

@@ -109,6 +109,7 @@ class KnowledgeGraph:
         self._matrix: tuple[int, list[str], np.ndarray] | None = None
         self._pending_synonyms: list[tuple[str, str, float]] = []  # (new key, existing, sim)
         self._adjacency: Adjacency | None = None
+        self._words: tuple[int, dict[str, list[int]]] | None = None
 
     # ---- sizes ----------------------------------------------------------------------------
     @property
@@ -218,6 +219,36 @@ class KnowledgeGraph:
             )
             self._matrix = (self.version, keys, matrix)
         return self._matrix[1], self._matrix[2]
+
+    def nearest_entities(
+        self, vectors: np.ndarray, texts: Sequence[str]
+    ) -> list[tuple[str, float]]:
+        """For each name vector, the most similar entity (key, cosine). Compared first with the
+        entities sharing a word with ``texts`` (an inverted index, cheap), with all entities
+        only when none does."""
+        keys, matrix = self._entity_matrix()
+        if not keys:
+            return [("", -1.0)] * len(vectors)
+        words = self._word_rows()
+        out = []
+        for vec, text in zip(vectors, texts, strict=True):
+            rows = sorted({r for w in normalise(text).split() for r in words.get(w, ())})
+            sims = (matrix[rows] if rows else matrix) @ vec
+            i = int(np.argmax(sims))
+            out.append((keys[rows[i] if rows else i], float(sims[i])))
+        return out
+
+    def _word_rows(self) -> dict[str, list[int]]:
+        """Word of an entity key → rows of the entity matrix (cached with it)."""
+        if self._words is None or self._words[0] != self.version:
+            keys, _ = self._entity_matrix()
+            index: dict[str, list[int]] = {}
+            for row, key in enumerate(keys):
+                for w in set(key.split()):
+                    if len(w) > 2:
+                        index.setdefault(w, []).append(row)
+            self._words = (self.version, index)
+        return self._words[1]
 
     def adjacency(self) -> Adjacency:
         """The whole graph as a column-stochastic sparse matrix, cached until the next change
