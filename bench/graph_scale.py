@@ -1,6 +1,6 @@
 """Graph search latency and memory on a ~100k-node knowledge graph (CPU).
 
-    python -m bench.graph_scale                   # 22k chunks → ~100k nodes (~5 min)
+    python -m bench.graph_scale                   # 23k chunks → ~100k nodes (~5 min)
     python -m bench.graph_scale --chunks 2000     # a quick look
 
 The corpus is synthetic (no data set is needed): chunks of sentences naming people, places and
@@ -94,7 +94,7 @@ def questions(pool: list[str], n: int, seed: int) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--chunks", type=int, default=22_000)
+    parser.add_argument("--chunks", type=int, default=23_000)
     parser.add_argument("--names", type=int, default=60_000)
     parser.add_argument("--questions", type=int, default=300)
     parser.add_argument("--batch", type=int, default=256, help="chunks per graph.add call")

@@ -130,6 +130,17 @@ def retrieval(
         "questions": len(rerank_sample),
         **{f"recall@{k}": round(v / len(rerank_sample), 4) for k, v in r_found.items()},
     }
+    # The service's default retrieval: vector + BM25 + graph, fused (documents, first seen)
+    h_found = {1: 0, 5: 0, 20: 0}
+    for question, gold, _ in questions:
+        cands, _ = services.pipeline.retrieve(question, "hybrid", 20)
+        docs = list(dict.fromkeys(doc_index[c.chunk.document_id] for c in cands if c.chunk.id > 0))
+        for k in h_found:
+            h_found[k] += gold in docs[:k]
+    out["hybrid"] = {
+        "questions": len(questions),
+        **{f"recall@{k}": round(v / len(questions), 4) for k, v in h_found.items()},
+    }
     return out
 
 
