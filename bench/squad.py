@@ -41,7 +41,17 @@ from bench.common import RESULTS, data_dir, machine, percentiles, require, write
 from index import Embedder
 from pruner.data import split_of
 
-STAGES = ["embed", "vector_search", "graph_search", "fuse", "prune", "budget", "llm", "total"]
+STAGES = [
+    "embed",
+    "vector_search",
+    "lexical_search",
+    "graph_search",
+    "fuse",
+    "prune",
+    "budget",
+    "llm",
+    "total",
+]
 
 
 def load_squad(
