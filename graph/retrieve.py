@@ -13,7 +13,8 @@ personalised PageRank (HippoRAG-style), and phrase the strongest edges as "graph
    entities are never pruned: a bridge entity's name (the director of the film in the
    question) rarely resembles the question.
 3. Personalised PageRank over the subgraph (power iteration on a sparse matrix), restarting at
-   the seeds; chunks ranked by their PageRank mass.
+   the seeds; chunks ranked by their PageRank mass. Typed relations touching the seeds (when an
+   LLM extracted them) become a short "graph facts" passage.
 """
 
 from __future__ import annotations
@@ -228,8 +229,10 @@ class GraphRetriever:
         return p
 
     def _facts(self, mass: dict[str, float], seeds: set[str]) -> list[str]:
-        """The strongest entity–entity edges between a seed and an entity with PageRank mass,
-        as short sentences."""
+        """Typed relations (from the LLM extractor) between a seed and an entity with PageRank
+        mass, strongest first, as short sentences. Co-mentions and synonym guesses are not
+        phrased as facts: "X is mentioned together with Y" tells a reader nothing the passages
+        do not, and an extractive answer would quote it."""
         if self.facts <= 0:
             return []
         g = self.graph.g
@@ -246,10 +249,6 @@ class GraphRetriever:
                     s, relation, _ = rel.split("|", 2)
                     a, b = (name_u, name_v) if s == key else (name_v, name_u)
                     ranked.append((mass[v] * (1 + count), f"{a} {relation} {b}."))
-                if "synonym" in data:
-                    ranked.append((mass[v], f"{name_u} may be the same as {name_v}."))
-                if data.get("cooc"):
-                    ranked.append((mass[v] * 0.5, f"{name_u} is mentioned together with {name_v}."))
         ranked.sort(key=lambda x: -x[0])
         return list(dict.fromkeys(text for _, text in ranked))[: self.facts]
 

@@ -56,7 +56,7 @@ def test_hybrid_finds_the_second_hop_that_vector_search_misses(services: Service
     assert _titles(services, "graph", k)[:2] == ["Nightfall Harbor", "Orla Venkatesan"]
     hybrid = _titles(services, "hybrid", k)
     assert {"Nightfall Harbor", "Orla Venkatesan"} <= set(hybrid)
-    assert hybrid[-1] == "(graph facts)" and len(hybrid) == k + 1
+    assert "(graph facts)" not in hybrid and len(hybrid) == k  # no typed relations here
 
 
 def test_each_mode_uses_only_its_retrievers(services: Services) -> None:
@@ -162,8 +162,7 @@ def test_ask_reports_retrievers_and_explains(client: TestClient) -> None:
     assert [c["rank"] for c in cands] == list(range(1, len(cands) + 1))
     orla = next(c for c in cands if c["title"] == "Orla Venkatesan")
     assert "graph" in orla["retrievers"] and orla["retrievers"]["graph"]["rank"] >= 1
-    facts = next(c for c in cands if c["chunk_id"] == GRAPH_FACTS_ID)
-    assert facts["document_id"] == "" and facts["title"] == "Knowledge graph"
+    assert all(c["chunk_id"] != GRAPH_FACTS_ID for c in cands)
     for citation in body["citations"]:
         assert citation["retrievers"], citation
     assert "Brevik Institute" in body["context"]

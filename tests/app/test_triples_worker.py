@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from app.parsing import parse_text
+from app.pipeline import GRAPH_FACTS_ID
 from app.services import Services
 from app.settings import Settings
 from index import Embedder
@@ -67,6 +68,12 @@ def test_triples_become_typed_relations_in_the_background(
     assert hood is not None
     rels = {r for n in hood["neighbours"] for r in n["relations"]}
     assert rels == {"ada lovelace|worked with|charles babbage"}
+
+    # typed relations touching the question's entities reach the pruner as a facts passage
+    cands, _ = services.pipeline.retrieve("Who did Ada Lovelace work with?", "hybrid", 5)
+    facts = [c for c in cands if c.chunk.id == GRAPH_FACTS_ID]
+    assert len(facts) == 1 and facts[0].found_by == {"graph_facts": (1, 1.0)}
+    assert facts[0].chunk.text == "Ada Lovelace worked with Charles Babbage."
 
 
 def test_a_failing_server_is_not_fatal(services: Services, stub_llm: StubServer) -> None:
