@@ -55,7 +55,9 @@ class Settings(BaseSettings):
     graph_prune_threshold: float = Field(
         0.1, ge=-1.0, le=1.0, description="Drop subgraph entities less similar to the question."
     )
-    graph_facts: int = Field(5, ge=0, description="Sentences in the graph-facts passage (0: none).")
+    graph_facts: int = Field(
+        5, ge=0, description="Typed relations in the graph-facts passage (0: none)."
+    )
     graph_triples: Literal["off", "llm"] = Field(
         "off",
         description="llm: also extract typed relations with the OpenAI-compatible LLM server "
