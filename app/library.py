@@ -263,15 +263,7 @@ class Library:
 
     # ---- deletion -------------------------------------------------------------------------
     def delete(self, document_id: str) -> DocumentRecord:
-        with self._write_lock:
-            self.sync()
-            record = self.store.get_document(document_id)
-            removed = self.store.delete_document(document_id)
-            if record is None or removed is None:
-                raise DocumentNotFoundError(document_id)
-            self._remove_everywhere(removed)
-            self._maybe_save()
-        return record
+        return self.delete_many([document_id])[0]
 
     def delete_many(self, document_ids: Sequence[str]) -> list[DocumentRecord]:
         """Delete several documents in one transaction and one pass over the indexes; all must

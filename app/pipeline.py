@@ -2,8 +2,9 @@
 
 The retrieval mode picks the retrievers: ``vector`` (FAISS), ``lexical`` (BM25), ``graph``
 (personalised PageRank over the knowledge graph) or ``hybrid`` (all three, fused by
-reciprocal-rank fusion). The graph adds a "graph facts" pseudo-passage; the pruner reranks and
-prunes every candidate, that passage included. Each stage is timed. CPU-bound stages run in a
+reciprocal-rank fusion). When the graph holds typed relations about the question's entities it
+adds a "graph facts" pseudo-passage; the pruner reranks and prunes every candidate, that passage
+included. Each stage is timed. CPU-bound stages run in a
 worker thread so the event loop stays free for other requests.
 """
 
@@ -135,10 +136,7 @@ class Pipeline:
             raise UnknownBackendError(
                 f"unknown llm backend {options.llm!r}; available: {sorted(self.llms)}"
             )
-        if options.retrieval not in RETRIEVAL_MODES:
-            raise UnknownRetrievalError(
-                f"unknown retrieval mode {options.retrieval!r}; use one of {list(RETRIEVAL_MODES)}"
-            )
+        _retrievers(options.retrieval)  # an unknown mode fails before any work
         timings: dict[str, float] = {}
         started = time.perf_counter()
         answer = await to_thread.run_sync(self._retrieve_and_prune, question, options, timings)
