@@ -47,10 +47,14 @@ class Adjacency:
     kinds: np.ndarray  # KIND_CODES per node
     transition: sparse.csc_matrix  # column u: where a walker at u goes next
     vector_rows: np.ndarray  # node → row of ``vectors`` (-1: none)
-    vectors: np.ndarray  # (entities with vectors, dim)
+    vectors: np.ndarray  # the graph's entity-name matrix (shared, float32)
 
     @classmethod
-    def build(cls, g: nx.Graph, name_vectors: dict[str, np.ndarray], version: int) -> Adjacency:
+    def build(
+        cls, g: nx.Graph, entity_keys: list[str], entity_matrix: np.ndarray, version: int
+    ) -> Adjacency:
+        """``entity_keys`` / ``entity_matrix``: the graph's entity-name matrix, shared (not
+        copied): node → row of it."""
         nodes = list(g.nodes)
         index = {n: i for i, n in enumerate(nodes)}
         kinds = np.array([KIND_CODES[g.nodes[n]["kind"]] for n in nodes], dtype=np.int8)
@@ -66,13 +70,9 @@ class Adjacency:
         out = np.asarray(m.sum(axis=0)).ravel()
         out[out == 0] = 1.0
         transition = sparse.csc_matrix(m @ sparse.diags(1.0 / out))
-        keyed = [
-            (i, nodes[i][2:]) for i in range(n) if kinds[i] == 0 and nodes[i][2:] in name_vectors
-        ]
         vector_rows = np.full(n, -1, dtype=np.int64)
-        dim = next(iter(name_vectors.values())).shape[0] if name_vectors else 1
-        vectors = np.zeros((len(keyed), dim), dtype=np.float32)
-        for row, (i, key) in enumerate(keyed):
-            vector_rows[i] = row
-            vectors[row] = name_vectors[key]
-        return cls(version, nodes, index, kinds, transition, vector_rows, vectors)
+        for row, key in enumerate(entity_keys):
+            i = index.get(f"e:{key}")
+            if i is not None:
+                vector_rows[i] = row
+        return cls(version, nodes, index, kinds, transition, vector_rows, entity_matrix)

@@ -103,7 +103,9 @@ class KnowledgeGraph:
         self.g = nx.Graph()
         self.records: dict[int, Contribution] = {}
         self.aliases: dict[str, str] = {}  # merged key → canonical key
-        self.vectors: dict[str, np.ndarray] = {}  # entity key → unit name vector
+        # entity key → unit name vector, float16 (half the memory; the search matrix built from
+        # them is float32)
+        self.vectors: dict[str, np.ndarray] = {}
         self.lock = threading.RLock()
         self.version = 0  # bumped on every change (caches key on it)
         self._matrix: tuple[int, list[str], np.ndarray] | None = None
@@ -204,16 +206,17 @@ class KnowledgeGraph:
                 continue
             accepted_vecs[len(accepted)] = vec
             accepted.append(key)
-            self.vectors[key] = vec
+            self.vectors[key] = vec.astype(np.float16)
             if best_sim >= self.synonym_threshold:
                 self._pending_synonyms.append((key, best, best_sim))
         return out
 
     def _entity_matrix(self) -> tuple[list[str], np.ndarray]:
         if self._matrix is None or self._matrix[0] != self.version:
+            self._matrix = None  # let the old matrix go before the new one is built
             keys = [k for k in self.vectors if entity_node(k) in self.g]
             matrix = (
-                np.stack([self.vectors[k] for k in keys])
+                np.stack([self.vectors[k] for k in keys]).astype(np.float32)
                 if keys
                 else np.zeros((0, 1), dtype=np.float32)
             )
@@ -255,7 +258,9 @@ class KnowledgeGraph:
         (rebuilding costs one pass over the edges: ~1 s per million)."""
         with self.lock:
             if self._adjacency is None or self._adjacency.version != self.version:
-                self._adjacency = Adjacency.build(self.g, self.vectors, self.version)
+                keys, matrix = self._entity_matrix()
+                self._adjacency = None
+                self._adjacency = Adjacency.build(self.g, keys, matrix, self.version)
             return self._adjacency
 
     def _apply(self, r: Contribution, sign: int) -> None:
@@ -419,7 +424,7 @@ class KnowledgeGraph:
             matrix = (
                 np.stack([self.vectors[k] for k in keys])
                 if keys
-                else np.zeros((0, dim), np.float32)
+                else np.zeros((0, dim), np.float16)
             )
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
@@ -445,7 +450,7 @@ class KnowledgeGraph:
             with np.load(path, allow_pickle=False) as data:
                 payload = json.loads(str(data["payload"]))
                 keys = data["keys"].tolist()
-                matrix = data["vectors"].astype(np.float32)
+                matrix = data["vectors"].astype(np.float16)
         except (OSError, KeyError, ValueError) as exc:
             raise ValueError(f"cannot read graph {path}: {exc}") from exc
         if payload.get("format") != FORMAT_VERSION:
