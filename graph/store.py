@@ -111,12 +111,13 @@ class KnowledgeGraph:
         self._matrix: tuple[int, list[str], np.ndarray] | None = None
         self._pending_synonyms: list[tuple[str, str, float]] = []  # (new key, existing, sim)
         self._adjacency: Adjacency | None = None
+        self._entities = 0
         self._words: tuple[int, dict[str, list[int]]] | None = None
 
     # ---- sizes ----------------------------------------------------------------------------
     @property
     def entity_count(self) -> int:
-        return sum(1 for n in self.g if n.startswith("e:"))
+        return self._entities  # kept by _apply: /healthz must not walk 100k nodes
 
     def chunk_ids(self) -> np.ndarray:
         with self.lock:
@@ -282,6 +283,7 @@ class KnowledgeGraph:
             touched.add(ent)
             if sign > 0 and ent not in g:
                 g.add_node(ent, kind="entity", name=surface, type=kind)
+                self._entities += 1
                 for other, b, sim in self._pending_synonyms:
                     if other == key and entity_node(b) in g:
                         _bump(g, ent, entity_node(b), "synonym", sim, set_value=True)
@@ -300,6 +302,7 @@ class KnowledgeGraph:
             for n, name in ((a, s), (b, o)):
                 if sign > 0 and n not in g:
                     g.add_node(n, kind="entity", name=name, type="name")
+                    self._entities += 1
                 touched.add(n)
                 _bump(g, chunk, n, "mentions", sign)
             _bump_rel(g, a, b, f"{s}|{rel}|{o}", sign)
@@ -315,6 +318,7 @@ class KnowledgeGraph:
             for ent in touched:
                 if ent in g and not any(not n.startswith("e:") for n in g[ent]):
                     g.remove_node(ent)
+                    self._entities -= 1
                     key = ent[2:]
                     self.vectors.pop(key, None)
                     for alias in [a for a, c in self.aliases.items() if c == key]:

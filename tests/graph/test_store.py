@@ -58,6 +58,7 @@ def assert_consistent(kg: KnowledgeGraph) -> None:
         elif data["kind"] == "chunk":
             assert int(node[2:]) in kg.records
     assert set(kg.vectors) <= entities(kg)
+    assert kg.entity_count == len(entities(kg))
     assert all(c in entities(kg) for c in kg.aliases.values())
 
 
@@ -140,6 +141,7 @@ def test_batch_delete_of_everything_leaves_an_empty_graph(kg: KnowledgeGraph) ->
     )
     assert kg.remove_documents(["d1", "d2", "d3", "d9"]) == 5
     assert kg.g.number_of_nodes() == 0 and not kg.records and not kg.vectors and not kg.aliases
+    assert kg.entity_count == 0
 
 
 def test_adding_then_removing_restores_the_graph(kg: KnowledgeGraph) -> None:
