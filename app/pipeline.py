@@ -71,6 +71,7 @@ class Citation:
     kept_scores: list[float]
     pruned_count: int
     found_by: dict[str, tuple[int, float]] = field(default_factory=dict)
+    sentence_scores: list[float] = field(default_factory=list)  # every sentence of the chunk
 
 
 @dataclass
@@ -126,6 +127,8 @@ class Pipeline:
         self.llms = llms
         self.graph = graph or GraphRetriever(library.graph)
         self.rerank = rerank
+        # called with every finished answer (metrics); must be cheap and must not raise
+        self.observers: list[Callable[[Answer], None]] = []
 
     async def ask(self, question: str, options: AskOptions) -> Answer:
         question = question.strip()
@@ -149,7 +152,12 @@ class Pipeline:
         answer.llm = llm.name
         timings["total"] = (time.perf_counter() - started) * 1000
         answer.timings_ms = timings
+        self._notify(answer)
         return answer
+
+    def _notify(self, answer: Answer) -> None:
+        for observe in self.observers:
+            observe(answer)
 
     def _retrieve_and_prune(
         self, question: str, options: AskOptions, timings: dict[str, float]
@@ -311,6 +319,7 @@ class Pipeline:
                     kept_scores=[result.sentence_scores[s.index] for s in kept],
                     pruned_count=len(chunk.sentences) - len(kept),
                     found_by=sources[chunk.id],
+                    sentence_scores=list(result.sentence_scores),
                 )
             )
         return Answer(

@@ -137,6 +137,13 @@ class RetrieverHit(BaseModel):
     score: float = Field(description="The retriever's own score (cosine, BM25, PageRank).")
 
 
+class SourceSentence(BaseModel):
+    index: int
+    text: str
+    score: float = Field(description="The pruner's keep score of the sentence.")
+    kept: bool = Field(description="Sent to the LLM (false: pruned, or over the token budget).")
+
+
 class CitationOut(BaseModel):
     n: int
     document_id: str = Field(description='"" for the knowledge-graph facts passage.')
@@ -150,9 +157,13 @@ class CitationOut(BaseModel):
     kept_sentences: int
     pruned_sentences: int
     retrievers: dict[str, RetrieverHit] = Field(description="The retrievers that found it.")
+    source: list[SourceSentence] = Field(
+        description="Every sentence of the passage, kept or pruned, in order."
+    )
 
     @classmethod
     def of(cls, c: Citation) -> CitationOut:
+        kept = {s.index for s in c.kept}
         return cls(
             n=c.n,
             document_id=c.chunk.document_id,
@@ -172,6 +183,15 @@ class CitationOut(BaseModel):
                 name: RetrieverHit(rank=rank, score=float(score))
                 for name, (rank, score) in c.found_by.items()
             },
+            source=[
+                SourceSentence(
+                    index=s.index,
+                    text=s.text,
+                    score=round(c.sentence_scores[s.index], 6) if c.sentence_scores else 0.0,
+                    kept=s.index in kept,
+                )
+                for s in c.chunk.sentences
+            ],
         )
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class LLMError(RuntimeError):
@@ -47,4 +48,19 @@ class LLM(Protocol):
         """Answer using only ``passages``, citing them as [n]."""
         ...
 
+    def stream(self, question: str, passages: list[Passage]) -> AsyncIterator[str]:
+        """The same answer as ``generate``, as text pieces while they are produced; joined,
+        they are the whole answer. Errors raise LLMError, possibly after some pieces."""
+        ...
+
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class TextCompleter(Protocol):
+    """A backend that can also follow a free instruction (used to rewrite follow-up questions
+    into standalone ones). The extractive backend is not one."""
+
+    async def complete_text(self, instruction: str, max_tokens: int = 64) -> str:
+        """The model's reply to ``instruction``, stripped."""
+        ...

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from app.llm.base import Passage
 
 
@@ -20,6 +22,15 @@ class ExtractiveLLM:
         self.relative = relative
 
     async def generate(self, question: str, passages: list[Passage]) -> str:
+        return " ".join(self._sentences(passages))
+
+    async def stream(self, question: str, passages: list[Passage]) -> AsyncIterator[str]:
+        # Nothing is generated, so there is nothing to wait for: one piece per sentence keeps
+        # the client's rendering path the same as with a real model.
+        for i, piece in enumerate(self._sentences(passages)):
+            yield piece if i == 0 else " " + piece
+
+    def _sentences(self, passages: list[Passage]) -> list[str]:
         ranked = sorted(
             ((s.score, p.n, i, s.text) for p in passages for i, s in enumerate(p.sentences)),
             key=lambda t: (-t[0], t[1], t[2]),
@@ -29,7 +40,7 @@ class ExtractiveLLM:
             ranked = [t for t in ranked if t[0] >= floor]
         # Read in context order (passage, then position) so the answer flows like the source.
         ranked.sort(key=lambda t: (t[1], t[2]))
-        return " ".join(f"{text} [{n}]" for _, n, _, text in ranked)
+        return [f"{text} [{n}]" for _, n, _, text in ranked]
 
     async def aclose(self) -> None:
         return None

@@ -7,7 +7,9 @@ does not hold the answer.
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -57,19 +59,50 @@ class OpenAILLM:
             base_url=self.base_url, headers=headers, timeout=timeout_s, transport=transport
         )
 
-    async def generate(self, question: str, passages: list[Passage]) -> str:
-        payload: dict[str, Any] = {
+    def _payload(
+        self, messages: list[dict[str, str]], stream: bool, **extra: Any
+    ) -> dict[str, Any]:
+        return {
             "model": self.model,
-            "messages": build_messages(question, passages),
+            "messages": messages,
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
-            "stream": False,
+            "stream": stream,
+            **extra,
         }
+
+    async def generate(self, question: str, passages: list[Passage]) -> str:
+        return await self._chat(self._payload(build_messages(question, passages), False))
+
+    async def complete_text(self, instruction: str, max_tokens: int = 64) -> str:
+        messages = [{"role": "user", "content": instruction}]
+        return await self._chat(self._payload(messages, False, max_tokens=max_tokens))
+
+    async def _chat(self, payload: dict[str, Any]) -> str:
         try:
             response = await self._client.post("/chat/completions", json=payload)
         except httpx.HTTPError as exc:
             raise _transport_error(self.base_url, exc) from exc
         return completion_text(response, self.base_url)
+
+    async def stream(self, question: str, passages: list[Passage]) -> AsyncIterator[str]:
+        """Server-sent chat-completion chunks; the content deltas as they arrive."""
+        payload = self._payload(build_messages(question, passages), True)
+        try:
+            async with self._client.stream("POST", "/chat/completions", json=payload) as r:
+                if r.status_code != 200:
+                    body = (await r.aread()).decode("utf-8", "replace")
+                    raise LLMError(
+                        f"LLM server at {self.base_url} answered {r.status_code}: {body[:300]}"
+                    )
+                async for line in r.aiter_lines():
+                    piece = _delta(line, self.base_url)
+                    if piece is None:
+                        break
+                    if piece:
+                        yield piece
+        except httpx.HTTPError as exc:
+            raise _transport_error(self.base_url, exc) from exc
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -79,6 +112,24 @@ def _transport_error(base_url: str, exc: httpx.HTTPError) -> LLMError:
     if isinstance(exc, httpx.TimeoutException):
         return LLMError(f"LLM server at {base_url} timed out")
     return LLMError(f"LLM server at {base_url} unreachable: {exc}")
+
+
+def _delta(line: str, base_url: str) -> str | None:
+    """The content of one SSE line of a streamed completion: "" for lines without text
+    (comments, role-only deltas, keep-alives), None at ``[DONE]``."""
+    if not line.startswith("data:"):
+        return ""
+    data = line[5:].strip()
+    if data == "[DONE]":
+        return None
+    try:
+        choice = json.loads(data)["choices"][0]
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise LLMError(f"LLM server at {base_url} sent a malformed stream chunk") from exc
+    if not isinstance(choice, dict):
+        raise LLMError(f"LLM server at {base_url} sent a malformed stream chunk")
+    content = (choice.get("delta") or {}).get("content") or ""
+    return content if isinstance(content, str) else ""
 
 
 def completion_text(response: httpx.Response, base_url: str) -> str:
