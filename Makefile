@@ -13,7 +13,7 @@ PORT ?= 8000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: serve test lint bench clean-venv
+.PHONY: serve test lint bench llamacpp clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIP) install --quiet -e '.[test,bench]'
 	touch $@
+
+# Optional local LLM (SIEVE_LLM=llamacpp): builds llama.cpp from source (~4-8 min once).
+$(VENV)/.installed-llamacpp: $(VENV)/.installed
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install --quiet -e '.[llamacpp]'
+	touch $@
+
+llamacpp: $(VENV)/.installed-llamacpp
 
 serve: $(VENV)/.installed
 	$(VENV)/bin/sieve serve --host $(HOST) --port $(PORT)

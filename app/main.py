@@ -7,9 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from app.api.errors import install_error_handlers
-from app.api.routes import ask, documents, graph, health
+from app.api.routes import ask, documents, graph, health, ollama, openai_compat, web
+from app.api.routes import metrics as metrics_routes
+from app.observability import Metrics, ObservabilityMiddleware
 from app.services import Services
 from app.settings import Settings, get_settings
 from index import Embedder
@@ -19,14 +22,17 @@ logger = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None, embedder: Embedder | None = None) -> FastAPI:
     """``settings`` default to the environment; ``embedder`` may be shared (tests)."""
+    settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = Services.build(settings or get_settings(), embedder)
+        services = Services.build(settings, embedder)
         app.state.services = services
+        app.state.metrics.attach(services)
         try:
             yield
         finally:
+            app.state.metrics.detach()
             await services.aclose()
 
     app = FastAPI(
@@ -35,9 +41,25 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         summary="Question answering over your documents, with pruned, cited context.",
         lifespan=lifespan,
     )
+    if settings.cors_origin_list:  # the widget on other sites; off unless configured
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID"],
+        )
+    # metrics, request id and access log of every request; added last so it is outermost and
+    # sees CORS preflights too (pure ASGI: streamed responses are not buffered)
+    app.state.metrics = Metrics(version=app.version)
+    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(documents.router)
     app.include_router(ask.router)
     app.include_router(graph.router)
+    app.include_router(openai_compat.router)
+    app.include_router(ollama.router)
+    app.include_router(web.router)
+    app.include_router(metrics_routes.router)
     return app

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -50,6 +50,40 @@ class AskOptions:
     llm: str
     retrieval: str = "hybrid"
     explain: bool = False
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """Streaming event: the retrievers are done (candidates fused, not yet reranked)."""
+
+    retrieval: str
+    candidates: int
+    retrievers: dict[str, int]
+    timings_ms: dict[str, float]
+
+
+@dataclass(frozen=True)
+class ContextReady:
+    """Streaming event: reranked, pruned and budgeted; ``answer.answer`` is still empty."""
+
+    answer: Answer
+
+
+@dataclass(frozen=True)
+class Token:
+    """Streaming event: a piece of the answer text."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    """Streaming event: the complete answer, as :meth:`Pipeline.ask` returns it."""
+
+    answer: Answer
+
+
+AskEvent = Retrieved | ContextReady | Token | Finished
 
 
 @dataclass(frozen=True)
@@ -130,7 +164,9 @@ class Pipeline:
         # called with every finished answer (metrics); must be cheap and must not raise
         self.observers: list[Callable[[Answer], None]] = []
 
-    async def ask(self, question: str, options: AskOptions) -> Answer:
+    def check(self, question: str, options: AskOptions) -> tuple[str, LLM]:
+        """The stripped question and the answering backend; raises before any work is done
+        (a streaming response must fail before its first byte, not halfway)."""
         question = question.strip()
         if not question:
             raise ValueError("question must not be empty")
@@ -140,6 +176,10 @@ class Pipeline:
                 f"unknown llm backend {options.llm!r}; available: {sorted(self.llms)}"
             )
         _retrievers(options.retrieval)  # an unknown mode fails before any work
+        return question, llm
+
+    async def ask(self, question: str, options: AskOptions) -> Answer:
+        question, llm = self.check(question, options)
         timings: dict[str, float] = {}
         started = time.perf_counter()
         answer = await to_thread.run_sync(self._retrieve_and_prune, question, options, timings)
@@ -149,8 +189,44 @@ class Pipeline:
             with _timed(timings, "llm"):
                 passages = [_passage(c) for c in answer.citations]
                 answer.answer = await llm.generate(question, passages)
+        return self._finish(answer, llm, timings, started)
+
+    async def ask_stream(self, question: str, options: AskOptions) -> AsyncIterator[AskEvent]:
+        """The stages of :meth:`ask` as they finish: :class:`Retrieved`, then
+        :class:`ContextReady` (what the LLM will see), then :class:`Token` pieces, then
+        :class:`Finished` with the same Answer ``ask`` returns. Call :meth:`check` first."""
+        question, llm = self.check(question, options)
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        fused, graph = await to_thread.run_sync(self._retrieve, question, options, timings)
+        yield Retrieved(
+            options.retrieval,
+            len(fused),
+            _retriever_counts(fused, options.retrieval),
+            dict(timings),
+        )
+        answer = await to_thread.run_sync(self._prune, question, options, fused, graph, timings)
+        yield ContextReady(answer)
+        if not answer.citations:
+            answer.answer, answer.abstained = ABSTAIN_ANSWER, True
+            yield Token(ABSTAIN_ANSWER)
+        else:
+            pieces: list[str] = []
+            llm_started = time.perf_counter()
+            async for piece in llm.stream(question, [_passage(c) for c in answer.citations]):
+                if not pieces:
+                    timings["llm_first_token"] = _ms_since(llm_started)
+                pieces.append(piece)
+                yield Token(piece)
+            timings["llm"] = _ms_since(llm_started)
+            answer.answer = "".join(pieces).strip()
+        yield Finished(self._finish(answer, llm, timings, started))
+
+    def _finish(
+        self, answer: Answer, llm: LLM, timings: dict[str, float], started: float
+    ) -> Answer:
         answer.llm = llm.name
-        timings["total"] = (time.perf_counter() - started) * 1000
+        timings["total"] = _ms_since(started)
         answer.timings_ms = timings
         self._notify(answer)
         return answer
@@ -162,8 +238,22 @@ class Pipeline:
     def _retrieve_and_prune(
         self, question: str, options: AskOptions, timings: dict[str, float]
     ) -> Answer:
-        mode, k = options.retrieval, options.candidates
-        fused, graph_result = self.retrieve(question, mode, k, timings)
+        fused, graph = self._retrieve(question, options, timings)
+        return self._prune(question, options, fused, graph, timings)
+
+    def _retrieve(
+        self, question: str, options: AskOptions, timings: dict[str, float]
+    ) -> tuple[list[Candidate], GraphSearchResult | None]:
+        return self.retrieve(question, options.retrieval, options.candidates, timings)
+
+    def _prune(
+        self,
+        question: str,
+        options: AskOptions,
+        fused: list[Candidate],
+        graph_result: GraphSearchResult | None,
+        timings: dict[str, float],
+    ) -> Answer:
         candidates = [c.chunk for c in fused]
         with _timed(timings, "prune"):
             # A chunk's title (document title + heading path) goes into its context header, so
@@ -177,10 +267,7 @@ class Pipeline:
         with _timed(timings, "budget"):
             answer = self._budget(fused, pruned, options)
         answer.retrieval = options.retrieval
-        answer.retrievers = {
-            name: sum(1 for c in fused if name in c.found_by)
-            for name in _retrievers(options.retrieval)
-        }
+        answer.retrievers = _retriever_counts(fused, options.retrieval)
         if options.explain:
             answer.explain = self._explain(fused, pruned, graph_result)
         return answer
@@ -339,6 +426,14 @@ class Pipeline:
             return GRAPH_FACTS_TITLE
         record = self.library.store.get_document(chunk.document_id)
         return record.title if record else ""
+
+
+def _retriever_counts(fused: Sequence[Candidate], mode: str) -> dict[str, int]:
+    return {name: sum(1 for c in fused if name in c.found_by) for name in _retrievers(mode)}
+
+
+def _ms_since(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)
 
 
 def _retrievers(mode: str) -> tuple[str, ...]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from app.library import Library
-from app.llm import LLM, ExtractiveLLM, OpenAILLM
+from app.llm import LLM, ExtractiveLLM, LlamaCppLLM, OpenAILLM
 from app.pipeline import AskOptions, Pipeline
 from app.settings import Settings
 from app.triples import TripleWorker
@@ -67,6 +68,15 @@ class Services:
                 settings.llm_max_tokens,
                 settings.llm_temperature,
             ),
+            # cheap: the GGUF is assembled and loaded on the first request for this backend
+            "llamacpp": LlamaCppLLM(
+                settings.llamacpp_model_path,
+                settings.data_dir / "models",
+                n_ctx=settings.llamacpp_n_ctx,
+                n_threads=settings.llamacpp_threads,
+                max_tokens=settings.llm_max_tokens,
+                temperature=settings.llm_temperature,
+            ),
         }
         graph = GraphRetriever(
             library.graph,
@@ -99,6 +109,12 @@ class Services:
             settings.llm,
         )
         return cls(settings, embedder, library, pruner, pipeline, triples)
+
+    def options(self, **overrides: Any) -> AskOptions:
+        """The configured defaults, with every override that is not None applied."""
+        return replace(
+            self.default_options(), **{k: v for k, v in overrides.items() if v is not None}
+        )
 
     def default_options(self) -> AskOptions:
         s = self.settings

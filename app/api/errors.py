@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from app.conversation import ConversationError
 from app.library import DocumentNotFoundError
 from app.llm import LLMError
 from app.parsing import ParseError, UnsupportedFormatError
@@ -35,6 +36,7 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (UnknownRetrievalError, 422),
     (DocumentNotFoundError, 404),
     (LLMError, 502),
+    (ConversationError, 422),
 ]
 
 
@@ -54,14 +56,29 @@ def describe_validation(errors: Sequence[Any]) -> str:
     return "; ".join(parts)
 
 
+def error_body(path: str, status: int, reason: str) -> dict[str, Any]:
+    """``{"detail": reason}``, plus the error shape the chat clients of the compatible APIs
+    read: OpenAI's ``{"error": {"message", "type", "code"}}`` under /v1, Ollama's
+    ``{"error": reason}`` under /api."""
+    body: dict[str, Any] = {"detail": reason}
+    if path.startswith("/v1/"):
+        kind = "invalid_request_error" if status < 500 else "api_error"
+        body["error"] = {"message": reason, "type": kind, "code": status}
+    elif path.startswith("/api/"):
+        body["error"] = reason
+    return body
+
+
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    return JSONResponse(status_code=422, content={"detail": describe_validation(exc.errors())})
+    reason = describe_validation(exc.errors())
+    return JSONResponse(status_code=422, content=error_body(request.url.path, 422, reason))
 
 
 def _handler(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
     async def handle(request: Request, exc: Exception) -> JSONResponse:
         if status >= 500:
             logger.error("%s %s failed: %s", request.method, request.url.path, exc)
-        return JSONResponse(status_code=status, content={"detail": str(exc)})
+        body = error_body(request.url.path, status, str(exc))
+        return JSONResponse(status_code=status, content=body)
 
     return handle

@@ -11,6 +11,7 @@ from index import ChunkRecord, DocumentRecord
 
 MAX_QUESTION_CHARS = 4000
 MAX_TEXT_CHARS = 20_000_000
+DEFAULT_COLLECTION = "default"
 
 
 class DocumentIn(BaseModel):
@@ -116,13 +117,30 @@ class AskRequest(BaseModel):
     candidates: int | None = Field(None, ge=1, le=1000, description="Chunks retrieved.")
     prune_threshold: float | None = Field(None, ge=0.0, le=1.0)
     max_context_tokens: int | None = Field(None, ge=16, le=200_000)
-    llm: str | None = Field(None, description="Answer backend: extractive or openai.")
+    llm: str | None = Field(None, description="Answer backend: extractive, openai or llamacpp.")
     retrieval: Literal["vector", "lexical", "graph", "hybrid"] | None = Field(
         None, description="Retrievers: vector, lexical (BM25), graph, or hybrid (all, fused)."
     )
     explain: bool = Field(
         False, description="Return the graph seeds, subgraph and fused candidate list."
     )
+    stream: bool = Field(
+        False,
+        description="Answer as server-sent events: retrieval, context, token…, done "
+        "(error instead of done if the LLM fails midway).",
+    )
+    collection: str | None = Field(
+        None, description=f"Collection to search; this server has one: {DEFAULT_COLLECTION!r}."
+    )
+
+    @field_validator("collection")
+    @classmethod
+    def _known_collection(cls, value: str | None) -> str | None:
+        if value is not None and value != DEFAULT_COLLECTION:
+            raise ValueError(
+                f"unknown collection {value!r}; this server has only {DEFAULT_COLLECTION!r}"
+            )
+        return value
 
     @field_validator("question")
     @classmethod
@@ -208,6 +226,37 @@ class AskStats(BaseModel):
         "retrievers counts for both)."
     )
 
+    @classmethod
+    def of(cls, a: Answer) -> AskStats:
+        return cls(
+            candidates=a.candidates,
+            tokens_candidates=a.tokens_candidates,
+            tokens_before=a.tokens_before,
+            tokens_after=a.tokens_after,
+            compression=round(a.compression, 4),
+            timings_ms=dict(a.timings_ms),
+            retrieval=a.retrieval,
+            retrievers=a.retrievers,
+        )
+
+
+class ContextEvent(BaseModel):
+    """The ``context`` event of a streamed /ask: what the LLM is about to see."""
+
+    abstained: bool
+    citations: list[CitationOut]
+    context: str
+    stats: AskStats
+
+    @classmethod
+    def of(cls, a: Answer) -> ContextEvent:
+        return cls(
+            abstained=not a.citations,
+            citations=[CitationOut.of(c) for c in a.citations],
+            context=a.context,
+            stats=AskStats.of(a),
+        )
+
 
 class AskResponse(BaseModel):
     answer: str
@@ -228,16 +277,7 @@ class AskResponse(BaseModel):
             llm=a.llm,
             citations=[CitationOut.of(c) for c in a.citations],
             context=a.context,
-            stats=AskStats(
-                candidates=a.candidates,
-                tokens_candidates=a.tokens_candidates,
-                tokens_before=a.tokens_before,
-                tokens_after=a.tokens_after,
-                compression=round(a.compression, 4),
-                timings_ms=a.timings_ms,
-                retrieval=a.retrieval,
-                retrievers=a.retrievers,
-            ),
+            stats=AskStats.of(a),
             explain=a.explain,
         )
 

@@ -1,7 +1,9 @@
-"""Answer backends behind one interface: extractive (default, no model) and OpenAI-compatible."""
+"""Answer backends behind one interface: extractive (default, no model), OpenAI-compatible,
+and a local GGUF through llama.cpp."""
 
-from app.llm.base import LLM, ContextSentence, LLMError, Passage, render_context
+from app.llm.base import LLM, ContextSentence, LLMError, Passage, TextCompleter, render_context
 from app.llm.extractive import ExtractiveLLM
+from app.llm.llamacpp import LlamaCppLLM
 from app.llm.openai import OpenAILLM, build_messages
 
 __all__ = [
@@ -9,8 +11,10 @@ __all__ = [
     "ContextSentence",
     "ExtractiveLLM",
     "LLMError",
+    "LlamaCppLLM",
     "OpenAILLM",
     "Passage",
+    "TextCompleter",
     "build_messages",
     "render_context",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -34,6 +35,15 @@ class Passage:
     @property
     def text(self) -> str:
         return " ".join(s.text for s in self.sentences)
+
+
+_FENCE = re.compile(r"</?\s*context\s*>", re.IGNORECASE)
+
+
+def fence_context(context: str) -> str:
+    """``context`` inside ``<context>`` … ``</context>``, with any such tag in the documents
+    themselves defused, so a passage cannot close the fence and speak as the prompt."""
+    return f"<context>\n{_FENCE.sub('[context tag removed]', context)}\n</context>"
 
 
 def render_context(passages: list[Passage]) -> str:

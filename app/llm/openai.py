@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from app.llm.base import LLMError, Passage, render_context
+from app.llm.base import LLMError, Passage, fence_context, render_context
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +28,7 @@ SYSTEM_PROMPT = (
 
 def build_messages(question: str, passages: list[Passage]) -> list[dict[str, str]]:
     user = (
-        "Context passages:\n<context>\n"
-        f"{render_context(passages)}\n"
-        "</context>\n\n"
+        f"Context passages:\n{fence_context(render_context(passages))}\n\n"
         f"Question: {question}\n"
         "Answer with [n] citations:"
     )

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 
 class StubServer:
@@ -40,6 +41,11 @@ class StubServer:
         await asyncio.sleep(self.delay_s)
         if self.status != 200:
             return JSONResponse({"error": "boom"}, status_code=self.status)
+        content = self.content(body) if callable(self.content) else self.content
+        if body.get("stream"):
+            return StreamingResponse(
+                _chunks(body["model"], content), media_type="text/event-stream"
+            )
         return {
             "id": "x",
             "object": "chat.completion",
@@ -50,7 +56,7 @@ class StubServer:
                     "finish_reason": "stop",
                     "message": {
                         "role": "assistant",
-                        "content": self.content(body) if callable(self.content) else self.content,
+                        "content": content,
                     },
                 }
             ],
@@ -59,6 +65,16 @@ class StubServer:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
+
+
+async def _chunks(model: str, content: str) -> AsyncIterator[str]:
+    """The content as OpenAI stream chunks, one word at a time, then ``[DONE]``."""
+    yield 'data: {"choices": [{"index": 0, "delta": {"role": "assistant"}}]}\n\n'
+    for word in content.split(" "):
+        delta = {"choices": [{"index": 0, "delta": {"content": word + " "}}], "model": model}
+        yield f"data: {json.dumps(delta)}\n\n"
+        await asyncio.sleep(0)
+    yield "data: [DONE]\n\n"
 
 
 @pytest.fixture(scope="session")

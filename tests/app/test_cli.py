@@ -1,51 +1,77 @@
-"""The `sieve` command in-process: ingest a folder, ask, re-ingest (dedup), bad files reported."""
+"""The `sieve` command in-process: ingest (summary, bad files), ask (--show-context), docs list
+and rm, eval (suite mapping, pass-through, errors). One shared embedder; no benchmark data."""
 
 from __future__ import annotations
 
+import io
+import json
+import sys
 from pathlib import Path
 
 import pytest
 
-from app.cli import iter_files, main
+from app.cli import ask, common, evaluate, iter_files, main
+from app.settings import Settings
+from index import Embedder
 
 
-def test_ingest_folder_then_ask(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    docs = tmp_path / "docs"
-    (docs / "sub").mkdir(parents=True)
-    (docs / "a.md").write_text("# Kettles\n\nThe kettle boils water in two minutes.\n")
-    (docs / "sub" / "b.txt").write_text("Toasters brown bread. They have a lever.")
-    (docs / "skip.bin").write_bytes(b"\x00\x01")
-    data = str(tmp_path / "data")
+@pytest.fixture(autouse=True)
+def shared_embedder(monkeypatch: pytest.MonkeyPatch, embedder: Embedder) -> None:
+    """In-process commands use the session's embedder instead of loading their own."""
+    monkeypatch.setattr(common, "load_embedder", lambda *args: embedder)
 
-    assert main(["ingest", str(docs), "--data-dir", data]) == 0
-    assert "2 added, 0 already present, 0 failed" in capsys.readouterr().out
-    assert main(["ingest", str(docs), "--data-dir", data]) == 0
+
+def write_docs(folder: Path) -> Path:
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.md").write_text(
+        "# Kettles\n\nThe kettle boils water in two minutes. Kettles are sold in hardware"
+        " shops across the country. The museum opens on Sundays.\n"
+    )
+    (folder / "sub" / "b.txt").write_text("Toasters brown bread. They have a lever.")
+    (folder / "skip.bin").write_bytes(b"\x00\x01")
+    return folder
+
+
+def doc_ids(settings: Settings, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    assert main(["docs", "list", "--json"], settings) == 0
+    return [d["id"] for d in json.loads(capsys.readouterr().out)["documents"]]
+
+
+# ---- ingest -------------------------------------------------------------------------------
+def test_ingest_folder_then_ask(
+    tmp_path: Path, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    docs = str(write_docs(tmp_path / "docs"))
+    assert main(["ingest", docs], settings) == 0
+    out = capsys.readouterr().out
+    assert "2 added, 0 already present, 0 failed; 2 chunks in" in out and "chunks/s" in out
+    assert main(["ingest", docs], settings) == 0
     assert "0 added, 2 already present" in capsys.readouterr().out
 
-    assert main(["ask", "How fast does the kettle boil water?", "--data-dir", data]) == 0
+    assert main(["ask", "How fast does the kettle boil water?"], settings) == 0
     out = capsys.readouterr().out
     assert "two minutes" in out and "[1] Kettles" in out
+    assert "context: " in out and "% pruned" in out and "timings (ms): embed " in out
 
 
 def test_bad_file_is_reported_and_others_still_ingested(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "good.txt").write_text("Good content lives here.")
     (tmp_path / "bad.txt").write_bytes(b"\xff\xfe\xfa")
-    assert (
-        main(
-            [
-                "ingest",
-                str(tmp_path / "good.txt"),
-                str(tmp_path / "bad.txt"),
-                "--data-dir",
-                str(tmp_path / "data"),
-            ]
-        )
-        == 1
-    )
+    assert main(["ingest", str(tmp_path)], settings) == 1
     captured = capsys.readouterr()
-    assert "1 added" in captured.out and "bad.txt" in captured.err
+    assert "1 added, 0 already present, 1 failed; 1 chunks in" in captured.out
+    assert "failed:" in captured.err and "bad.txt" in captured.err and "UTF-8" in captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_ingest_nothing_supported_is_an_error(
+    tmp_path: Path, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "x.bin").write_bytes(b"\x00")
+    assert main(["ingest", str(tmp_path)], settings) == 1
+    assert "no supported files" in capsys.readouterr().err
 
 
 def test_iter_files_globs_and_dedup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -53,3 +79,186 @@ def test_iter_files_globs_and_dedup(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     (tmp_path / "y.pdf").write_bytes(b"%PDF")
     monkeypatch.chdir(tmp_path)
     assert [p.name for p in iter_files(["*.md", "x.md", "."])] == ["x.md", "y.pdf"]
+
+
+# ---- ask ----------------------------------------------------------------------------------
+def test_ask_show_context_marks_kept_and_pruned_sentences_in_a_pipe(
+    tmp_path: Path, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["ingest", str(write_docs(tmp_path / "docs"))], settings)
+    capsys.readouterr()
+    question = ["ask", "How fast does the kettle boil water?", "--show-context"]
+    assert main([*question, "--prune-threshold", "0.5"], settings) == 0
+    out = capsys.readouterr().out
+    assert "\x1b[" not in out  # not a terminal: no colour, +/- marks instead
+    lines = out.splitlines()
+    kept = [line for line in lines if line.startswith("    + ")]
+    pruned = [line for line in lines if line.startswith("    - ")]
+    assert any("boils water in two minutes" in line for line in kept)
+    assert any("museum opens on Sundays" in line for line in pruned)
+    assert "kept /" in out and "pruned)" in out
+
+
+def test_ask_on_an_empty_data_dir_says_what_to_do(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["ask", "Anything?"], settings) == 1
+    assert "sieve ingest" in capsys.readouterr().err and not settings.data_dir.exists()
+
+
+def test_render_uses_colour_only_when_asked() -> None:
+    result = {
+        "answer": "Two minutes [1].",
+        "citations": [
+            {
+                "n": 1,
+                "title": "Kettles",
+                "chunk_id": 7,
+                "score": 0.9,
+                "retrievers": {"vector": {}},
+                "kept_sentences": 1,
+                "pruned_sentences": 1,
+                "source": [
+                    {"index": 0, "text": "Kept one.", "score": 0.9, "kept": True},
+                    {"index": 1, "text": "Pruned one.", "score": 0.1, "kept": False},
+                ],
+            }
+        ],
+        "stats": {
+            "tokens_before": 10,
+            "tokens_after": 5,
+            "compression": 0.5,
+            "candidates": 3,
+            "retrieval": "hybrid",
+            "timings_ms": {"embed": 1.0, "prune": 2.0, "total": 4.0},
+        },
+    }
+    plain = ask.render(result, show_context=True, colour=False)
+    assert "    + 0.90  Kept one." in plain and "    - 0.10  Pruned one." in plain
+    assert "context: 10 → 5 tokens (50% pruned) from 3 candidates (hybrid)" in plain
+    assert "timings (ms): embed 1, prune 2; total 4" in plain
+    coloured = "\n".join(ask.render(result, show_context=True, colour=True))
+    assert f"{ask.KEPT}    + 0.90  Kept one.{ask.RESET}" in coloured
+    assert f"{ask.PRUNED}    - 0.10  Pruned one.{ask.RESET}" in coloured
+    assert "Pruned one" not in "\n".join(ask.render(result, show_context=False, colour=False))
+
+
+def test_colour_needs_a_terminal_and_no_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert common.use_colour(Tty()) and not common.use_colour(io.StringIO())
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not common.use_colour(Tty())
+
+
+# ---- docs ---------------------------------------------------------------------------------
+def test_docs_list_text_json_and_paging(
+    tmp_path: Path, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["docs", "list"], settings) == 0  # no data dir yet: empty, and not created
+    assert "no documents" in capsys.readouterr().out and not settings.data_dir.exists()
+    main(["ingest", str(write_docs(tmp_path / "docs"))], settings)
+    capsys.readouterr()
+
+    assert main(["docs", "list"], settings) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["id", "title", "format", "chunks", "created"]
+    assert lines[1].split()[1:4] == ["Kettles", "md", "1"] and lines[2].split()[1:3] == ["b", "txt"]
+    assert lines[-1] == "1-2 of 2 documents"
+
+    assert main(["docs", "list", "--json", "--limit", "1", "--offset", "1"], settings) == 0
+    page = json.loads(capsys.readouterr().out)
+    assert page["total"] == 2 and [d["title"] for d in page["documents"]] == ["b"]
+    assert main(["docs", "list", "--limit", "0"], settings) == 2
+    assert "--limit must be in 1..1000" in capsys.readouterr().err
+
+
+def test_docs_rm_is_all_or_nothing(
+    tmp_path: Path, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["ingest", str(write_docs(tmp_path / "docs"))], settings)
+    capsys.readouterr()
+    ids = doc_ids(settings, capsys)
+
+    assert main(["docs", "rm", ids[0], "no-such-id"], settings) == 1
+    err = capsys.readouterr().err
+    assert "no-such-id" in err and "nothing deleted" in err and "Traceback" not in err
+    assert doc_ids(settings, capsys) == ids
+
+    assert main(["docs", "rm", *ids, "--yes"], settings) == 0
+    out = capsys.readouterr().out
+    assert f"deleted {ids[0]}  Kettles" in out and "2 document(s) deleted" in out
+    assert doc_ids(settings, capsys) == []
+
+
+def test_docs_rm_asks_on_a_terminal(
+    tmp_path: Path,
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (tmp_path / "a.txt").write_text("Some text to delete.")
+    main(["ingest", str(tmp_path / "a.txt")], settings)
+    capsys.readouterr()
+    ids = doc_ids(settings, capsys)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    prompts: list[str] = []
+    answers = iter(["n", "y"])
+    monkeypatch.setattr("builtins.input", lambda prompt: prompts.append(prompt) or next(answers))
+    assert main(["docs", "rm", *ids], settings) == 1
+    assert "nothing deleted" in capsys.readouterr().err
+    assert doc_ids(settings, capsys) == ids
+    assert main(["docs", "rm", *ids], settings) == 0
+    assert "1 document(s) deleted" in capsys.readouterr().out
+    assert prompts == [f"delete {ids[0]}? [y/N] "] * 2 and doc_ids(settings, capsys) == []
+
+
+# ---- eval ---------------------------------------------------------------------------------
+def test_eval_unknown_suite_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "--suite", "nope"]) == 2
+    assert "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+def test_eval_outside_a_source_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(evaluate, "candidate_roots", lambda: [tmp_path])
+    assert main(["eval", "--suite", "squad"]) == 2
+    assert "source checkout" in capsys.readouterr().err
+
+
+def test_eval_runs_the_suite_modules_with_extra_args(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stand-in bench/ package: the real benchmarks take minutes and need the data sets."""
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "__init__.py").write_text("")
+    for module in ("pruner_eval", "pruner_squad"):
+        (bench / f"{module}.py").write_text(
+            "import json, pathlib, sys\n"
+            "out = pathlib.Path('bench/results')\n"
+            "out.mkdir(exist_ok=True)\n"
+            f"(out / '{module}.json').write_text(json.dumps(sys.argv[1:]))\n"
+        )
+    (bench / "graph_scale.py").write_text("import sys\nsys.exit('benchmark data not found')\n")
+    monkeypatch.setattr(evaluate, "candidate_roots", lambda: [tmp_path])
+
+    assert main(["eval", "--suite", "pruner", "--checkpoint", "x"]) == 0
+    out = capsys.readouterr().out
+    for module in ("pruner_eval", "pruner_squad"):
+        result = bench / "results" / f"{module}.json"
+        assert f"wrote {result}" in out
+        assert json.loads(result.read_text()) == ["--checkpoint", "x"]
+    assert main(["eval", "--suite", "graph"]) == 1  # the module's exit code, passed through
+    assert "bench.graph_scale exited with code 1" in capsys.readouterr().err
+
+
+def test_unknown_option_of_other_commands_is_rejected(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["docs", "list", "--bogus"]) == 2
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+    assert main(["doctor", "--help"]) == 0
+    assert "One line per check" in capsys.readouterr().out

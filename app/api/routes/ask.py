@@ -1,31 +1,69 @@
-"""Question answering over the stored documents."""
+"""Question answering over the stored documents: one JSON answer, or server-sent events."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter
 
 from app.api.deps import ServicesDep
-from app.api.schemas import AskRequest, AskResponse
+from app.api.schemas import AskRequest, AskResponse, ContextEvent
+from app.api.streaming import event_stream, sse
+from app.llm import LLMError
+from app.pipeline import AskOptions, ContextReady, Finished, Pipeline, Retrieved, Token
 
+logger = logging.getLogger(__name__)
 router = APIRouter(tags=["ask"])
 
+_STREAM_DOC = {
+    "description": "With `stream: true`: `text/event-stream` with the events `retrieval` "
+    "{retrieval, candidates, retrievers, timings_ms}, `context` {abstained, citations, context, "
+    "stats}, `token` {text} (many), then `done` (the same body as without streaming) or "
+    "`error` {detail}.",
+    "content": {"text/event-stream": {}},
+}
 
-@router.post("/ask", response_model=AskResponse, responses={422: {}, 502: {}})
-async def ask(body: AskRequest, services: ServicesDep) -> AskResponse:
-    defaults = services.default_options()
-    options = replace(
-        defaults,
-        top_k=body.top_k or defaults.top_k,
-        candidates=body.candidates or defaults.candidates,
-        prune_threshold=(
-            body.prune_threshold if body.prune_threshold is not None else defaults.prune_threshold
-        ),
-        max_context_tokens=body.max_context_tokens or defaults.max_context_tokens,
-        llm=body.llm or defaults.llm,
-        retrieval=body.retrieval or defaults.retrieval,
+
+@router.post("/ask", response_model=AskResponse, responses={200: _STREAM_DOC, 422: {}, 502: {}})
+async def ask(body: AskRequest, services: ServicesDep) -> Any:
+    options = services.options(
+        top_k=body.top_k,
+        candidates=body.candidates,
+        prune_threshold=body.prune_threshold,
+        max_context_tokens=body.max_context_tokens,
+        llm=body.llm,
+        retrieval=body.retrieval,
         explain=body.explain,
     )
+    if body.stream:
+        services.pipeline.check(body.question, options)  # 4xx before the stream starts
+        return event_stream(ask_events(services.pipeline, body.question, options))
     answer = await services.pipeline.ask(body.question, options)
     return AskResponse.of(answer)
+
+
+async def ask_events(pipeline: Pipeline, question: str, options: AskOptions) -> AsyncIterator[str]:
+    """The pipeline's stages as SSE; an LLM failure midway ends the stream with ``error``."""
+    try:
+        async for event in pipeline.ask_stream(question, options):
+            if isinstance(event, Retrieved):
+                yield sse(
+                    {
+                        "retrieval": event.retrieval,
+                        "candidates": event.candidates,
+                        "retrievers": event.retrievers,
+                        "timings_ms": event.timings_ms,
+                    },
+                    "retrieval",
+                )
+            elif isinstance(event, ContextReady):
+                yield sse(ContextEvent.of(event.answer).model_dump(), "context")
+            elif isinstance(event, Token):
+                yield sse({"text": event.text}, "token")
+            elif isinstance(event, Finished):
+                yield sse(AskResponse.of(event.answer).model_dump(), "done")
+    except LLMError as exc:
+        logger.error("streamed /ask failed: %s", exc)
+        yield sse({"detail": str(exc)}, "error")

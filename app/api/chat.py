@@ -1,0 +1,79 @@
+"""What the chat-compatible endpoints share: turn a conversation into a pipeline run, and
+render its answer for a chat client (citations as [n] in the text, a sources list, and the
+full citations and stats in an extra ``sieve`` field)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from app.api.schemas import MAX_QUESTION_CHARS, AskStats, CitationOut
+from app.conversation import ConversationError, Rewrite, Turn, split_turns, standalone_question
+from app.pipeline import Answer, AskOptions, Citation, Finished, Token
+from app.services import Services
+
+MODEL_ID = "sieve"
+
+
+@dataclass(frozen=True)
+class ChatRun:
+    rewrite: Rewrite
+    options: AskOptions
+
+
+async def prepare(services: Services, turns: Sequence[Turn], overrides: dict[str, Any]) -> ChatRun:
+    """The standalone question and options; raises (→ 4xx) before any answer is produced."""
+    question, history = split_turns(turns)
+    if len(question) > MAX_QUESTION_CHARS:
+        raise ConversationError(
+            f"the question is {len(question)} characters, limit is {MAX_QUESTION_CHARS}"
+        )
+    options = services.options(**overrides)
+    mode = services.settings.chat_rewrite
+    if mode == "off":
+        rewrite = Rewrite(question, question, "none")
+    else:
+        use_llm = mode == "llm" or (mode == "auto" and options.llm == "openai")
+        llm = services.pipeline.llms.get(options.llm) if use_llm else None
+        rewrite = await standalone_question(question, history, llm)
+    services.pipeline.check(rewrite.question, options)
+    return ChatRun(rewrite, options)
+
+
+def sources_footer(citations: Sequence[Citation]) -> str:
+    """``\\n\\nSources:\\n[1] Title — Section (p. 2)``; "" without citations."""
+    lines = []
+    for c in citations:
+        path = " > ".join(h for h in c.chunk.heading_path if h and h != c.title)
+        page = f" (p. {c.chunk.page})" if c.chunk.page else ""
+        lines.append(f"[{c.n}] {c.title}" + (f" — {path}" if path else "") + page)
+    return "\n\nSources:\n" + "\n".join(lines) if lines else ""
+
+
+def chat_text(answer: Answer, with_sources: bool) -> str:
+    return answer.answer + (sources_footer(answer.citations) if with_sources else "")
+
+
+def sieve_extra(answer: Answer, rewrite: Rewrite) -> dict[str, Any]:
+    return {
+        "question": rewrite.question,
+        "rewritten": rewrite.how,
+        "abstained": answer.abstained,
+        "llm": answer.llm,
+        "citations": [CitationOut.of(c).model_dump() for c in answer.citations],
+        "stats": AskStats.of(answer).model_dump(),
+    }
+
+
+async def answer_pieces(
+    services: Services, run: ChatRun, with_sources: bool
+) -> AsyncIterator[str | Answer]:
+    """The answer text as it streams, then the sources footer as one piece, then the Answer."""
+    async for event in services.pipeline.ask_stream(run.rewrite.question, run.options):
+        if isinstance(event, Token):
+            yield event.text
+        elif isinstance(event, Finished):
+            if with_sources and event.answer.citations:
+                yield sources_footer(event.answer.citations)
+            yield event.answer

@@ -1,0 +1,146 @@
+"""Ollama-compatible API, so Open WebUI and other Ollama front ends can connect to Sieve as to
+an Ollama server: ``POST /api/chat`` and ``POST /api/generate`` (NDJSON streaming by default,
+as Ollama does), ``GET /api/tags``, ``POST /api/show``, ``GET /api/ps``, ``GET /api/version``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from hashlib import sha256
+from typing import Any
+
+from fastapi import APIRouter
+
+from app.api.chat import MODEL_ID, ChatRun, answer_pieces, chat_text, prepare, sieve_extra
+from app.api.chat_schemas import OllamaChatRequest, OllamaGenerateRequest, OllamaShowRequest
+from app.api.deps import ServicesDep
+from app.api.streaming import ndjson, ndjson_stream
+from app.conversation import Turn
+from app.llm import LLMError
+from app.pipeline import Answer
+from app.services import Services
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/api", tags=["ollama-compatible"])
+VERSION = "0.1.0"  # Sieve's own version: it is not an Ollama release
+_DETAILS = {
+    "parent_model": "",
+    "format": "sieve",
+    "family": "sieve",
+    "families": ["sieve"],
+    "parameter_size": "",
+    "quantization_level": "",
+}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+@router.get("/version")
+def version() -> dict[str, str]:
+    return {"version": VERSION}
+
+
+@router.get("/tags")
+def tags() -> dict[str, Any]:
+    name = f"{MODEL_ID}:latest"
+    return {
+        "models": [
+            {
+                "name": name,
+                "model": name,
+                "modified_at": _now(),
+                "size": 0,
+                "digest": sha256(name.encode()).hexdigest(),
+                "details": _DETAILS,
+            }
+        ]
+    }
+
+
+@router.get("/ps")
+def running() -> dict[str, Any]:
+    return {"models": []}
+
+
+@router.post("/show")
+def show(body: OllamaShowRequest) -> dict[str, Any]:
+    return {
+        "modelfile": "",
+        "parameters": "",
+        "template": "",
+        "details": _DETAILS,
+        "model_info": {},
+        "capabilities": ["completion"],
+    }
+
+
+@router.post("/chat", responses={422: {}, 502: {}})
+async def chat(body: OllamaChatRequest, services: ServicesDep) -> Any:
+    run = await prepare(services, [m.turn() for m in body.messages], body.overrides())
+    return await _respond(services, run, body.model, body.stream, chat=True)
+
+
+@router.post("/generate", responses={422: {}, 502: {}})
+async def generate(body: OllamaGenerateRequest, services: ServicesDep) -> Any:
+    if not body.prompt.strip():  # Ollama clients send an empty prompt to load a model
+        return {
+            "model": body.model,
+            "created_at": _now(),
+            "response": "",
+            "done": True,
+            "done_reason": "load",
+        }
+    run = await prepare(services, [Turn("user", body.prompt)], body.overrides())
+    return await _respond(services, run, body.model, body.stream, chat=False)
+
+
+def _message(text: str, chat: bool) -> dict[str, Any]:
+    return {"message": {"role": "assistant", "content": text}} if chat else {"response": text}
+
+
+async def _respond(services: Services, run: ChatRun, model: str, stream: bool, chat: bool) -> Any:
+    started = time.perf_counter_ns()
+    if stream:
+        return ndjson_stream(_lines(services, run, model, chat, started))
+    answer = await services.pipeline.ask(run.rewrite.question, run.options)
+    text = chat_text(answer, services.settings.chat_sources)
+    return {
+        "model": model,
+        "created_at": _now(),
+        **_message(text, chat),
+        **_final(answer, run, started),
+    }
+
+
+async def _lines(
+    services: Services, run: ChatRun, model: str, chat: bool, started: int
+) -> AsyncIterator[str]:
+    try:
+        async for piece in answer_pieces(services, run, services.settings.chat_sources):
+            head = {"model": model, "created_at": _now()}
+            if isinstance(piece, Answer):
+                yield ndjson({**head, **_message("", chat), **_final(piece, run, started)})
+            else:
+                yield ndjson({**head, **_message(piece, chat), "done": False})
+    except LLMError as exc:  # the 200 is already sent: report in-band, as Ollama does
+        logger.error("streamed Ollama chat failed: %s", exc)
+        yield ndjson({"error": str(exc)})
+
+
+def _final(answer: Answer, run: ChatRun, started: int) -> dict[str, Any]:
+    llm_ns = int(answer.timings_ms.get("llm", 0.0) * 1e6)
+    return {
+        "done": True,
+        "done_reason": "stop",
+        "total_duration": time.perf_counter_ns() - started,
+        "load_duration": 0,
+        "prompt_eval_count": answer.tokens_after,
+        "prompt_eval_duration": int(answer.timings_ms.get("total", 0.0) * 1e6) - llm_ns,
+        "eval_count": len(answer.answer.split()),
+        "eval_duration": llm_ns,
+        "sieve": sieve_extra(answer, run.rewrite),
+    }

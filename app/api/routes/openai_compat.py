@@ -1,0 +1,99 @@
+"""OpenAI-compatible chat: ``POST /v1/chat/completions`` (JSON or SSE chunks ending with
+``[DONE]``) and ``GET /v1/models``. Any model name is accepted; the answer is Sieve's
+pipeline answer, its citations as [n] in the text plus an extra ``sieve`` field."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter
+
+from app.api.chat import MODEL_ID, ChatRun, answer_pieces, chat_text, prepare, sieve_extra
+from app.api.chat_schemas import ChatCompletionRequest
+from app.api.deps import ServicesDep
+from app.api.streaming import event_stream, sse
+from app.llm import LLMError
+from app.pipeline import Answer
+from app.services import Services
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1", tags=["openai-compatible"])
+
+
+def _model_card() -> dict[str, Any]:
+    return {"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "sieve"}
+
+
+@router.get("/models")
+def list_models() -> dict[str, Any]:
+    return {"object": "list", "data": [_model_card()]}
+
+
+@router.get("/models/{model_id}")
+def get_model(model_id: str) -> dict[str, Any]:
+    return {**_model_card(), "id": model_id}  # every name maps to the one pipeline
+
+
+@router.post("/chat/completions", responses={422: {}, 502: {}})
+async def chat_completions(body: ChatCompletionRequest, services: ServicesDep) -> Any:
+    run = await prepare(services, [m.turn() for m in body.messages], body.overrides())
+    meta = {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "created": int(time.time()),
+        "model": body.model,
+    }
+    if body.stream:
+        return event_stream(_chunks(services, run, meta))
+    answer = await services.pipeline.ask(run.rewrite.question, run.options)
+    text = chat_text(answer, services.settings.chat_sources)
+    return {
+        **meta,
+        "object": "chat.completion",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": _usage(services, answer, text),
+        "sieve": sieve_extra(answer, run.rewrite),
+    }
+
+
+async def _chunks(services: Services, run: ChatRun, meta: dict[str, Any]) -> AsyncIterator[str]:
+    def chunk(delta: dict[str, str], finish: str | None = None, **extra: Any) -> str:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return sse({**meta, "object": "chat.completion.chunk", "choices": [choice], **extra})
+
+    yield chunk({"role": "assistant", "content": ""})
+    try:
+        async for piece in answer_pieces(services, run, services.settings.chat_sources):
+            if isinstance(piece, Answer):
+                text = chat_text(piece, services.settings.chat_sources)
+                yield chunk(
+                    {},
+                    "stop",
+                    usage=_usage(services, piece, text),
+                    sieve=sieve_extra(piece, run.rewrite),
+                )
+            else:
+                yield chunk({"content": piece})
+    except LLMError as exc:  # after the first byte the status is sent: report in-band
+        logger.error("streamed chat completion failed: %s", exc)
+        yield sse({"error": {"message": str(exc), "type": "llm_error", "code": 502}})
+    yield sse("[DONE]")
+
+
+def _usage(services: Services, answer: Answer, text: str) -> dict[str, int]:
+    """Token counts in the embedder's word pieces: the context sent and the answer."""
+    completion = services.embedder.count_tokens([text])[0]
+    return {
+        "prompt_tokens": answer.tokens_after,
+        "completion_tokens": completion,
+        "total_tokens": answer.tokens_after + completion,
+    }

@@ -1,0 +1,156 @@
+"""``sieve ingest PATH...``: index files and folders (recursively, globs allowed).
+
+In-process by default (the data dir is opened here; a server running on the same data dir picks
+the new documents up at its next request), or uploaded to a running server with ``--server``.
+One bad file never stops the others: it is reported, and the exit code is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from tqdm import tqdm
+
+from app.cli.common import (
+    CliError,
+    Server,
+    add_target_options,
+    describe,
+    embedder_for,
+    error_detail,
+    with_data_dir,
+)
+from app.settings import Settings
+
+SUPPORTED = {".txt", ".text", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}
+
+# (duplicate, chunk_count) per document stored from one file
+Send = Callable[[Path], list[tuple[bool, int]]]
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "ingest",
+        help="index files or folders (recursively)",
+        description=describe(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("paths", nargs="+", help="files, folders or glob patterns")
+    add_target_options(p)
+    p.set_defaults(func=run)
+
+
+def iter_files(paths: Sequence[str]) -> Iterator[Path]:
+    """Files named, found under folders (recursively) or matched by globs; sorted, unique."""
+    seen: set[Path] = set()
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file())
+        elif path.is_file():
+            found = [path]
+        else:
+            found = sorted(p for p in Path().glob(raw) if p.is_file())
+        for p in found:
+            if p.suffix.lower() in SUPPORTED and p.resolve() not in seen:
+                seen.add(p.resolve())
+                yield p
+
+
+@dataclass
+class Tally:
+    added: int = 0
+    duplicates: int = 0
+    chunks: int = 0
+    failures: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def count(self, stored: list[tuple[bool, int]]) -> None:
+        for duplicate, chunk_count in stored:
+            self.duplicates += duplicate
+            self.added += not duplicate
+            self.chunks += 0 if duplicate else chunk_count
+
+    @property
+    def elapsed(self) -> float:
+        return max(time.perf_counter() - self.started, 1e-9)
+
+    def summary(self, files: int) -> str:
+        s = self.elapsed
+        return (
+            f"{self.added} added, {self.duplicates} already present, {len(self.failures)} failed;"
+            f" {self.chunks} chunks in {s:.1f}s ({self.chunks / s:.1f} chunks/s,"
+            f" {files / s:.1f} files/s)"
+        )
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    files = list(iter_files(args.paths))
+    if not files:
+        raise CliError(f"no supported files ({', '.join(sorted(SUPPORTED))}) in {args.paths}")
+    opener = _remote(args.server) if args.server else _local(with_data_dir(settings, args.data_dir))
+    with opener as send:
+        tally = _ingest_all(files, send)
+    print(tally.summary(len(files)))
+    for line in tally.failures:
+        print(f"  failed: {line}", file=sys.stderr)
+    return 1 if tally.failures else 0
+
+
+def _ingest_all(files: list[Path], send: Send) -> Tally:
+    tally = Tally()
+    bar = tqdm(files, unit="file", desc="ingesting", dynamic_ncols=True)
+    for path in bar:
+        try:
+            tally.count(send(path))
+        except CliError:
+            raise  # the server went away: the other files would fail the same way
+        except Exception as exc:  # one bad file must not stop the others; reported at the end
+            tally.failures.append(f"{path}: {exc}")
+        bar.set_postfix(chunks=tally.chunks, chunks_s=f"{tally.chunks / tally.elapsed:.1f}")
+    bar.close()
+    return tally
+
+
+@contextmanager
+def _remote(url: str) -> Iterator[Send]:
+    with Server(url) as server:
+        server.request("GET", "/healthz")  # fail once, clearly, when the server is not there
+
+        def send(path: Path) -> list[tuple[bool, int]]:
+            with path.open("rb") as fh:
+                try:
+                    r = server.client.post("/documents", files={"files": (path.name, fh)})
+                except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
+                    raise CliError(f"lost the server at {server.url}: {exc}") from exc
+            if r.status_code >= 400:
+                raise RuntimeError(f"server answered {r.status_code}: {error_detail(r)}")
+            return [(d["duplicate"], d["chunk_count"]) for d in r.json()["documents"]]
+
+        yield send
+
+
+@contextmanager
+def _local(settings: Settings) -> Iterator[Send]:
+    from app.library import Library
+    from app.parsing import parse_document
+
+    library = Library.open(settings, embedder_for(settings))
+
+    def send(path: Path) -> list[tuple[bool, int]]:
+        parsed = parse_document(path.read_bytes(), path.name)
+        return [
+            (r.duplicate, r.document.chunk_count) for r in library.ingest([(parsed, path.name)])
+        ]
+
+    try:
+        yield send
+    finally:
+        library.close()
