@@ -17,7 +17,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SIEVE_", env_file=".env", extra="ignore")
 
     # storage
-    data_dir: Path = Field(Path("./data"), description="SQLite db and FAISS index live here.")
+    data_dir: Path = Field(
+        Path("./data"),
+        description="SQLite db, FAISS index, BM25 and graph files (and models/ for llamacpp).",
+    )
     # server
     host: str = Field("127.0.0.1", description="Address `sieve serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `sieve serve` listens on.")
@@ -30,18 +33,24 @@ class Settings(BaseSettings):
     )
     # embedding + index
     embedder_path: Path | None = Field(
-        None, description="Local sentence-transformers dir; default: bundled all-MiniLM-L6-v2."
+        None,
+        description="Local sentence-transformers dir; default: the bundled all-MiniLM-L6-v2 "
+        "(sha256-checked).",
     )
     device: str = Field("auto", description="torch device for models: auto, cpu, cuda, cuda:1…")
     embed_batch_size: int = Field(64, gt=0, description="Embedding batch size.")
-    index_kind: Literal["flat", "hnsw", "ivf"] = Field("flat", description="FAISS index type.")
+    index_kind: Literal["flat", "hnsw", "ivf"] = Field(
+        "flat", description="FAISS index: flat (exact), hnsw, ivf (large collections)."
+    )
     hnsw_m: int = Field(32, gt=1, description="HNSW graph degree.")
     ivf_nlist: int = Field(1024, gt=0, description="IVF lists (fewer when few vectors).")
     ivf_nprobe: int = Field(16, gt=0, description="IVF lists probed per search.")
     index_save_interval_s: float = Field(
         30.0, ge=0, description="Write the FAISS file at most this often (and at shutdown)."
     )
-    faiss_gpu: bool = Field(True, description="Use GPU FAISS when the installed faiss has it.")
+    faiss_gpu: bool = Field(
+        True, description="Use GPU FAISS (flat) when the installed faiss has GPU support."
+    )
     # ingestion
     # 150/200 words ≈ 200/260 word-pieces: chunks stay (nearly) inside MiniLM's 256-token window,
     # so the end of a chunk is embedded too.
@@ -50,7 +59,10 @@ class Settings(BaseSettings):
     max_upload_mb: float = Field(50.0, gt=0, description="Largest accepted upload, per file.")
     max_request_mb: float = Field(200.0, gt=0, description="Largest accepted request body.")
     # knowledge graph
-    graph: bool = Field(True, description="Build the knowledge graph at ingestion.")
+    graph: bool = Field(
+        True,
+        description="Build the knowledge graph at ingestion (false: graph search finds nothing).",
+    )
     graph_merge_threshold: float = Field(
         0.93, ge=0.0, le=1.0, description="Merge entities whose names embed this close."
     )
@@ -74,7 +86,12 @@ class Settings(BaseSettings):
     retrieval: Literal["vector", "lexical", "graph", "hybrid"] = Field(
         "hybrid", description="Retrievers: vector, lexical (BM25), graph, or hybrid (all, fused)."
     )
-    candidates: int = Field(20, gt=0, le=1000, description="Chunks fetched per retriever.")
+    candidates: int = Field(
+        20,
+        gt=0,
+        le=1000,
+        description="Chunks fetched per retriever, and fused candidates given to the pruner.",
+    )
     top_k: int = Field(5, gt=0, le=100, description="Passages kept after reranking.")
     pruner: Literal["provence", "similarity"] = Field(
         "provence", description="provence: the trained pruner+reranker; similarity: baseline."
@@ -88,7 +105,11 @@ class Settings(BaseSettings):
     )
     pruner_batch_size: int = Field(32, gt=0, description="Passages per pruner forward pass.")
     prune_threshold: float | None = Field(
-        None, ge=0.0, le=1.0, description="Sentence keep threshold; default: the pruner's own."
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Sentence keep threshold; default: the pruner's own (0.05 trained, 0.30 "
+        "similarity).",
     )
     max_context_tokens: int = Field(1024, gt=0, description="Token budget of the LLM context.")
     # LLM
