@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.llm import LLMError, TextCompleter
+from app.parsing import split_sentences
 from graph import extract
 
 logger = logging.getLogger(__name__)
 
-ROLES = ("system", "developer", "user", "assistant", "tool")
 MAX_TURN_CHARS = 600  # of each earlier turn shown to the rewriting LLM
 MAX_REWRITE_CHARS = 1000
 _PRONOUNS = frozenset(
@@ -63,13 +63,14 @@ def split_turns(turns: Sequence[Turn]) -> tuple[str, list[Turn]]:
 
 
 def is_follow_up(question: str) -> bool:
-    """Short questions, ones that open like a continuation, and ones with a pronoun."""
+    """Questions that open like a continuation ("and…", "what about…"), hold a pronoun, or
+    are short and name nothing of their own ("Why?", but not "Who is Orla?")."""
     words = _WORD.findall(question.lower())
     if not words:
         return False
-    if len(words) <= 3 or question.lower().lstrip().startswith(_OPENERS):
+    if question.lower().lstrip().startswith(_OPENERS) or any(w in _PRONOUNS for w in words):
         return True
-    return any(w in _PRONOUNS for w in words)
+    return len(words) <= 3 and not any(not m.weak for m in extract([question]))
 
 
 def heuristic_rewrite(question: str, history: Sequence[Turn]) -> str:
@@ -77,12 +78,15 @@ def heuristic_rewrite(question: str, history: Sequence[Turn]) -> str:
     previous = next((t.content for t in reversed(history) if t.role == "user"), None)
     if previous is None:
         return question
+    previous = " ".join(previous.split())[:MAX_TURN_CHARS]  # bounded, whatever the client sent
     answer = next((t.content for t in reversed(history) if t.role == "assistant"), "")
     answer = _MARKER.sub("", _SOURCES.sub("", answer))[:MAX_TURN_CHARS]
     own = {m.key for m in extract([question])}
     names: list[str] = []
     seen: set[str] = set()
-    for m in extract([previous, answer]):
+    # sentence by sentence: a name never runs across a full stop ("Fair. The")
+    sentences = [answer[sp.start : sp.end] for sp in split_sentences(answer)]
+    for m in extract([previous, *sentences]):
         if m.key not in own and m.key not in seen and not m.weak:
             seen.add(m.key)
             names.append(m.text)

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
+from app.api.cors import PathCORSMiddleware
 from app.api.errors import install_error_handlers
 from app.api.routes import ask, documents, graph, health, ollama, openai_compat, web
 from app.api.routes import metrics as metrics_routes
@@ -41,14 +41,8 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         summary="Question answering over your documents, with pruned, cited context.",
         lifespan=lifespan,
     )
-    if settings.cors_origin_list:  # the widget on other sites; off unless configured
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origin_list,
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["*"],
-            expose_headers=["X-Request-ID"],
-        )
+    if settings.cors_origin_list:  # the widget on other sites: POST /ask only
+        app.add_middleware(PathCORSMiddleware, origins=settings.cors_origin_list)
     # metrics, request id and access log of every request; added last so it is outermost and
     # sees CORS preflights too (pure ASGI: streamed responses are not buffered)
     app.state.metrics = Metrics(version=app.version)

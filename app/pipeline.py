@@ -206,6 +206,7 @@ class Pipeline:
             dict(timings),
         )
         answer = await to_thread.run_sync(self._prune, question, options, fused, graph, timings)
+        answer.timings_ms = dict(timings)  # the stages so far; the final answer has all
         yield ContextReady(answer)
         if not answer.citations:
             answer.answer, answer.abstained = ABSTAIN_ANSWER, True
@@ -214,7 +215,10 @@ class Pipeline:
             pieces: list[str] = []
             llm_started = time.perf_counter()
             async for piece in llm.stream(question, [_passage(c) for c in answer.citations]):
-                if not pieces:
+                if not pieces:  # the streamed text starts like the final (stripped) answer
+                    piece = piece.lstrip()
+                    if not piece:
+                        continue
                     timings["llm_first_token"] = _ms_since(llm_started)
                 pieces.append(piece)
                 yield Token(piece)

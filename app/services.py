@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -38,6 +39,33 @@ def _context_pruner(path: Path, device: str, batch_size: int) -> ContextPruner:
     return ContextPruner(path, device=device, batch_size=batch_size).load()
 
 
+def build_llms(settings: Settings) -> dict[str, LLM]:
+    """The answer backends a request may pick: ``SIEVE_LLM_BACKENDS``, or the configured one
+    plus extractive. A backend the operator did not enable is never reachable from a request
+    (it could call a server or load a model nobody asked for)."""
+    factories: dict[str, Callable[[], LLM]] = {
+        "extractive": lambda: ExtractiveLLM(settings.extractive_sentences),
+        "openai": lambda: OpenAILLM(
+            settings.llm_base_url,
+            settings.llm_model,
+            settings.llm_api_key,
+            settings.llm_timeout_s,
+            settings.llm_max_tokens,
+            settings.llm_temperature,
+        ),
+        # cheap: the GGUF is assembled and loaded on the first request for this backend
+        "llamacpp": lambda: LlamaCppLLM(
+            settings.llamacpp_model_path,
+            settings.data_dir / "models",
+            n_ctx=settings.llamacpp_n_ctx,
+            n_threads=settings.llamacpp_threads,
+            max_tokens=settings.llm_max_tokens,
+            temperature=settings.llm_temperature,
+        ),
+    }
+    return {name: factories[name]() for name in settings.llm_backend_list}
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -58,26 +86,7 @@ class Services:
         library = Library.open(settings, embedder)
         encode = CachedEncoder(embedder.encode)
         pruner = build_pruner(settings, encode)
-        llms: dict[str, LLM] = {
-            "extractive": ExtractiveLLM(settings.extractive_sentences),
-            "openai": OpenAILLM(
-                settings.llm_base_url,
-                settings.llm_model,
-                settings.llm_api_key,
-                settings.llm_timeout_s,
-                settings.llm_max_tokens,
-                settings.llm_temperature,
-            ),
-            # cheap: the GGUF is assembled and loaded on the first request for this backend
-            "llamacpp": LlamaCppLLM(
-                settings.llamacpp_model_path,
-                settings.data_dir / "models",
-                n_ctx=settings.llamacpp_n_ctx,
-                n_threads=settings.llamacpp_threads,
-                max_tokens=settings.llm_max_tokens,
-                temperature=settings.llm_temperature,
-            ),
-        }
+        llms = build_llms(settings)
         graph = GraphRetriever(
             library.graph,
             max_depth=settings.graph_max_depth,

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+LLM_BACKENDS = ("extractive", "openai", "llamacpp")
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SIEVE_", env_file=".env", extra="ignore")
@@ -116,6 +118,11 @@ class Settings(BaseSettings):
     llm: Literal["extractive", "openai", "llamacpp"] = Field(
         "extractive", description="Answer backend: extractive, openai or llamacpp."
     )
+    llm_backends: str = Field(
+        "",
+        description="Backends a request may choose with `llm`, comma-separated (extractive, "
+        "openai, llamacpp); default: SIEVE_LLM and extractive.",
+    )
     llm_base_url: str = Field(
         "http://127.0.0.1:8080/v1", description="OpenAI-compatible server base URL."
     )
@@ -128,8 +135,9 @@ class Settings(BaseSettings):
     # browsers on other origins (the embeddable widget)
     cors_origins: str = Field(
         "",
-        description="Origins allowed to call the API from a browser, comma-separated "
-        "(e.g. https://intranet.example.com), or * for any; empty: same origin only.",
+        description="Origins whose pages may call POST /ask (the chat widget), comma-separated "
+        "(e.g. https://intranet.example.com), or * for any; empty: same origin only. The "
+        "document endpoints never allow other origins.",
     )
     # chat-compatible endpoints (OpenAI /v1, Ollama /api)
     chat_rewrite: Literal["auto", "llm", "heuristic", "off"] = Field(
@@ -155,6 +163,16 @@ class Settings(BaseSettings):
     )
 
     @model_validator(mode="after")
+    def _check_backends(self) -> Settings:
+        unknown = set(self.llm_backend_list) - set(LLM_BACKENDS)
+        if unknown:
+            raise ValueError(
+                f"unknown llm backend(s) {sorted(unknown)} in llm_backends; "
+                f"use {list(LLM_BACKENDS)}"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _check_chunking(self) -> Settings:
         if self.chunk_max_words < self.chunk_target_words:
             raise ValueError(
@@ -162,6 +180,11 @@ class Settings(BaseSettings):
                 f"chunk_target_words ({self.chunk_target_words})"
             )
         return self
+
+    @property
+    def llm_backend_list(self) -> list[str]:
+        names = [n.strip() for n in self.llm_backends.split(",") if n.strip()]
+        return list(dict.fromkeys([self.llm, "extractive", *names]))
 
     @property
     def cors_origin_list(self) -> list[str]:

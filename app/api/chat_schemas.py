@@ -7,30 +7,48 @@ request (``top_k``, ``retrieval``, ``prune_threshold``, ``llm``).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.conversation import ROLES, Turn
+from app.conversation import Turn
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
-assert set(ROLES) == {"system", "developer", "user", "assistant", "tool"}
-MAX_MESSAGES = 200
+MAX_MESSAGES = 1000  # chat front ends resend the whole history; only the last turns are read
 MAX_MESSAGE_CHARS = 100_000
+MAX_CONVERSATION_CHARS = 1_000_000
+MAX_PARTS = 64
 
 
-class ContentPart(BaseModel):
+def _utf8(value: Any) -> Any:
+    """Refuse strings that cannot be encoded (a lone surrogate from ``"\\ud800"`` in JSON):
+    they would fail later, when the answer echoes them."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError("text is not valid Unicode (lone surrogate)") from exc
+    return value
+
+
+class _Strict(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
+    _check_text = field_validator("*")(classmethod(lambda cls, v: _utf8(v)))
+
+
+class ContentPart(_Strict):
     type: str = Field(..., max_length=50)
     text: str | None = Field(None, max_length=MAX_MESSAGE_CHARS)
 
 
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class ChatMessage(_Strict):
     role: Role
-    content: str | list[ContentPart] | None = Field(None, max_length=MAX_MESSAGE_CHARS)
+    content: (
+        Annotated[str, Field(max_length=MAX_MESSAGE_CHARS)]
+        | Annotated[list[ContentPart], Field(max_length=MAX_PARTS)]
+        | None
+    ) = None
 
     def turn(self) -> Turn:
         if isinstance(self.content, list):  # OpenAI content parts: the text ones only
@@ -40,10 +58,8 @@ class ChatMessage(BaseModel):
         return Turn(self.role, text)
 
 
-class SieveOptions(BaseModel):
+class SieveOptions(_Strict):
     """Sieve's own knobs, accepted on every chat request."""
-
-    model_config = ConfigDict(extra="ignore")
 
     top_k: int | None = Field(None, ge=1, le=100)
     retrieval: Literal["vector", "lexical", "graph", "hybrid"] | None = None
@@ -59,19 +75,27 @@ class SieveOptions(BaseModel):
         }
 
 
-class ChatCompletionRequest(SieveOptions):
-    """OpenAI ``POST /v1/chat/completions``: any model name is accepted."""
-
+class _Conversation(SieveOptions):
     model: str = Field("sieve", max_length=200)
     messages: list[ChatMessage] = Field(..., min_length=1, max_length=MAX_MESSAGES)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> _Conversation:
+        total = sum(len(m.turn().content) for m in self.messages)
+        if total > MAX_CONVERSATION_CHARS:
+            raise ValueError(f"messages hold {total} characters, limit is {MAX_CONVERSATION_CHARS}")
+        return self
+
+
+class ChatCompletionRequest(_Conversation):
+    """OpenAI ``POST /v1/chat/completions``: any model name is accepted."""
+
     stream: bool = False
 
 
-class OllamaChatRequest(SieveOptions):
+class OllamaChatRequest(_Conversation):
     """Ollama ``POST /api/chat``; like Ollama, it streams unless ``stream`` is false."""
 
-    model: str = Field("sieve", max_length=200)
-    messages: list[ChatMessage] = Field(..., min_length=1, max_length=MAX_MESSAGES)
     stream: bool = True
 
 
@@ -83,8 +107,6 @@ class OllamaGenerateRequest(SieveOptions):
     stream: bool = True
 
 
-class OllamaShowRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class OllamaShowRequest(_Strict):
     model: str | None = Field(None, max_length=200)
     name: str | None = Field(None, max_length=200)

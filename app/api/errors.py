@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from app.conversation import ConversationError
 from app.library import DocumentNotFoundError
-from app.llm import LLMError
+from app.llm import LLMBusyError, LLMError
 from app.parsing import ParseError, UnsupportedFormatError
 from app.pipeline import UnknownBackendError, UnknownRetrievalError
 
@@ -35,6 +35,7 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (UnknownBackendError, 422),
     (UnknownRetrievalError, 422),
     (DocumentNotFoundError, 404),
+    (LLMBusyError, 503),
     (LLMError, 502),
     (ConversationError, 422),
 ]

@@ -330,4 +330,5 @@ class Health(BaseModel):
     chunks: int
     index_kind: str
     llm: str
+    llm_backends: list[str] = Field(description="Backends a request may choose with `llm`.")
     graph: GraphHealth

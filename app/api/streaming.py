@@ -8,10 +8,15 @@ it to :func:`event_stream` / :func:`ndjson_stream`, which set the headers that s
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi.responses import StreamingResponse
+
+from app.llm import LLMError
+
+logger = logging.getLogger(__name__)
 
 _NO_BUFFERING = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -38,3 +43,14 @@ def event_stream(body: AsyncIterator[str]) -> StreamingResponse:
 
 def ndjson_stream(body: AsyncIterator[str]) -> StreamingResponse:
     return StreamingResponse(body, media_type="application/x-ndjson", headers=_NO_BUFFERING)
+
+
+def failure_reason(exc: Exception, where: str) -> str:
+    """What to tell a client whose stream failed after its 200 was sent (the error then goes
+    in-band): the LLM's error as is; anything else is logged with its traceback and reported
+    without internals."""
+    if isinstance(exc, LLMError):
+        logger.error("%s: streamed answer failed: %s", where, exc)
+        return str(exc)
+    logger.exception("%s: streamed answer failed", where)
+    return "internal error while answering; the server log has the details"

@@ -36,7 +36,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("question")
     p.add_argument("--top-k", type=int, help="passages in the context (default: SIEVE_TOP_K)")
     p.add_argument("--prune-threshold", type=float, help="sentence keep threshold, 0..1")
-    p.add_argument("--llm", help="answer backend: extractive or openai")
+    p.add_argument(
+        "--llm", help="answer backend: extractive, openai or llamacpp (if the server enables it)"
+    )
     p.add_argument(
         "--retrieval", choices=["vector", "lexical", "graph", "hybrid"], help="default: hybrid"
     )

@@ -12,6 +12,10 @@ class LLMError(RuntimeError):
     """The LLM backend failed (unreachable, timed out, bad response); the message says how."""
 
 
+class LLMBusyError(LLMError):
+    """The backend has too many requests waiting; the client should retry later (503)."""
+
+
 @dataclass(frozen=True)
 class ContextSentence:
     text: str

@@ -24,7 +24,7 @@ from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
-from app.llm.base import LLMError, Passage, fence_context, render_context
+from app.llm.base import LLMBusyError, LLMError, Passage, fence_context, render_context
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ EXAMPLES = (
 # blank line, see ``first_block``).
 ANSWER_STOP = ["\nQuestion:", "<context>", "</context>"]
 REPEAT_PENALTY = 1.1  # small models loop on a phrase without it, even greedy
+LOCK_POLL_S = 0.05  # how often a queued request checks whether it was given up
 
 
 def answer_prompt(question: str, context: str) -> str:
@@ -130,6 +131,7 @@ class LlamaCppLLM:
         n_threads: int | None = None,
         max_tokens: int = 512,
         temperature: float = 0.0,
+        max_queued: int = 8,
     ) -> None:
         if n_ctx < 256:
             raise ValueError(f"n_ctx must be >= 256, got {n_ctx}")
@@ -150,6 +152,9 @@ class LlamaCppLLM:
         self._llama: Any = None
         # one lock for the model and its context: loading, every generation, closing
         self._lock = threading.Lock()
+        self.max_queued = max_queued
+        self._active = 0  # generating + waiting for the lock
+        self._count_lock = threading.Lock()
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -287,25 +292,39 @@ class LlamaCppLLM:
 
         def work() -> None:
             try:
-                with self._lock:
-                    if cancel.is_set():  # given up while queued behind another request
+                # Queued behind another generation: poll, so a request given up while waiting
+                # (client gone, timeout) leaves at once instead of when its turn comes.
+                while not self._lock.acquire(timeout=LOCK_POLL_S):
+                    if cancel.is_set():
                         return
+                try:
                     llama = self._model()
                     for piece in self._pieces(llama, prompt(llama), max_tokens, stop):
                         if cancel.is_set():
                             break
                         send("piece", piece)
+                finally:
+                    self._lock.release()
             except LLMError as exc:
                 send("error", exc)
             except Exception as exc:  # a llama.cpp failure mid-generation
                 send("error", LLMError(f"llamacpp backend failed: {exc}"))
             finally:
+                with self._count_lock:
+                    self._active -= 1
                 send("done", None)
                 finished.set_result(None)
 
+        with self._count_lock:  # one generating, at most max_queued waiting: refuse the rest
+            if self._active > self.max_queued:
+                raise LLMBusyError(
+                    f"llamacpp backend is busy: {self._active} requests ahead (one runs at a "
+                    "time); try again shortly"
+                )
+            self._active += 1
         # Its own thread, not the loop's shared executor: requests queued on the lock must not
         # starve everything else that runs in that pool.
-        threading.Thread(target=work, name="llamacpp", daemon=False).start()
+        threading.Thread(target=work, name="llamacpp", daemon=True).start()
         try:
             while True:
                 kind, value = await queue.get()

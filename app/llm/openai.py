@@ -114,19 +114,27 @@ def _transport_error(base_url: str, exc: httpx.HTTPError) -> LLMError:
 
 def _delta(line: str, base_url: str) -> str | None:
     """The content of one SSE line of a streamed completion: "" for lines without text
-    (comments, role-only deltas, keep-alives), None at ``[DONE]``."""
+    (comments, role-only deltas, keep-alives, usage-only or filter-result chunks with no
+    choices), None at ``[DONE]``; an ``error`` chunk raises LLMError with its message."""
     if not line.startswith("data:"):
         return ""
     data = line[5:].strip()
     if data == "[DONE]":
         return None
     try:
-        choice = json.loads(data)["choices"][0]
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        chunk = json.loads(data)
+    except ValueError as exc:
         raise LLMError(f"LLM server at {base_url} sent a malformed stream chunk") from exc
-    if not isinstance(choice, dict):
+    if not isinstance(chunk, dict):
         raise LLMError(f"LLM server at {base_url} sent a malformed stream chunk")
-    content = (choice.get("delta") or {}).get("content") or ""
+    if chunk.get("error"):
+        error = chunk["error"]
+        message = error.get("message") if isinstance(error, dict) else error
+        raise LLMError(f"LLM server at {base_url} failed mid-stream: {str(message)[:300]}")
+    choices = chunk.get("choices") or []
+    choice = choices[0] if isinstance(choices, list) and choices else {}
+    delta = choice.get("delta") if isinstance(choice, dict) else None
+    content = delta.get("content") if isinstance(delta, dict) else None
     return content if isinstance(content, str) else ""
 
 

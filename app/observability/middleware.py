@@ -51,6 +51,12 @@ def _route_path(scope: Scope) -> str:
     return path[len(root) :] if root and path.startswith(root) else path
 
 
+def _printable(text: str, limit: int = 2048) -> str:
+    """``text`` with control characters escaped (``\\n``, ``\\x1b``…), cut to ``limit``."""
+    out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
+    return out + ("…" if len(text) > limit else "")
+
+
 class ObservabilityMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -83,15 +89,16 @@ class ObservabilityMiddleware:
                 self.metrics.uploads_in_flight.dec()
             route = route_template(scope)
             self.metrics.observe_request(scope["method"], route, status, seconds)
+            path = _printable(scope["path"])  # decoded by the server: %0A must not start a line
             access_log.info(
                 "%s %s %d %.1f ms",
                 scope["method"],
-                scope["path"],
+                path,
                 status,
                 seconds * 1000,
                 extra={
                     "method": scope["method"],
-                    "path": scope["path"],
+                    "path": path,
                     "route": route,
                     "status": status,
                     "duration_ms": round(seconds * 1000, 3),

@@ -7,6 +7,10 @@ import io
 from fastapi.testclient import TestClient
 from fpdf import FPDF
 
+from app.main import create_app
+from app.settings import Settings
+from index import Embedder
+
 GUIDE = """# Cooking Guide
 
 ## Pasta
@@ -100,22 +104,36 @@ def test_json_upload_dedup_and_delete(client: TestClient) -> None:
     assert answer["abstained"] and answer["citations"] == [] and answer["context"] == ""
 
 
-def test_irrelevant_question_abstains_without_llm(client: TestClient) -> None:
-    _upload(client, ("space.txt", ASTRONOMY.encode()))
-    r = client.post(
-        "/ask",
-        json={
-            "question": "What is the VAT rate on restaurant bills?",
-            "prune_threshold": 0.6,
-            "llm": "openai",
-        },
-    )
+def test_irrelevant_question_abstains_without_llm(settings: Settings, embedder: Embedder) -> None:
+    enabled = settings.model_copy(update={"llm_backends": "openai"})  # unreachable server
+    with TestClient(create_app(enabled, embedder)) as client:
+        _upload(client, ("space.txt", ASTRONOMY.encode()))
+        r = client.post(
+            "/ask",
+            json={
+                "question": "What is the VAT rate on restaurant bills?",
+                "prune_threshold": 0.6,
+                "llm": "openai",
+            },
+        )
     # abstaining skips the LLM, so the unreachable openai backend is never called
     assert (
         r.status_code == 200
         and r.json()["abstained"]
         and "llm" not in r.json()["stats"]["timings_ms"]
     )
+
+
+def test_backends_not_enabled_are_refused(client: TestClient) -> None:
+    assert client.get("/healthz").json()["llm_backends"] == ["extractive"]
+    for name in ("openai", "llamacpp"):
+        r = client.post("/ask", json={"question": "Who?", "llm": name})
+        assert r.status_code == 422 and "unknown llm backend" in r.json()["detail"]
+        r = client.post(
+            "/v1/chat/completions",
+            json={"llm": name, "messages": [{"role": "user", "content": "Who?"}]},
+        )
+        assert r.status_code == 422
 
 
 def test_document_listing_and_detail(client: TestClient) -> None:

@@ -28,6 +28,7 @@ HISTORY = [
         ("Where did she train?", True),
         ("And the budget?", True),
         ("Why?", True),
+        ("Who is Orla?", False),
         ("What about its sequel?", True),
         ("How long is the warranty on the X200 drill?", False),
         ("Which river flows through the city that hosted the 1900 Olympics?", False),
@@ -46,6 +47,11 @@ def test_heuristic_adds_previous_names_not_the_sources_list() -> None:
     assert heuristic_rewrite("and then?", [Turn("user", "how do i reset it")]) == (
         "how do i reset it and then?"
     )
+    two = [Turn("user", "Who runs the fair?"), Turn("assistant", "The Arts Fair. The Guild.")]
+    assert "Arts Fair. The" not in heuristic_rewrite("When does it open?", two)
+    # whatever the client sent earlier, the rewritten question stays bounded
+    long = heuristic_rewrite("and?", [Turn("user", "word " * 50_000)])
+    assert len(long) < 700
 
 
 def test_split_turns_validates() -> None:

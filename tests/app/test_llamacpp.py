@@ -25,7 +25,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from app.llm import ContextSentence, LlamaCppLLM, LLMError, OpenAILLM, Passage
+from app.llm import ContextSentence, LlamaCppLLM, LLMBusyError, LLMError, OpenAILLM, Passage
 from app.llm.llamacpp import assemble_default_model
 from app.settings import Settings
 from index import Embedder
@@ -181,6 +181,41 @@ def test_closing_the_stream_stops_generation() -> None:
     assert not llm._lock.locked()  # the next request is not blocked
 
 
+def test_queued_requests_give_up_promptly_and_are_bounded() -> None:
+    """One generation holds the model; a queued request that times out leaves at once (not when
+    its turn comes), and requests past ``max_queued`` are refused as busy."""
+    fake = FakeLlama([" more"], endless=True)
+    llm = fake_backend(fake, max_tokens=100_000)
+    llm.max_queued = 1
+
+    async def consume() -> None:
+        async for _ in llm.stream(QUESTION, PASSAGES):
+            pass
+
+    async def scenario() -> float:
+        running = asyncio.create_task(consume())
+        await asyncio.sleep(0.2)  # it holds the lock now
+        started = time.perf_counter()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(consume(), 0.3)  # queued, then given up
+        waited = time.perf_counter() - started
+        queued = asyncio.create_task(consume())
+        await asyncio.sleep(0.1)
+        with pytest.raises(LLMBusyError, match="busy"):
+            await consume()  # one running + one queued: the limit
+        for task in (queued, running):
+            task.cancel()
+        await asyncio.gather(queued, running, return_exceptions=True)
+        return waited
+
+    waited = asyncio.run(asyncio.wait_for(scenario(), 20))
+    assert waited < 2.0
+    deadline = time.time() + 5
+    while llm._active and time.time() < deadline:
+        time.sleep(0.02)
+    assert llm._active == 0 and not llm._lock.locked()
+
+
 def test_failures_are_llm_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     llm = fake_backend(FakeLlama(["a", "b", "c"], fail_after=2))
     with pytest.raises(LLMError, match="llama_decode"):
@@ -199,7 +234,7 @@ def test_failures_are_llm_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 def test_services_do_not_load_the_model(settings: Settings, embedder: Embedder) -> None:
     from app.services import Services
 
-    services = Services.build(settings, embedder)
+    services = Services.build(settings.model_copy(update={"llm": "llamacpp"}), embedder)
     try:
         llm = services.pipeline.llms["llamacpp"]
         assert isinstance(llm, LlamaCppLLM) and llm._llama is None

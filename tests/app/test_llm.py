@@ -67,3 +67,17 @@ def test_extractive_drops_sentences_far_below_the_best() -> None:
     assert asyncio.run(ExtractiveLLM(max_sentences=3).generate("q", passages)) == "Strong. [1]"
     with pytest.raises(ValueError, match="relative"):
         ExtractiveLLM(relative=1.5)
+
+
+def test_stream_chunks_without_choices_are_skipped_and_errors_raised() -> None:
+    from app.llm.openai import _delta
+
+    url = "http://x/v1"
+    assert _delta('data: {"choices": [], "prompt_filter_results": []}', url) == ""
+    assert _delta('data: {"choices": [], "usage": {"total_tokens": 3}}', url) == ""
+    assert _delta('data: {"choices": [{"delta": {"content": "Hi"}}]}', url) == "Hi"
+    assert _delta(": keep-alive", url) == "" and _delta("data: [DONE]", url) is None
+    with pytest.raises(LLMError, match="mid-stream: overloaded"):
+        _delta('data: {"error": {"message": "overloaded"}}', url)
+    with pytest.raises(LLMError, match="malformed"):
+        _delta("data: {not json", url)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -95,3 +97,49 @@ def test_cors_only_when_configured(settings: Settings, embedder: Embedder) -> No
     with TestClient(create_app(allowed, embedder)) as c:
         r = c.options("/ask", headers=preflight)
         assert r.headers["access-control-allow-origin"] == "https://intranet.example"
+
+
+class _Breaks:
+    """An LLM that fails with an unexpected error after its first piece."""
+
+    name = "breaks"
+
+    async def generate(self, question: str, passages: object) -> str:
+        raise RuntimeError("boom")
+
+    async def stream(self, question: str, passages: object) -> AsyncIterator[str]:
+        yield "Half an answer"
+        raise RuntimeError("boom")
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_unexpected_errors_mid_stream_end_every_protocol_in_band(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    client.post("/documents", json=DOC)
+    client.app.state.services.pipeline.llms["breaks"] = _Breaks()  # type: ignore[attr-defined]
+    q = "Who built the lighthouse at Kessel Point?"
+    events = _stream(client, {"question": q, "llm": "breaks"})
+    assert events[-1][0] == "error" and "internal error" in events[-1][1]["detail"]  # type: ignore[index]
+    assert events[1][1]["stats"]["timings_ms"]["prune"] > 0  # type: ignore[index]
+    chat = {"llm": "breaks", "stream": True, "messages": [{"role": "user", "content": q}]}
+    with client.stream("POST", "/v1/chat/completions", json=chat) as r:
+        lines = parse_sse(r.iter_lines())
+    assert lines[-1][1] == "[DONE]" and lines[-2][1]["error"]["code"] == 500  # type: ignore[index]
+    r = client.post("/api/chat", json=chat)
+    assert "internal error" in r.text.splitlines()[-1]
+    assert "boom" in caplog.text  # the traceback is in the log, not in the response
+
+
+def test_chat_input_is_validated(client: TestClient) -> None:
+    bad = '{"messages": [{"role": "user", "content": "hi \\ud800"}]}'
+    r = client.post(
+        "/v1/chat/completions", content=bad, headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 422
+    parts = [{"type": "text", "text": "x"}] * 65
+    r = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": parts}]})
+    assert r.status_code == 422
+    assert client.get("/v1/models/meta-llama/Llama-3").json()["id"] == "meta-llama/Llama-3"

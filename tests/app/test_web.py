@@ -73,6 +73,7 @@ def base_url(
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("web") / "data",
         llm_base_url=stub_llm.base_url,
+        llm_backends="openai",
         cors_origins="*",
         _env_file=None,
     )

@@ -10,8 +10,7 @@ from fastapi import APIRouter
 
 from app.api.deps import ServicesDep
 from app.api.schemas import AskRequest, AskResponse, ContextEvent
-from app.api.streaming import event_stream, sse
-from app.llm import LLMError
+from app.api.streaming import event_stream, failure_reason, sse
 from app.pipeline import AskOptions, ContextReady, Finished, Pipeline, Retrieved, Token
 
 logger = logging.getLogger(__name__)
@@ -64,6 +63,5 @@ async def ask_events(pipeline: Pipeline, question: str, options: AskOptions) -> 
                 yield sse({"text": event.text}, "token")
             elif isinstance(event, Finished):
                 yield sse(AskResponse.of(event.answer).model_dump(), "done")
-    except LLMError as exc:
-        logger.error("streamed /ask failed: %s", exc)
-        yield sse({"detail": str(exc)}, "error")
+    except Exception as exc:  # the 200 is sent: report in-band, never cut the stream silently
+        yield sse({"detail": failure_reason(exc, "/ask")}, "error")

@@ -20,6 +20,7 @@ def healthz(services: ServicesDep) -> Health:
             chunks=services.library.index.ntotal,
             index_kind=services.library.index.kind,
             llm=services.settings.llm,
+            llm_backends=list(services.pipeline.llms),
             graph=GraphHealth(
                 entities=graph.entity_count,
                 nodes=graph.g.number_of_nodes(),

@@ -16,9 +16,8 @@ from fastapi import APIRouter
 from app.api.chat import MODEL_ID, ChatRun, answer_pieces, chat_text, prepare, sieve_extra
 from app.api.chat_schemas import OllamaChatRequest, OllamaGenerateRequest, OllamaShowRequest
 from app.api.deps import ServicesDep
-from app.api.streaming import ndjson, ndjson_stream
+from app.api.streaming import failure_reason, ndjson, ndjson_stream
 from app.conversation import Turn
-from app.llm import LLMError
 from app.pipeline import Answer
 from app.services import Services
 
@@ -126,9 +125,8 @@ async def _lines(
                 yield ndjson({**head, **_message("", chat), **_final(piece, run, started)})
             else:
                 yield ndjson({**head, **_message(piece, chat), "done": False})
-    except LLMError as exc:  # the 200 is already sent: report in-band, as Ollama does
-        logger.error("streamed Ollama chat failed: %s", exc)
-        yield ndjson({"error": str(exc)})
+    except Exception as exc:  # the 200 is already sent: report in-band, as Ollama does
+        yield ndjson({"error": failure_reason(exc, "/api")})
 
 
 def _final(answer: Answer, run: ChatRun, started: int) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from fastapi import APIRouter
 from app.api.chat import MODEL_ID, ChatRun, answer_pieces, chat_text, prepare, sieve_extra
 from app.api.chat_schemas import ChatCompletionRequest
 from app.api.deps import ServicesDep
-from app.api.streaming import event_stream, sse
+from app.api.streaming import event_stream, failure_reason, sse
 from app.llm import LLMError
 from app.pipeline import Answer
 from app.services import Services
@@ -33,7 +33,7 @@ def list_models() -> dict[str, Any]:
     return {"object": "list", "data": [_model_card()]}
 
 
-@router.get("/models/{model_id}")
+@router.get("/models/{model_id:path}")
 def get_model(model_id: str) -> dict[str, Any]:
     return {**_model_card(), "id": model_id}  # every name maps to the one pipeline
 
@@ -83,9 +83,10 @@ async def _chunks(services: Services, run: ChatRun, meta: dict[str, Any]) -> Asy
                 )
             else:
                 yield chunk({"content": piece})
-    except LLMError as exc:  # after the first byte the status is sent: report in-band
-        logger.error("streamed chat completion failed: %s", exc)
-        yield sse({"error": {"message": str(exc), "type": "llm_error", "code": 502}})
+    except Exception as exc:  # after the first byte the status is sent: report in-band
+        reason = failure_reason(exc, "/v1/chat/completions")
+        code = 502 if isinstance(exc, LLMError) else 500
+        yield sse({"error": {"message": reason, "type": "api_error", "code": code}})
     yield sse("[DONE]")
 
 

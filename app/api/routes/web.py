@@ -23,6 +23,15 @@ _MEDIA_TYPES = {
 }
 # no-cache: the browser revalidates (ETag / Last-Modified), so an upgrade shows at once
 _HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+# The page itself: only our own scripts and styles, never framed by another site (it has
+# delete buttons), no referrer leaks.
+_PAGE_HEADERS = {
+    **_HEADERS,
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
 
 router = APIRouter(tags=["web"], include_in_schema=False)
 
@@ -36,17 +45,17 @@ def _files() -> dict[str, Path]:
 _FILES = _files()
 
 
-def _serve(name: str) -> FileResponse:
+def _serve(name: str, headers: dict[str, str] = _HEADERS) -> FileResponse:
     path = _FILES.get(name)
     if path is None:
         raise HTTPException(404, f"no static file {name!r}")
-    return FileResponse(path, media_type=_MEDIA_TYPES[path.suffix], headers=_HEADERS)
+    return FileResponse(path, media_type=_MEDIA_TYPES[path.suffix], headers=headers)
 
 
 @router.get("/")
 def index() -> FileResponse:
     """The single-page UI: upload, list and delete documents, ask with streamed answers."""
-    return _serve("index.html")
+    return _serve("index.html", _PAGE_HEADERS)
 
 
 @router.get("/static/{name}")

@@ -19,6 +19,13 @@ export async function listDocuments(limit = 100, offset = 0) {
   return response.json();
 }
 
+/** GET /healthz: counts, the default LLM and the backends a request may choose. */
+export async function serverInfo() {
+  const response = await fetch("/healthz");
+  if (!response.ok) throw await errorOf(response);
+  return response.json();
+}
+
 export async function deleteDocument(id) {
   const response = await fetch(`/documents/${encodeURIComponent(id)}`, { method: "DELETE" });
   if (!response.ok) throw await errorOf(response);
@@ -84,7 +91,11 @@ export async function askStream(base, body, handlers, signal) {
     signal,
   });
   if (!response.ok) throw await errorOf(response);
-  const dispatch = (event, data) => { if (handlers[event]) handlers[event](data); };
+  let finished = false; // a stream cut before `done` or `error` must not look complete
+  const dispatch = (event, data) => {
+    if (event === "done" || event === "error") finished = true;
+    if (handlers[event]) handlers[event](data);
+  };
   if (!(response.headers.get("content-type") || "").includes("text/event-stream")) {
     dispatch("done", await response.json());
     return;
@@ -97,4 +108,5 @@ export async function askStream(base, body, handlers, signal) {
     feed(value);
   }
   feed("\n\n"); // flush an event the server did not end with a blank line
+  if (!finished) dispatch("error", { detail: "the answer stream ended before it was complete" });
 }

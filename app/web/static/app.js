@@ -1,7 +1,7 @@
 // The Sieve web UI: upload (drag and drop or picker, one progress bar per file), list and
 // delete documents, and ask questions with streamed, cited answers.
 
-import { askStream, deleteDocument, listDocuments, uploadFile } from "./api.js";
+import { askStream, deleteDocument, listDocuments, serverInfo, uploadFile } from "./api.js";
 import { el, renderAnswerText, renderRetrieval, renderSource, renderStats } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
@@ -183,6 +183,17 @@ function setUpChat() {
   });
 }
 
+/** Offer only the answer backends this server enables (the rest would be refused). */
+async function setUpBackends() {
+  try {
+    const { llm, llm_backends: backends } = await serverInfo();
+    const select = $("opt-llm");
+    select.replaceChildren(el("option", { value: "" }, `server default (${llm})`),
+      ...backends.map((name) => el("option", { value: name }, name)));
+  } catch (_) { /* keep the static list; the server explains a refused backend */ }
+}
+
 setUpUploads();
 setUpChat();
+setUpBackends();
 refreshDocuments();

@@ -192,7 +192,11 @@
       if (!(response.headers.get("content-type") || "").includes("text/event-stream")) {
         on.done(await response.json());
       } else {
-        const feed = parser((name, data) => on[name] && on[name](data));
+        let finished = false; // a stream cut before `done` or `error` must not look complete
+        const feed = parser((name, data) => {
+          if (name === "done" || name === "error") finished = true;
+          if (on[name]) on[name](data);
+        });
         const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
         for (;;) {
           const { value, done } = await reader.read();
@@ -201,6 +205,7 @@
           log.scrollTop = log.scrollHeight;
         }
         feed("\n\n");
+        if (!finished) on.error({ detail: "the answer stream ended before it was complete" });
       }
     } catch (err) {
       answer.append(el("div", "err", err.message || "network error"));
