@@ -7,9 +7,20 @@ request (``top_k``, ``retrieval``, ``prune_threshold``, ``llm``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from app.conversation import Turn
 
@@ -18,6 +29,7 @@ MAX_MESSAGES = 1000  # chat front ends resend the whole history; only the last t
 MAX_MESSAGE_CHARS = 100_000
 MAX_CONVERSATION_CHARS = 1_000_000
 MAX_PARTS = 64
+M = TypeVar("M", bound=BaseModel)
 
 
 def _utf8(value: Any) -> Any:
@@ -110,3 +122,33 @@ class OllamaGenerateRequest(SieveOptions):
 class OllamaShowRequest(_Strict):
     model: str | None = Field(None, max_length=200)
     name: str | None = Field(None, max_length=200)
+
+
+def any_content_type(model: type[M]) -> Callable[[Request], Awaitable[M]]:
+    """A dependency reading the body as JSON whatever its content type says: Ollama accepts
+    ``curl -d '{…}'`` (sent as form-urlencoded), so its clients and docs never set one.
+    Errors become the usual 422."""
+
+    async def parse(request: Request) -> M:
+        raw = await request.body()
+        try:
+            data = json.loads(raw) if raw.strip() else {}
+        except (ValueError, UnicodeDecodeError) as exc:
+            msg = f"body is not valid JSON: {exc}"
+            raise RequestValidationError([{"loc": ("body",), "msg": msg}]) from exc
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors()) from exc
+
+    return parse
+
+
+def json_body_doc(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` documenting the body of a route that parses it itself."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }

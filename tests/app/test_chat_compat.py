@@ -126,6 +126,20 @@ def test_ollama_chat_streams_ndjson(base_url: str) -> None:
     assert plain["done"] and plain["message"]["content"].strip() == text.strip()
 
 
+def test_ollama_accepts_json_whatever_the_content_type(base_url: str) -> None:
+    """Like Ollama: `curl URL -d '{...}'` sends form-urlencoded, and must still work."""
+    body = json.dumps({"stream": False, "messages": [{"role": "user", "content": FIRST}]})
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    r = httpx.post(f"{base_url}/api/chat", content=body, headers=form, timeout=60)
+    assert r.status_code == 200 and "Orla Venkatesan" in r.json()["message"]["content"]
+    r = httpx.post(f"{base_url}/api/chat", content=b"{not json", headers=form)
+    assert r.status_code == 422 and "not valid JSON" in r.json()["error"]
+    r = httpx.post(f"{base_url}/api/show", content=b"", headers=form)
+    assert r.status_code == 200
+    schema = httpx.get(f"{base_url}/openapi.json").json()
+    assert "messages" in json.dumps(schema["paths"]["/api/chat"]["post"]["requestBody"])
+
+
 def test_ollama_generate(base_url: str) -> None:
     loaded = httpx.post(f"{base_url}/api/generate", json={"model": "sieve"}).json()
     assert loaded["done"] and loaded["done_reason"] == "load"

@@ -9,12 +9,18 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from hashlib import sha256
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from app.api.chat import MODEL_ID, ChatRun, answer_pieces, chat_text, prepare, sieve_extra
-from app.api.chat_schemas import OllamaChatRequest, OllamaGenerateRequest, OllamaShowRequest
+from app.api.chat_schemas import (
+    OllamaChatRequest,
+    OllamaGenerateRequest,
+    OllamaShowRequest,
+    any_content_type,
+    json_body_doc,
+)
 from app.api.deps import ServicesDep
 from app.api.streaming import failure_reason, ndjson, ndjson_stream
 from app.conversation import Turn
@@ -65,8 +71,10 @@ def running() -> dict[str, Any]:
     return {"models": []}
 
 
-@router.post("/show")
-def show(body: OllamaShowRequest) -> dict[str, Any]:
+@router.post("/show", openapi_extra=json_body_doc(OllamaShowRequest))
+def show(
+    body: Annotated[OllamaShowRequest, Depends(any_content_type(OllamaShowRequest))],
+) -> dict[str, Any]:
     return {
         "modelfile": "",
         "parameters": "",
@@ -77,14 +85,22 @@ def show(body: OllamaShowRequest) -> dict[str, Any]:
     }
 
 
-@router.post("/chat", responses={422: {}, 502: {}})
-async def chat(body: OllamaChatRequest, services: ServicesDep) -> Any:
+@router.post("/chat", responses={422: {}, 502: {}}, openapi_extra=json_body_doc(OllamaChatRequest))
+async def chat(
+    body: Annotated[OllamaChatRequest, Depends(any_content_type(OllamaChatRequest))],
+    services: ServicesDep,
+) -> Any:
     run = await prepare(services, [m.turn() for m in body.messages], body.overrides())
     return await _respond(services, run, body.model, body.stream, chat=True)
 
 
-@router.post("/generate", responses={422: {}, 502: {}})
-async def generate(body: OllamaGenerateRequest, services: ServicesDep) -> Any:
+@router.post(
+    "/generate", responses={422: {}, 502: {}}, openapi_extra=json_body_doc(OllamaGenerateRequest)
+)
+async def generate(
+    body: Annotated[OllamaGenerateRequest, Depends(any_content_type(OllamaGenerateRequest))],
+    services: ServicesDep,
+) -> Any:
     if not body.prompt.strip():  # Ollama clients send an empty prompt to load a model
         return {
             "model": body.model,
