@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from app.api.cors import PathCORSMiddleware
 from app.api.errors import install_error_handlers
+from app.api.limits import BodySizeLimitMiddleware
 from app.api.routes import ask, documents, graph, health, ollama, openai_compat, web
 from app.api.routes import metrics as metrics_routes
 from app.observability import Metrics, ObservabilityMiddleware
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         summary="Question answering over your documents, with pruned, cited context.",
         lifespan=lifespan,
     )
+    app.add_middleware(BodySizeLimitMiddleware, settings=settings)  # 413 while streaming
     if settings.cors_origin_list:  # the widget on other sites: POST /ask only
         app.add_middleware(PathCORSMiddleware, origins=settings.cors_origin_list)
     # metrics, request id and access log of every request; added last so it is outermost and

@@ -10,6 +10,7 @@ worker thread so the event loop stays free for other requests.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -21,10 +22,12 @@ from anyio import to_thread
 
 from app.fusion import rrf
 from app.library import Library
-from app.llm import LLM, ContextSentence, Passage, render_context
+from app.llm import LLM, ContextSentence, LLMError, Passage, render_context
 from graph import GraphRetriever, GraphSearchResult
 from index import ChunkRecord, Embedder, SentenceRecord
 from pruner import PrunedContext, Pruner
+
+logger = logging.getLogger(__name__)
 
 ABSTAIN_ANSWER = "I could not find an answer to that in the documents."
 RETRIEVAL_MODES = ("vector", "lexical", "graph", "hybrid")
@@ -123,6 +126,7 @@ class Answer:
     retrieval: str = "hybrid"
     retrievers: dict[str, int] = field(default_factory=dict)  # candidates found by each
     explain: dict[str, object] | None = None
+    degraded: str | None = None  # why the fallback answered instead of the chosen LLM
 
     @property
     def compression(self) -> float:
@@ -163,6 +167,8 @@ class Pipeline:
         self.rerank = rerank
         # called with every finished answer (metrics); must be cheap and must not raise
         self.observers: list[Callable[[Answer], None]] = []
+        # answers instead of a failed LLM, from the same context (None: the failure is raised)
+        self.fallback: LLM | None = None
 
     def check(self, question: str, options: AskOptions) -> tuple[str, LLM]:
         """The stripped question and the answering backend; raises before any work is done
@@ -188,7 +194,7 @@ class Pipeline:
         else:
             with _timed(timings, "llm"):
                 passages = [_passage(c) for c in answer.citations]
-                answer.answer = await llm.generate(question, passages)
+                answer.answer = await self._generate(llm, question, passages, answer)
         return self._finish(answer, llm, timings, started)
 
     async def ask_stream(self, question: str, options: AskOptions) -> AsyncIterator[AskEvent]:
@@ -214,7 +220,8 @@ class Pipeline:
         else:
             pieces: list[str] = []
             llm_started = time.perf_counter()
-            async for piece in llm.stream(question, [_passage(c) for c in answer.citations]):
+            passages = [_passage(c) for c in answer.citations]
+            async for piece in self._stream(llm, question, passages, answer):
                 if not pieces:  # the streamed text starts like the final (stripped) answer
                     piece = piece.lstrip()
                     if not piece:
@@ -229,11 +236,50 @@ class Pipeline:
     def _finish(
         self, answer: Answer, llm: LLM, timings: dict[str, float], started: float
     ) -> Answer:
-        answer.llm = llm.name
+        answer.llm = answer.llm or llm.name  # already set when the fallback answered
         timings["total"] = _ms_since(started)
         answer.timings_ms = timings
         self._notify(answer)
         return answer
+
+    async def _generate(
+        self, llm: LLM, question: str, passages: list[Passage], answer: Answer
+    ) -> str:
+        try:
+            return await llm.generate(question, passages)
+        except LLMError as exc:
+            fallback = self._degrade(llm, exc, answer)
+        return await fallback.generate(question, passages)
+
+    async def _stream(
+        self, llm: LLM, question: str, passages: list[Passage], answer: Answer
+    ) -> AsyncIterator[str]:
+        """``llm``'s pieces; if it fails before any text, the fallback's. After text was sent
+        the failure is raised: an answer is never half one backend's, half another's."""
+        sent = False
+        try:
+            async for piece in llm.stream(question, passages):
+                sent = sent or bool(piece.strip())
+                yield piece
+            return
+        except LLMError as exc:
+            if sent:
+                raise
+            fallback = self._degrade(llm, exc, answer)
+        async for piece in fallback.stream(question, passages):
+            yield piece
+
+    def _degrade(self, llm: LLM, exc: LLMError, answer: Answer) -> LLM:
+        """The fallback backend, with ``answer`` marked degraded; re-raises ``exc`` when there
+        is no fallback (or the failed backend is the fallback)."""
+        fallback = self.fallback
+        if fallback is None or fallback is llm:
+            raise exc
+        logger.warning("llm %r failed, answering with %r: %s", llm.name, fallback.name, exc)
+        answer.llm = fallback.name
+        how = "extractively" if fallback.name == "extractive" else f"by {fallback.name!r}"
+        answer.degraded = f"llm {llm.name!r} unavailable: {exc} — answered {how}"
+        return fallback
 
     def _notify(self, answer: Answer) -> None:
         for observe in self.observers:

@@ -12,6 +12,7 @@ from typing import Any
 
 from app.library import Library
 from app.llm import LLM, ExtractiveLLM, LlamaCppLLM, OpenAILLM
+from app.llm.resilient import with_resilience
 from app.pipeline import AskOptions, Pipeline
 from app.settings import Settings
 from app.triples import TripleWorker
@@ -63,7 +64,25 @@ def build_llms(settings: Settings) -> dict[str, LLM]:
             temperature=settings.llm_temperature,
         ),
     }
-    return {name: factories[name]() for name in settings.llm_backend_list}
+    llms = {name: factories[name]() for name in settings.llm_backend_list}
+    return {name: _resilient(llm, settings) for name, llm in llms.items()}
+
+
+def _resilient(llm: LLM, settings: Settings) -> LLM:
+    """A model backend behind retries, a deadline and a circuit breaker; extractive cannot
+    fail, so it stays as it is (it is also the fallback when the others fail)."""
+    if isinstance(llm, ExtractiveLLM):
+        return llm
+    # a local model's failure is not transient (and a retry would queue behind the same lock)
+    retries = 0 if isinstance(llm, LlamaCppLLM) else settings.llm_retries
+    return with_resilience(
+        llm,
+        retries=retries,
+        backoff_s=settings.llm_backoff_s,
+        timeout_s=settings.llm_timeout_s,
+        failures=settings.llm_breaker_failures,
+        cooldown_s=settings.llm_breaker_cooldown_s,
+    )
 
 
 @dataclass
@@ -98,6 +117,8 @@ class Services:
         pipeline = Pipeline(
             library, embedder, pruner, llms, graph=graph, encode=encode, rerank=settings.rerank
         )
+        if settings.llm_fallback:
+            pipeline.fallback = llms["extractive"]  # always enabled (llm_backend_list)
         triples = None
         if settings.graph_triples == "llm" and settings.graph:
             triples = TripleWorker(

@@ -59,7 +59,18 @@ class Settings(BaseSettings):
     chunk_target_words: int = Field(150, gt=0, description="Close a chunk at this many words.")
     chunk_max_words: int = Field(200, gt=0, description="Never exceed (unless one sentence does).")
     max_upload_mb: float = Field(50.0, gt=0, description="Largest accepted upload, per file.")
-    max_request_mb: float = Field(200.0, gt=0, description="Largest accepted request body.")
+    max_request_mb: float = Field(
+        200.0,
+        gt=0,
+        description="Largest accepted upload request (all files of one POST /documents).",
+    )
+    # hostile input: body cap of every route but the upload (app/api/limits.py)
+    max_json_mb: float = Field(
+        2.0,
+        gt=0,
+        description="Largest accepted request body on every other route (/ask, /v1, /api…); "
+        "bigger bodies get 413 while they stream in.",
+    )
     # knowledge graph
     graph: bool = Field(
         True,
@@ -132,6 +143,28 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(512, gt=0, description="Max tokens the LLM may generate.")
     llm_temperature: float = Field(0.0, ge=0.0, le=2.0, description="LLM sampling temperature.")
     extractive_sentences: int = Field(3, gt=0, description="Sentences in an extractive answer.")
+    # LLM resilience: applied to the openai and llamacpp backends (never to extractive)
+    llm_retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="Retries of a transient LLM failure (unreachable, timeout, "
+        "429/5xx); a stream only before its first piece.",
+    )
+    llm_backoff_s: float = Field(
+        0.5, ge=0, description="First retry delay; doubles per retry, jittered (capped at 10 s)."
+    )
+    llm_breaker_failures: int = Field(
+        5, gt=0, description="Consecutive LLM failures that open its circuit (calls fail fast)."
+    )
+    llm_breaker_cooldown_s: float = Field(
+        30.0, ge=0, description="Open circuit wait before one trial call (success closes it)."
+    )
+    llm_fallback: bool = Field(
+        True,
+        description="When the LLM fails (after retries, or circuit open), answer extractively "
+        "from the same context and say so in `degraded`; false: the request fails (502).",
+    )
     # browsers on other origins (the embeddable widget)
     cors_origins: str = Field(
         "",

@@ -132,9 +132,11 @@ def check(url: str, rounds: list[Round]) -> dict[str, Any]:
         sample = random.Random(0).sample(acknowledged, min(20, len(acknowledged)))
         found = 0
         for code in sample:
+            # the retrieved candidates (before pruning): is the document in the rebuilt index?
             question = f"Which record has registry code {code}?"
-            r = client.post("/ask", json={"question": question, "retrieval": "lexical"})
-            found += any(c["title"] == f"Record {code}" for c in r.json().get("citations", []))
+            body = {"question": question, "retrieval": "lexical", "explain": True}
+            candidates = client.post("/ask", json=body).json()["explain"]["candidates"]
+            found += any(c["title"] == f"Record {code}" for c in candidates[:5])
         return {
             "documents": len(docs),
             "chunks": chunks,

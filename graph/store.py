@@ -62,6 +62,10 @@ class Triple:
     object: str
 
 
+# a chunk with its extracted mentions, title mentions and LLM triples
+_Extracted = tuple[GraphChunk, list[Mention], list[Mention], list[Triple]]
+
+
 @dataclass
 class Contribution:
     """What one chunk put into the graph (entity keys after resolution)."""
@@ -107,6 +111,7 @@ class KnowledgeGraph:
         # them is float32)
         self.vectors: dict[str, np.ndarray] = {}
         self.lock = threading.RLock()
+        self._sizes = (0, 0, 0)
         self.version = 0  # bumped on every change (caches key on it)
         self._matrix: tuple[int, list[str], np.ndarray] | None = None
         self._pending_synonyms: list[tuple[str, str, float]] = []  # (new key, existing, sim)
@@ -118,6 +123,16 @@ class KnowledgeGraph:
     @property
     def entity_count(self) -> int:
         return self._entities  # kept by _apply: /healthz must not walk 100k nodes
+
+    def sizes(self) -> tuple[int, int, int]:
+        """(entities, nodes, edges) without waiting for a writer: while ingestion holds the
+        lock, the sizes last counted (a health check must not stall behind a batch)."""
+        if self.lock.acquire(blocking=False):
+            try:
+                self._sizes = (self._entities, self.g.number_of_nodes(), self.g.number_of_edges())
+            finally:
+                self.lock.release()
+        return self._sizes
 
     def chunk_ids(self) -> np.ndarray:
         with self.lock:
@@ -132,6 +147,7 @@ class KnowledgeGraph:
             (c, extract(c.sentences), _titles(c), (triples or {}).get(c.chunk_id, []))
             for c in chunks
         ]
+        prepared = self._embed_new_names(extracted)  # the slow part, done before locking
         with self.lock:
             strong = {m.key for _, ms, ts, _ in extracted for m in [*ms, *ts] if not m.weak}
             extracted = [
@@ -148,7 +164,7 @@ class KnowledgeGraph:
                         key = normalise(name)
                         if key:
                             surfaces.setdefault(key, (name, "name"))
-            resolved = self._resolve(surfaces)
+            resolved = self._resolve(surfaces, prepared)
             for c, mentions, titles, tr in extracted:
                 record = Contribution(
                     c.chunk_id,
@@ -169,7 +185,30 @@ class KnowledgeGraph:
     def _known(self, key: str, strong: set[str]) -> bool:
         return key in strong or entity_node(self.aliases.get(key, key)) in self.g
 
-    def _resolve(self, surfaces: dict[str, tuple[str, str]]) -> dict[str, str]:
+    def _embed_new_names(self, extracted: Sequence[_Extracted]) -> dict[str, np.ndarray]:
+        """Vectors of the names that look new, computed without the lock, so searches and
+        health checks do not wait while a batch embeds its entity names. Reading the graph
+        unlocked is only a hint: a name missed here is embedded under the lock as before."""
+        if self.encode is None:
+            return {}
+        texts: set[str] = set()
+        for _, mentions, titles, tr in extracted:
+            for m in [*mentions, *titles]:
+                if m.kind in _EMBEDDED_KINDS and not m.weak and self._looks_new(m.key):
+                    texts.add(m.text)
+            for t in tr:
+                texts.update(n for n in (t.subject, t.object) if self._looks_new(normalise(n)))
+        ordered = sorted(texts)
+        if not ordered:
+            return {}
+        return dict(zip(ordered, np.asarray(self.encode(ordered), dtype=np.float32), strict=True))
+
+    def _looks_new(self, key: str) -> bool:
+        return bool(key) and entity_node(self.aliases.get(key, key)) not in self.g
+
+    def _resolve(
+        self, surfaces: dict[str, tuple[str, str]], prepared: dict[str, np.ndarray] | None = None
+    ) -> dict[str, str]:
         """Key → canonical key for every key seen in this batch; new entities get vectors."""
         out: dict[str, str] = {}
         new: dict[str, None] = {}  # ordered set
@@ -181,7 +220,12 @@ class KnowledgeGraph:
         embeddable = [k for k in new if surfaces[k][1] in _EMBEDDED_KINDS]
         if self.encode is None or not embeddable:
             return out
-        vectors = np.asarray(self.encode([surfaces[k][0] for k in embeddable]), dtype=np.float32)
+        texts = [surfaces[k][0] for k in embeddable]
+        known = dict(prepared or {})
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
+        if missing:
+            known.update(zip(missing, np.asarray(self.encode(missing), np.float32), strict=True))
+        vectors = np.stack([known[t] for t in texts])
         keys, matrix = self._entity_matrix()
         best_existing: list[tuple[str, float]] = [("", -1.0)] * len(embeddable)
         if len(keys):

@@ -46,6 +46,27 @@ class _Window:
     spans: list[tuple[int, int]]  # token span of each sentence in input_ids
 
 
+class FifoLock:
+    """A non-reentrant lock granted first come, first served (a ticket lock)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._next = 0  # next ticket to hand out
+        self._serving = 0  # ticket that holds the lock
+
+    def __enter__(self) -> None:
+        with self._cond:
+            ticket = self._next
+            self._next += 1
+            while ticket != self._serving:
+                self._cond.wait()
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._serving += 1
+            self._cond.notify_all()
+
+
 class ContextPruner:
     name = "provence"
 
@@ -64,12 +85,17 @@ class ContextPruner:
         self.batch_size = batch_size
         self._model: PrunerModel | ProvenceDeberta | None = None
         self._tokenizer: PreTrainedTokenizerBase | None = None
-        self._lock = threading.RLock()  # one fast tokenizer and model for every request thread
+        self._load_lock = threading.Lock()
+        # One fast tokenizer and model for every request thread, taken in arrival order: under
+        # load, threading.Lock lets late requests overtake ones that waited for seconds.
+        self._lock = FifoLock()
 
     def load(self) -> ContextPruner:
-        with self._lock:
-            if self._model is None:
-                self._load()
+        """Load once (safe to call twice, from any thread); once loaded, no lock is taken."""
+        if self._model is None:
+            with self._load_lock:
+                if self._model is None:
+                    self._load()
         return self
 
     def _load(self) -> None:

@@ -61,6 +61,7 @@ def sieve_extra(answer: Answer, rewrite: Rewrite) -> dict[str, Any]:
         "rewritten": rewrite.how,
         "abstained": answer.abstained,
         "llm": answer.llm,
+        "degraded": answer.degraded,
         "citations": [CitationOut.of(c).model_dump() for c in answer.citations],
         "stats": AskStats.of(answer).model_dump(),
     }

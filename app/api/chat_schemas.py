@@ -75,7 +75,7 @@ class SieveOptions(_Strict):
 
     top_k: int | None = Field(None, ge=1, le=100)
     retrieval: Literal["vector", "lexical", "graph", "hybrid"] | None = None
-    prune_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    prune_threshold: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False)
     llm: str | None = Field(None, max_length=50, description="Answer backend.")
 
     def overrides(self) -> dict[str, object]:

@@ -41,10 +41,38 @@ _STATUS: list[tuple[type[Exception], int]] = [
 ]
 
 
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "required": ["detail"],
+    "properties": {
+        "detail": {"type": "string", "description": "Why the request failed."},
+        "error": {
+            "description": "Under /v1 OpenAI's {message, type, code}; under /api Ollama's string."
+        },
+    },
+}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     for exc_type, status in _STATUS:
         app.add_exception_handler(exc_type, _handler(status))
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    _document_error_body(app)
+
+
+def _document_error_body(app: FastAPI) -> None:
+    """FastAPI documents every 422 as its list-of-errors body; ours is ``{"detail": reason}``."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schemas = generate().get("components", {}).get("schemas", {})
+            if "HTTPValidationError" in schemas:
+                schemas["HTTPValidationError"] = ERROR_SCHEMA
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def describe_validation(errors: Sequence[Any]) -> str:

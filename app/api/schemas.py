@@ -115,7 +115,7 @@ class AskRequest(BaseModel):
     question: str = Field(..., min_length=1, max_length=MAX_QUESTION_CHARS)
     top_k: int | None = Field(None, ge=1, le=100, description="Passages in the context.")
     candidates: int | None = Field(None, ge=1, le=1000, description="Chunks retrieved.")
-    prune_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    prune_threshold: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False)
     max_context_tokens: int | None = Field(None, ge=16, le=200_000)
     llm: str | None = Field(None, description="Answer backend: extractive, openai or llamacpp.")
     retrieval: Literal["vector", "lexical", "graph", "hybrid"] | None = Field(
@@ -268,6 +268,11 @@ class AskResponse(BaseModel):
     explain: dict[str, Any] | None = Field(
         None, description="With explain=true: {seeds, subgraph, graph_facts, candidates}."
     )
+    degraded: str | None = Field(
+        None,
+        description="Why the answer is extractive although another llm was asked for (it "
+        "failed, or its circuit is open); null for a normal answer.",
+    )
 
     @classmethod
     def of(cls, a: Answer) -> AskResponse:
@@ -279,6 +284,7 @@ class AskResponse(BaseModel):
             context=a.context,
             stats=AskStats.of(a),
             explain=a.explain,
+            degraded=a.degraded,
         )
 
 
@@ -324,6 +330,15 @@ class GraphHealth(BaseModel):
     triples_stats: dict[str, int] = Field(description="done, cached, failed, skipped.")
 
 
+class BreakerHealth(BaseModel):
+    state: Literal["closed", "open", "half_open"] = Field(
+        description="closed: calls go through; open: they fail fast; half_open: one trial."
+    )
+    consecutive_failures: int
+    opened_at: str | None = Field(description="When the circuit last opened (UTC), if open.")
+    retry_in_s: float | None = Field(description="Seconds until the trial call, while open.")
+
+
 class Health(BaseModel):
     status: str
     documents: int
@@ -331,4 +346,7 @@ class Health(BaseModel):
     index_kind: str
     llm: str
     llm_backends: list[str] = Field(description="Backends a request may choose with `llm`.")
+    llm_breakers: dict[str, BreakerHealth] = Field(
+        default_factory=dict, description="Circuit breaker of each model backend."
+    )
     graph: GraphHealth

@@ -6,6 +6,7 @@ from app.llm.base import (
     ContextSentence,
     LLMBusyError,
     LLMError,
+    LLMTransientError,
     Passage,
     TextCompleter,
     fence_context,
@@ -14,18 +15,24 @@ from app.llm.base import (
 from app.llm.extractive import ExtractiveLLM
 from app.llm.llamacpp import LlamaCppLLM
 from app.llm.openai import OpenAILLM, build_messages
+from app.llm.resilient import CircuitBreaker, CircuitOpenError, ResilientLLM, with_resilience
 
 __all__ = [
     "LLM",
+    "CircuitBreaker",
+    "CircuitOpenError",
     "ContextSentence",
     "ExtractiveLLM",
     "LLMBusyError",
     "LLMError",
+    "LLMTransientError",
     "LlamaCppLLM",
     "OpenAILLM",
     "Passage",
+    "ResilientLLM",
     "TextCompleter",
     "build_messages",
     "fence_context",
     "render_context",
+    "with_resilience",
 ]

@@ -11,9 +11,18 @@ from typing import Protocol, runtime_checkable
 class LLMError(RuntimeError):
     """The LLM backend failed (unreachable, timed out, bad response); the message says how."""
 
+    retryable = False
+
 
 class LLMBusyError(LLMError):
     """The backend has too many requests waiting; the client should retry later (503)."""
+
+
+class LLMTransientError(LLMError):
+    """A failure worth retrying: the backend was unreachable, timed out, or answered 429/5xx.
+    Other LLMErrors (a 400 or 401, a malformed response) would fail the same way again."""
+
+    retryable = True
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from app.llm.base import LLMError, Passage, fence_context, render_context
+from app.llm.base import LLMError, LLMTransientError, Passage, fence_context, render_context
 
 logger = logging.getLogger(__name__)
 
@@ -90,9 +90,7 @@ class OpenAILLM:
             async with self._client.stream("POST", "/chat/completions", json=payload) as r:
                 if r.status_code != 200:
                     body = (await r.aread()).decode("utf-8", "replace")
-                    raise LLMError(
-                        f"LLM server at {self.base_url} answered {r.status_code}: {body[:300]}"
-                    )
+                    raise status_error(self.base_url, r.status_code, body)
                 async for line in r.aiter_lines():
                     piece = _delta(line, self.base_url)
                     if piece is None:
@@ -107,9 +105,17 @@ class OpenAILLM:
 
 
 def _transport_error(base_url: str, exc: httpx.HTTPError) -> LLMError:
+    # a dropped connection or timeout may well succeed on the next try
     if isinstance(exc, httpx.TimeoutException):
-        return LLMError(f"LLM server at {base_url} timed out")
-    return LLMError(f"LLM server at {base_url} unreachable: {exc}")
+        return LLMTransientError(f"LLM server at {base_url} timed out")
+    return LLMTransientError(f"LLM server at {base_url} unreachable: {exc}")
+
+
+def status_error(base_url: str, status: int, body: str) -> LLMError:
+    """429 (rate limited) and 5xx are the server's passing trouble and worth retrying; other
+    statuses (400, 401, 404…) are about the request or the configuration and are not."""
+    kind = LLMTransientError if status == 429 or status >= 500 else LLMError
+    return kind(f"LLM server at {base_url} answered {status}: {body[:300]}")
 
 
 def _delta(line: str, base_url: str) -> str | None:
@@ -141,9 +147,7 @@ def _delta(line: str, base_url: str) -> str | None:
 def completion_text(response: httpx.Response, base_url: str) -> str:
     """The assistant text of a chat-completions response, or LLMError saying what is wrong."""
     if response.status_code != 200:
-        raise LLMError(
-            f"LLM server at {base_url} answered {response.status_code}: {response.text[:300]}"
-        )
+        raise status_error(base_url, response.status_code, response.text)
     try:
         content = response.json()["choices"][0]["message"]["content"]
     except (ValueError, KeyError, IndexError, TypeError) as exc:

@@ -31,9 +31,30 @@ CONTENT_TYPES = {
     "application/pdf": "pdf",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
 }
-MAX_DOCX_UNZIPPED_BYTES = 512 * 1024 * 1024  # refuses zip bombs before python-docx inflates them
+# Zip bombs are refused before python-docx inflates them: it holds every part in memory and
+# parses the body at ~30 µs per paragraph, so these bound a docx to ~0.5 GB and ~15 s.
+MAX_DOCX_UNZIPPED_BYTES = 128 * 1024 * 1024
+MAX_DOCX_BODY_BYTES = 32 * 1024 * 1024  # word/document.xml of a 1500-page report is ~15 MB
 _DOCX_BODY = "word/document.xml"
 _ZIP_ERRORS = (zipfile.BadZipFile, OSError, ValueError, EOFError)  # what zipfile raises on junk
+# Signatures of binary formats people upload by mistake: a text file must not start with one.
+_MAGIC = (
+    (b"%PDF-", "a PDF document"),
+    (b"PK\x03\x04", "a zip archive"),
+    (b"PK\x05\x06", "a zip archive"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"\x7fELF", "an ELF executable"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"\xfd7zXZ\x00", "an xz archive"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"Rar!\x1a\x07", "a RAR archive"),
+    (b"\x28\xb5\x2f\xfd", "a zstd archive"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "a legacy Office (OLE2) file: .doc, .xls or .ppt"),
+)
+_TEXT_FORMATS = frozenset({"txt", "md", "html"})
 
 
 def detect_format(data: bytes, filename: str, content_type: str | None = None) -> str:
@@ -60,10 +81,25 @@ def verify_content(fmt: str, data: bytes, name: str) -> None:
         raise ParseError(f"'{name}' is empty (0 bytes)")
     if not data.strip():
         raise ParseError(f"'{name}' is empty: it contains only whitespace")
+    magic = binary_kind(data)
+    if fmt in _TEXT_FORMATS and magic is not None:
+        raise UnsupportedFormatError(
+            f"'{name}' is {magic}, not {fmt} text (checked by content, not by its name)"
+        )
     if fmt == "pdf" and not _is_pdf(data):
-        raise ParseError(f"'{name}' is not a PDF (it does not start with '%PDF-')")
+        found = f"; it is {magic}" if magic is not None else ""
+        raise ParseError(f"'{name}' is not a PDF (it does not start with '%PDF-'{found})")
     if fmt == "docx":
         _verify_docx(data, name)
+
+
+def binary_kind(data: bytes) -> str | None:
+    """What a known binary signature at the start of ``data`` says the file is, else None."""
+    head = data[:1024].lstrip()
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    return None
 
 
 def _extension(filename: str) -> str:
@@ -97,8 +133,14 @@ def _verify_docx(data: bytes, name: str) -> None:
             infos = archive.infolist()
     except _ZIP_ERRORS as exc:
         raise ParseError(f"'{name}' is a corrupt .docx file ({exc})") from None
-    if _DOCX_BODY not in {info.filename for info in infos}:
+    body = next((info for info in infos if info.filename == _DOCX_BODY), None)
+    if body is None:
         raise ParseError(f"'{name}' is a zip archive but not a Word .docx (no {_DOCX_BODY})")
+    if body.file_size > MAX_DOCX_BODY_BYTES:  # zipfile never inflates past file_size
+        raise ParseError(
+            f"'{name}' has a {body.file_size}-byte {_DOCX_BODY}, over the "
+            f"{MAX_DOCX_BODY_BYTES}-byte limit (a zip bomb, or split the document)"
+        )
     unzipped = sum(info.file_size for info in infos)
     if unzipped > MAX_DOCX_UNZIPPED_BYTES:
         raise ParseError(

@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from docx import Document
+from docx.enum.style import WD_STYLE_TYPE
 from docx.oxml.ns import qn
 from docx.text.paragraph import Paragraph
 
@@ -48,11 +49,12 @@ def parse_docx(data: bytes, name: str) -> ParsedDocument:
 def _render(document: Any, out: TextBuilder) -> dict[str, str]:
     """Write the body into ``out``; returns the first "title" and "heading" paragraph texts."""
     titles: dict[str, str] = {}
+    styles: dict[str | None, str] = {}  # style id -> name: python-docx's lookup scans every style
     stack = list(reversed(list(document.element.body.iterchildren())))
     while stack:  # a stack, not recursion: content controls may nest
         element = stack.pop()
         if element.tag == _P:
-            _paragraph(element, document, out, titles)
+            _paragraph(element, document, out, titles, styles)
         elif element.tag == _TBL:
             _table(element, document, out)
         elif element.tag == _SDT:
@@ -62,13 +64,17 @@ def _render(document: Any, out: TextBuilder) -> dict[str, str]:
     return titles
 
 
-def _paragraph(element: Any, document: Any, out: TextBuilder, titles: dict[str, str]) -> None:
-    paragraph = Paragraph(element, document)
-    text = paragraph.text.strip()
+def _paragraph(
+    element: Any,
+    document: Any,
+    out: TextBuilder,
+    titles: dict[str, str],
+    styles: dict[str | None, str],
+) -> None:
+    text = Paragraph(element, document).text.strip()
     if not text:
         return
-    style = paragraph.style
-    style_name = (style.name or "") if style is not None else ""
+    style_name = _style_name(element.style, document, styles)
     heading = _HEADING_STYLE.fullmatch(style_name)
     if style_name.lower() == "title" or heading is not None:
         out.heading(int(heading.group(1)) if heading else 0, text)
@@ -81,6 +87,14 @@ def _paragraph(element: Any, document: Any, out: TextBuilder, titles: dict[str, 
         out.request_break(2)
         out.write(text)
         out.request_break(2)
+
+
+def _style_name(style_id: str | None, document: Any, styles: dict[str | None, str]) -> str:
+    """The name of a paragraph style (the default one when ``style_id`` is None), cached."""
+    if style_id not in styles:
+        style = document.part.get_style(style_id, WD_STYLE_TYPE.PARAGRAPH)
+        styles[style_id] = (style.name or "") if style is not None else ""
+    return styles[style_id]
 
 
 def _is_list_item(element: Any, style_name: str) -> bool:

@@ -23,6 +23,8 @@ class StubServer:
         self.requests: list[dict[str, Any]] = []
         self.delay_s = 0.0
         self.status = 200
+        self.fail_next = 0  # the next this many requests answer fail_status, then `status`
+        self.fail_status = 500
         # the assistant text: fixed, or computed from the request body
         self.content: str | Callable[[dict[str, Any]], str] = " In Paris [1]. "
         app = FastAPI()
@@ -38,9 +40,12 @@ class StubServer:
     async def _complete(self, request: Request) -> Any:
         body = await request.json()
         self.requests.append({"body": body, "auth": request.headers.get("authorization")})
+        failing = self.fail_next > 0  # counted on arrival: a delayed request takes no other's
+        self.fail_next -= failing
         await asyncio.sleep(self.delay_s)
-        if self.status != 200:
-            return JSONResponse({"error": "boom"}, status_code=self.status)
+        status = self.fail_status if failing else self.status
+        if status != 200:
+            return JSONResponse({"error": "boom"}, status_code=status)
         content = self.content(body) if callable(self.content) else self.content
         if body.get("stream"):
             return StreamingResponse(

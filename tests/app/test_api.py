@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import threading
+import time
 
 from fastapi.testclient import TestClient
 from fpdf import FPDF
@@ -151,3 +153,24 @@ def test_openapi_docs_and_health(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     assert "/ask" in client.get("/openapi.json").json()["paths"]
     assert client.get("/healthz").json()["status"] == "ok"
+
+
+def test_healthz_does_not_wait_for_a_graph_writer(client: TestClient) -> None:
+    graph = client.app.state.services.library.graph  # type: ignore[attr-defined]
+    before = client.get("/healthz").json()["graph"]
+    held, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with graph.lock:  # as an ingest batch embedding its names would
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    held.wait(5)
+    started = time.perf_counter()
+    r = client.get("/healthz")
+    elapsed = time.perf_counter() - started
+    release.set()
+    t.join(5)
+    assert r.status_code == 200 and r.json()["graph"] == before and elapsed < 2

@@ -236,8 +236,8 @@ def test_services_do_not_load_the_model(settings: Settings, embedder: Embedder) 
 
     services = Services.build(settings.model_copy(update={"llm": "llamacpp"}), embedder)
     try:
-        llm = services.pipeline.llms["llamacpp"]
-        assert isinstance(llm, LlamaCppLLM) and llm._llama is None
+        llm = services.pipeline.llms["llamacpp"].inner  # type: ignore[attr-defined]
+        assert isinstance(llm, LlamaCppLLM) and llm._llama is None  # (inside its ResilientLLM)
         assert not (settings.data_dir / "models").exists()
     finally:
         asyncio.run(services.aclose())

@@ -65,8 +65,14 @@ def test_openai_backend_through_ask(
 
 
 def test_llm_down_is_a_502_with_reason(settings: Settings, embedder: Embedder) -> None:
-    with _client_with(
-        settings, embedder, llm="openai", llm_base_url="http://127.0.0.1:9/v1", llm_timeout_s=2
+    with _client_with(  # without the extractive fallback (test_llm_resilience has it)
+        settings,
+        embedder,
+        llm="openai",
+        llm_base_url="http://127.0.0.1:9/v1",
+        llm_timeout_s=2,
+        llm_retries=0,
+        llm_fallback=False,
     ) as client:
         client.post("/documents", json={"title": "Library rules", "text": TEXT})
         r = client.post("/ask", json={"question": "How long do loans last?"})

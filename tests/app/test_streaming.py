@@ -65,8 +65,14 @@ def test_stream_validation_errors_are_plain_4xx(client: TestClient) -> None:
 def test_stream_with_openai_backend(
     status: int, stub_llm: StubServer, settings: Settings, embedder: Embedder
 ) -> None:
-    settings = settings.model_copy(
-        update={"llm": "openai", "llm_base_url": stub_llm.base_url, "llm_timeout_s": 5}
+    settings = settings.model_copy(  # without the extractive fallback (see test_llm_resilience)
+        update={
+            "llm": "openai",
+            "llm_base_url": stub_llm.base_url,
+            "llm_timeout_s": 5,
+            "llm_retries": 0,
+            "llm_fallback": False,
+        }
     )
     stub_llm.status = status
     try:

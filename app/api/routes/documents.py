@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -27,6 +28,9 @@ from app.library import Library
 from app.parsing import ParsedDocument, parse_document, parse_text
 
 router = APIRouter(prefix="/documents", tags=["documents"])
+MAX_NAME_CHARS = 255
+MAX_OFFSET = 2**31  # SQLite refuses integers past 2**63 (a 500 if passed through)
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 _UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
@@ -88,9 +92,14 @@ async def upload_documents(
 
 
 async def _json_document(request: Request, max_bytes: int) -> tuple[ParsedDocument, str]:
-    body = await request.body()
-    if len(body) > max_bytes:
-        raise UploadTooLargeError(f"request body is {len(body)} bytes, limit is {max_bytes}")
+    parts: list[bytes] = []
+    size = 0
+    async for part in request.stream():  # stop at the limit instead of buffering the body first
+        size += len(part)
+        if size > max_bytes:
+            raise UploadTooLargeError(f"request body is over the {max_bytes}-byte limit")
+        parts.append(part)
+    body = b"".join(parts)
     try:
         doc = DocumentIn.model_validate(json.loads(body))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -131,16 +140,26 @@ async def _multipart_documents(
 
 
 def _safe_name(upload: StarletteUploadFile) -> str:
-    """Only the base name of what the client sent; it is a label, never a path we open."""
-    raw = (upload.filename or "upload").replace("\\", "/").rsplit("/", 1)[-1]
-    return raw.strip() or "upload"
+    """Only the base name of what the client sent; it is a label, never a path we open.
+
+    Control characters (NUL, newlines) are dropped, ``.``/``..`` become ``upload`` and the name
+    is cut to MAX_NAME_CHARS, keeping its extension (the format is detected from it)."""
+    raw = _CONTROL_CHARS.sub("", upload.filename or "")
+    base = raw.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    if base in ("", ".", ".."):
+        return "upload"
+    if len(base) > MAX_NAME_CHARS:
+        _, dot, extension = base.rpartition(".")
+        keep = f"{dot}{extension}" if dot and len(extension) <= 10 else ""
+        base = base[: MAX_NAME_CHARS - len(keep)] + keep
+    return base
 
 
 @router.get("", response_model=DocumentList)
 def list_documents(
     library: LibraryDep,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ) -> DocumentList:
     return DocumentList(
         total=library.store.count_documents(),

@@ -40,6 +40,12 @@ _DETAILS = {
 }
 
 
+_NDJSON: dict[str, Any] = {
+    "description": "One JSON object, or with stream=true one JSON object per line.",
+    "content": {"application/json": {}, "application/x-ndjson": {}},
+}
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
@@ -85,7 +91,11 @@ def show(
     }
 
 
-@router.post("/chat", responses={422: {}, 502: {}}, openapi_extra=json_body_doc(OllamaChatRequest))
+@router.post(
+    "/chat",
+    responses={200: _NDJSON, 422: {}, 502: {}},
+    openapi_extra=json_body_doc(OllamaChatRequest),
+)
 async def chat(
     body: Annotated[OllamaChatRequest, Depends(any_content_type(OllamaChatRequest))],
     services: ServicesDep,
@@ -95,7 +105,9 @@ async def chat(
 
 
 @router.post(
-    "/generate", responses={422: {}, 502: {}}, openapi_extra=json_body_doc(OllamaGenerateRequest)
+    "/generate",
+    responses={200: _NDJSON, 422: {}, 502: {}},
+    openapi_extra=json_body_doc(OllamaGenerateRequest),
 )
 async def generate(
     body: Annotated[OllamaGenerateRequest, Depends(any_content_type(OllamaGenerateRequest))],

@@ -38,7 +38,13 @@ def get_model(model_id: str) -> dict[str, Any]:
     return {**_model_card(), "id": model_id}  # every name maps to the one pipeline
 
 
-@router.post("/chat/completions", responses={422: {}, 502: {}})
+_SSE: dict[str, Any] = {
+    "description": "A chat.completion object, or with stream=true `text/event-stream` chunks.",
+    "content": {"application/json": {}, "text/event-stream": {}},
+}
+
+
+@router.post("/chat/completions", responses={200: _SSE, 422: {}, 502: {}})
 async def chat_completions(body: ChatCompletionRequest, services: ServicesDep) -> Any:
     run = await prepare(services, [m.turn() for m in body.messages], body.overrides())
     meta = {

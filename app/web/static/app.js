@@ -141,6 +141,7 @@ function answerView(question) {
     },
     done: (data) => {
       showContext(data);
+      if (data.degraded) meta.append(el("p", { class: "degraded" }, data.degraded));
       answer = data.answer;
       redraw();
       text.classList.remove("streaming");

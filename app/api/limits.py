@@ -1,0 +1,110 @@
+"""Pure ASGI middleware capping the size of every request body while it streams in.
+
+A declared ``Content-Length`` over the limit is refused before the app reads a byte; a chunked
+(or lying) body is counted as it arrives and refused with 413 as soon as it passes the limit, so
+no route ever buffers more than the limit. Uploads (``POST /documents``) get ``max_request_mb``,
+every other route the much smaller ``max_json_mb``: their bodies are JSON questions and chats.
+The limits are read from ``Settings`` on each request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.api.errors import error_body
+from app.settings import Settings
+
+UPLOAD_PATH = "/documents"
+_MB = 1024 * 1024
+
+
+class BodyTooLargeError(Exception):
+    """Raised into the app by ``receive`` once the body passed the limit."""
+
+
+class BodySizeLimitMiddleware:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    def limit(self, method: str, path: str) -> tuple[int, str]:
+        """The byte limit of a request and the setting it comes from."""
+        if method == "POST" and path.rstrip("/") == UPLOAD_PATH:
+            return int(self.settings.max_request_mb * _MB), "max_request_mb"
+        return int(self.settings.max_json_mb * _MB), "max_json_mb"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = _route_path(scope)
+        limit, setting = self.limit(scope["method"], path)
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            reason = f"request body is {declared} bytes, over the {limit}-byte limit ({setting})"
+            await _refuse(send, path, reason)
+            return
+
+        received = 0
+        exceeded = False
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, exceeded
+            if exceeded:
+                raise BodyTooLargeError
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    exceeded = True
+                    raise BodyTooLargeError
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if exceeded:
+                return  # whatever the app made of the error, the client gets our 413
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        with contextlib.suppress(BodyTooLargeError):  # the app did not catch it: fine too
+            await self.app(scope, counting_receive, guarded_send)
+        if exceeded and not started:
+            reason = f"request body is over the {limit}-byte limit ({setting})"
+            await _refuse(send, path, reason)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path without the ``root_path`` a proxy mounts the app under."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            text = value.decode("latin-1").strip()
+            return int(text) if text.isdigit() else None
+    return None
+
+
+async def _refuse(send: Send, path: str, reason: str) -> None:
+    body = json.dumps(error_body(path, 413, reason)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
