@@ -44,6 +44,12 @@ class UnknownRetrievalError(ValueError):
     pass
 
 
+class OverloadedError(RuntimeError):
+    """Too many questions are being answered at once; the client should retry shortly."""
+
+    retry_after_s = 2
+
+
 @dataclass(frozen=True)
 class AskOptions:
     top_k: int
@@ -156,8 +162,13 @@ class Pipeline:
         graph: GraphRetriever | None = None,
         encode: Callable[[Sequence[str]], np.ndarray] | None = None,
         rerank: str = "fused",
+        max_pending: int = 0,
     ) -> None:
         rerank_order([], rerank)  # validates the mode early
+        if max_pending < 0:
+            raise ValueError(f"max_pending must be >= 0, got {max_pending}")
+        self.max_pending = max_pending  # questions in progress at once (0: no limit)
+        self._pending = 0  # only touched on the event loop, so no lock
         self.library = library
         self.embedder = embedder
         self.encode = encode or embedder.encode  # the service passes a cached encoder
@@ -184,7 +195,28 @@ class Pipeline:
         _retrievers(options.retrieval)  # an unknown mode fails before any work
         return question, llm
 
+    def admit(self) -> None:
+        """Refuse a new question while ``max_pending`` are in progress: on a CPU-bound pruner
+        a longer queue only makes everyone wait longer (call before streaming, for a 503)."""
+        if self.max_pending and self._pending >= self.max_pending:
+            raise OverloadedError(
+                f"{self._pending} questions are being answered; try again in a few seconds"
+            )
+
+    @contextmanager
+    def _slot(self) -> Iterator[None]:
+        self._pending += 1
+        try:
+            yield
+        finally:
+            self._pending -= 1
+
     async def ask(self, question: str, options: AskOptions) -> Answer:
+        self.admit()
+        with self._slot():
+            return await self._ask(question, options)
+
+    async def _ask(self, question: str, options: AskOptions) -> Answer:
         question, llm = self.check(question, options)
         timings: dict[str, float] = {}
         started = time.perf_counter()
@@ -200,7 +232,13 @@ class Pipeline:
     async def ask_stream(self, question: str, options: AskOptions) -> AsyncIterator[AskEvent]:
         """The stages of :meth:`ask` as they finish: :class:`Retrieved`, then
         :class:`ContextReady` (what the LLM will see), then :class:`Token` pieces, then
-        :class:`Finished` with the same Answer ``ask`` returns. Call :meth:`check` first."""
+        :class:`Finished` with the same Answer ``ask`` returns. Call :meth:`check` and :meth:`admit`
+        first."""
+        with self._slot():
+            async for event in self._ask_stream(question, options):
+                yield event
+
+    async def _ask_stream(self, question: str, options: AskOptions) -> AsyncIterator[AskEvent]:
         question, llm = self.check(question, options)
         timings: dict[str, float] = {}
         started = time.perf_counter()

@@ -115,7 +115,14 @@ class Services:
             encode=encode,
         )
         pipeline = Pipeline(
-            library, embedder, pruner, llms, graph=graph, encode=encode, rerank=settings.rerank
+            library,
+            embedder,
+            pruner,
+            llms,
+            graph=graph,
+            encode=encode,
+            rerank=settings.rerank,
+            max_pending=settings.max_pending_asks,
         )
         if settings.llm_fallback:
             pipeline.fallback = llms["extractive"]  # always enabled (llm_backend_list)

@@ -106,6 +106,12 @@ class Settings(BaseSettings):
         description="Chunks fetched per retriever, and fused candidates given to the pruner.",
     )
     top_k: int = Field(5, gt=0, le=100, description="Passages kept after reranking.")
+    max_pending_asks: int = Field(
+        64,
+        ge=0,
+        description="Questions answered at once (all endpoints); more get 503 with Retry-After "
+        "(0: no limit).",
+    )
     pruner: Literal["provence", "similarity"] = Field(
         "provence", description="provence: the trained pruner+reranker; similarity: baseline."
     )

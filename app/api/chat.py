@@ -25,6 +25,7 @@ class ChatRun:
 async def prepare(services: Services, turns: Sequence[Turn], overrides: dict[str, Any]) -> ChatRun:
     """The standalone question and options; raises (→ 4xx) before any answer is produced."""
     question, history = split_turns(turns)
+    services.pipeline.admit()  # 503 before any work (and before a stream starts)
     if len(question) > MAX_QUESTION_CHARS:
         raise ConversationError(
             f"the question is {len(question)} characters, limit is {MAX_QUESTION_CHARS}"

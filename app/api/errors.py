@@ -14,7 +14,7 @@ from app.conversation import ConversationError
 from app.library import DocumentNotFoundError
 from app.llm import LLMBusyError, LLMError
 from app.parsing import ParseError, UnsupportedFormatError
-from app.pipeline import UnknownBackendError, UnknownRetrievalError
+from app.pipeline import OverloadedError, UnknownBackendError, UnknownRetrievalError
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (UnknownRetrievalError, 422),
     (DocumentNotFoundError, 404),
     (LLMBusyError, 503),
+    (OverloadedError, 503),
     (LLMError, 502),
     (ConversationError, 422),
 ]
@@ -108,6 +109,8 @@ def _handler(status: int) -> Callable[[Request, Exception], Awaitable[JSONRespon
         if status >= 500:
             logger.error("%s %s failed: %s", request.method, request.url.path, exc)
         body = error_body(request.url.path, status, str(exc))
-        return JSONResponse(status_code=status, content=body)
+        retry = getattr(exc, "retry_after_s", None)
+        headers = {"Retry-After": str(retry)} if retry else None
+        return JSONResponse(status_code=status, content=body, headers=headers)
 
     return handle

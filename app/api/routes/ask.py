@@ -38,6 +38,7 @@ async def ask(body: AskRequest, services: ServicesDep) -> Any:
     )
     if body.stream:
         services.pipeline.check(body.question, options)  # 4xx before the stream starts
+        services.pipeline.admit()  # and 503 when too many questions are in progress
         return event_stream(ask_events(services.pipeline, body.question, options))
     answer = await services.pipeline.ask(body.question, options)
     return AskResponse.of(answer)
