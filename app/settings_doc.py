@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         args.write.write_text(replace_block(args.write.read_text(), settings_table()))
     else:
-        print(settings_table())
+        sys.stdout.write(settings_table() + "\n")
     return 0
 
 
