@@ -1,9 +1,16 @@
-"""Reciprocal-rank fusion of ranked candidate lists (Cormack et al., 2009)."""
+"""Reciprocal-rank fusion (Cormack et al., 2009): of the retrievers' lists into one candidate
+list (:func:`fuse`), and of the retrieval and pruner orders into the passage order
+(:func:`rerank_order`)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
+
+from index import ChunkRecord
+from pruner import PrunedContext
 
 K = TypeVar("K", bound=Hashable)
 
@@ -24,3 +31,49 @@ def rrf(rankings: Sequence[Sequence[K]], k: int = RRF_K) -> list[tuple[K, float]
             seen.add(key)
             scores[key] = scores.get(key, 0.0) + 1.0 / (k + rank + 1)
     return sorted(scores.items(), key=lambda kv: -kv[1])
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A fused candidate: the chunk and, per retriever that found it, (1-based rank, score)."""
+
+    chunk: ChunkRecord
+    fused_score: float
+    found_by: dict[str, tuple[int, float]]
+
+
+def fuse(
+    channels: dict[str, list[tuple[ChunkRecord, float]]], k: int, protect: int | None = None
+) -> list[Candidate]:
+    """Reciprocal-rank fusion of the retrievers' lists, cut to ``k`` candidates in fused order.
+
+    The cut keeps each retriever's best ``protect`` chunks (default: ceil(k / (2 · retrievers))
+    when there are several): plain RRF favours chunks that two retrievers agree on, and would
+    otherwise drop the one chunk only the graph finds, the second hop of a multi-hop question.
+    """
+    chunks = {c.id: c for hits in channels.values() for c, _ in hits}
+    found_by: dict[int, dict[str, tuple[int, float]]] = {}
+    for name, hits in channels.items():
+        for rank, (c, score) in enumerate(hits, 1):
+            found_by.setdefault(c.id, {}).setdefault(name, (rank, score))
+    fused = rrf([[c.id for c, _ in hits] for hits in channels.values()])
+    if protect is None:
+        protect = math.ceil(k / (2 * len(channels))) if len(channels) > 1 else 0
+    protected = {c.id for hits in channels.values() for c, _ in hits[:protect]}
+    first = [i for i, _ in fused if i in protected][:k]
+    rest = [i for i, _ in fused if i not in protected][: k - len(first)]
+    kept = set(first) | set(rest)
+    return [Candidate(chunks[i], score, found_by[i]) for i, score in fused if i in kept]
+
+
+def rerank_order(pruned: Sequence[PrunedContext], mode: str = "fused") -> list[int]:
+    """Candidate indices, best first. ``pruner``: by the pruner's passage score alone.
+    ``fused``: reciprocal-rank fusion of the retrieval order (the input order) and the pruner's,
+    so a reranker that is weak on some text cannot sink the retrievers' best candidates, while
+    passages both rank high rise to the top."""
+    by_pruner = sorted(range(len(pruned)), key=lambda i: -pruned[i].rerank_score)
+    if mode == "pruner":
+        return by_pruner
+    if mode != "fused":
+        raise ValueError(f"rerank mode must be 'fused' or 'pruner', got {mode!r}")
+    return [i for i, _ in rrf([list(range(len(pruned))), by_pruner])]

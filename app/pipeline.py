@@ -11,7 +11,6 @@ worker thread so the event loop stays free for other requests.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from anyio import to_thread
 
-from app.fusion import rrf
+from app.fusion import Candidate, fuse, rerank_order
 from app.library import Library
 from app.llm import LLM, ContextSentence, LLMError, Passage, render_context
 from graph import GraphRetriever, GraphSearchResult
@@ -96,15 +95,6 @@ AskEvent = Retrieved | ContextReady | Token | Finished
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """A fused candidate: the chunk and, per retriever that found it, (1-based rank, score)."""
-
-    chunk: ChunkRecord
-    fused_score: float
-    found_by: dict[str, tuple[int, float]]
-
-
-@dataclass(frozen=True)
 class Citation:
     n: int
     chunk: ChunkRecord
@@ -137,19 +127,6 @@ class Answer:
     @property
     def compression(self) -> float:
         return 1.0 - self.tokens_after / self.tokens_before if self.tokens_before else 0.0
-
-
-def rerank_order(pruned: Sequence[PrunedContext], mode: str = "fused") -> list[int]:
-    """Candidate indices, best first. ``pruner``: by the pruner's passage score alone.
-    ``fused``: reciprocal-rank fusion of the retrieval order (the input order) and the pruner's,
-    so a reranker that is weak on some text cannot sink the retrievers' best candidates, while
-    passages both rank high rise to the top."""
-    by_pruner = sorted(range(len(pruned)), key=lambda i: -pruned[i].rerank_score)
-    if mode == "pruner":
-        return by_pruner
-    if mode != "fused":
-        raise ValueError(f"rerank mode must be 'fused' or 'pruner', got {mode!r}")
-    return [i for i, _ in rrf([list(range(len(pruned))), by_pruner])]
 
 
 class Pipeline:
@@ -530,30 +507,6 @@ def _retrievers(mode: str) -> tuple[str, ...]:
             f"unknown retrieval mode {mode!r}; use one of {list(RETRIEVAL_MODES)}"
         )
     return RETRIEVERS if mode == "hybrid" else (mode,)
-
-
-def fuse(
-    channels: dict[str, list[tuple[ChunkRecord, float]]], k: int, protect: int | None = None
-) -> list[Candidate]:
-    """Reciprocal-rank fusion of the retrievers' lists, cut to ``k`` candidates in fused order.
-
-    The cut keeps each retriever's best ``protect`` chunks (default: ceil(k / (2 · retrievers))
-    when there are several): plain RRF favours chunks that two retrievers agree on, and would
-    otherwise drop the one chunk only the graph finds, the second hop of a multi-hop question.
-    """
-    chunks = {c.id: c for hits in channels.values() for c, _ in hits}
-    found_by: dict[int, dict[str, tuple[int, float]]] = {}
-    for name, hits in channels.items():
-        for rank, (c, score) in enumerate(hits, 1):
-            found_by.setdefault(c.id, {}).setdefault(name, (rank, score))
-    fused = rrf([[c.id for c, _ in hits] for hits in channels.values()])
-    if protect is None:
-        protect = math.ceil(k / (2 * len(channels))) if len(channels) > 1 else 0
-    protected = {c.id for hits in channels.values() for c, _ in hits[:protect]}
-    first = [i for i, _ in fused if i in protected][:k]
-    rest = [i for i, _ in fused if i not in protected][: k - len(first)]
-    kept = set(first) | set(rest)
-    return [Candidate(chunks[i], score, found_by[i]) for i, score in fused if i in kept]
 
 
 def _facts_chunk(facts: Sequence[str]) -> ChunkRecord:
