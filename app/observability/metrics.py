@@ -104,6 +104,11 @@ class Metrics:
             ["llm", "abstained"],
             registry=r,
         )
+        self.degraded = Counter(
+            "sieve_answers_degraded",
+            "Answers given by the fallback because the chosen LLM backend failed.",
+            registry=r,
+        )
         Info("sieve_build", "Version of the running service.", registry=r).info(
             {"version": version}
         )
@@ -141,6 +146,8 @@ class Metrics:
         for name, count in answer.retrievers.items():
             self.candidates.labels(name if name in RETRIEVERS else OTHER).observe(count)
         self.answers.labels(answer.llm or OTHER, "yes" if answer.abstained else "no").inc()
+        if answer.degraded:
+            self.degraded.inc()
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Record one finished HTTP request (``route`` is a template or ``other``)."""

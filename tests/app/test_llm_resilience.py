@@ -259,6 +259,8 @@ def test_ask_answers_extractively_when_the_llm_fails(
         client.post("/documents", json=DOC)
         r = client.post("/ask", json={"question": QUESTION})
         health = client.get("/healthz").json()
+        metrics = client.get("/metrics").text
+    assert "sieve_answers_degraded_total 1.0" in metrics
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["llm"] == "extractive" and "Loans last three weeks. [1]" in body["answer"]
