@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 
 from bench.common import machine, write_json
+from tests.app.live_server import free_port
 
 WORDS = [
     *("harbour", "lantern", "granite", "orchard", "meadow", "copper", "signal", "bridge"),
@@ -59,14 +60,6 @@ def document(code: str, rng: random.Random) -> dict[str, str]:
     ]
     sentences.insert(rng.randrange(len(sentences)), f"Its registry code is {code}.")
     return {"title": f"Record {code}", "text": " ".join(sentences)}
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:

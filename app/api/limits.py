@@ -15,6 +15,7 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import error_body
+from app.observability.middleware import route_path
 from app.settings import Settings
 
 UPLOAD_PATH = "/documents"
@@ -40,7 +41,7 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = _route_path(scope)
+        path = route_path(scope)
         limit, setting = self.limit(scope["method"], path)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
@@ -77,13 +78,6 @@ class BodySizeLimitMiddleware:
         if exceeded and not started:
             reason = f"request body is over the {limit}-byte limit ({setting})"
             await _refuse(send, path, reason)
-
-
-def _route_path(scope: Scope) -> str:
-    """The path without the ``root_path`` a proxy mounts the app under."""
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -44,7 +44,7 @@ def route_template(scope: Scope) -> str:
     return path if isinstance(path, str) else OTHER
 
 
-def _route_path(scope: Scope) -> str:
+def route_path(scope: Scope) -> str:
     """The path without the ``root_path`` a proxy mounts the app under."""
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
@@ -69,7 +69,7 @@ class ObservabilityMiddleware:
         rid = request_id(scope)
         token = REQUEST_ID.set(rid)
         status = 500  # what the client gets if the app raises before responding
-        upload = scope["method"] == "POST" and _route_path(scope).rstrip("/") == _UPLOADS
+        upload = scope["method"] == "POST" and route_path(scope).rstrip("/") == _UPLOADS
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
