@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sqlite3
 import threading
 import time
 import uuid
@@ -28,6 +29,7 @@ from app.parsing import ChunkDraft, ParsedDocument, ParseError, chunk_document
 from app.settings import Settings
 from graph import GraphChunk, KnowledgeGraph, Triple
 from index import (
+    DEFAULT_COLLECTION,
     ChunkRecord,
     DocumentRecord,
     DocumentStore,
@@ -59,6 +61,7 @@ class EmbedderMismatchError(RuntimeError):
 class IngestResult:
     document: DocumentRecord
     duplicate: bool  # True: same content was already stored; nothing was indexed
+    replaced: str | None = None  # id of the document with the same external id it replaced
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,24 @@ class _Prepared:
     source: str
     content_hash: str
     drafts: list[ChunkDraft]
+    external_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CollectionPaths:
+    """Where one collection keeps its derived files (FAISS, BM25, graph). The default
+    collection keeps the data dir's top-level files (as before collections existed)."""
+
+    index: Path
+    lexical: Path
+    graph: Path
+
+    @classmethod
+    def of(cls, settings: Settings, collection: str) -> CollectionPaths:
+        if collection == DEFAULT_COLLECTION:
+            return cls(settings.index_path, settings.lexical_path, settings.graph_path)
+        base = settings.data_dir / "collections" / collection
+        return cls(base / "faiss.index", base / "bm25.npz", base / "graph.npz")
 
 
 class Library:
@@ -78,7 +99,12 @@ class Library:
         settings: Settings,
         lexical: LexicalIndex | None = None,
         graph: KnowledgeGraph | None = None,
+        collection: str = DEFAULT_COLLECTION,
+        owns_store: bool = True,
     ) -> None:
+        self.collection = collection
+        self.paths = CollectionPaths.of(settings, collection)
+        self._owns_store = owns_store  # False: the store is shared by all collections
         self.store = store
         self.index = index
         self.embedder = embedder
@@ -93,12 +119,21 @@ class Library:
         self._saved_at = time.monotonic()
 
     @classmethod
-    def open(cls, settings: Settings, embedder: Embedder) -> Library:
-        """Open the data dir: load the FAISS file and reconcile it with SQLite (add what it
-        lacks, drop what SQLite no longer has); rebuild it when it is unusable."""
+    def open(
+        cls,
+        settings: Settings,
+        embedder: Embedder,
+        collection: str = DEFAULT_COLLECTION,
+        store: DocumentStore | None = None,
+    ) -> Library:
+        """Open one collection of the data dir: load its FAISS file and reconcile it with
+        SQLite (add what it lacks, drop what SQLite no longer has); rebuild it when it is
+        unusable. ``store``: the data dir's store, shared (else one is opened and owned)."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = DocumentStore(settings.db_path)
+        owns = store is None
+        store = store or DocumentStore(settings.db_path)
         _check_embedder(store, embedder)
+        paths = CollectionPaths.of(settings, collection)
         options = {
             "kind": settings.index_kind,
             "hnsw_m": settings.hnsw_m,
@@ -107,15 +142,15 @@ class Library:
             "use_gpu": settings.faiss_gpu,
         }
         index: VectorIndex | None = None
-        if settings.index_path.exists():
+        if paths.index.exists():
             try:
-                index = VectorIndex.load(settings.index_path, **options)
+                index = VectorIndex.load(paths.index, **options)
             except (RuntimeError, ValueError) as exc:
-                logger.warning("cannot use %s (%s); rebuilding it", settings.index_path, exc)
+                logger.warning("cannot use %s (%s); rebuilding it", paths.index, exc)
             if index is not None and index.dim != embedder.dim:
                 logger.warning(
                     "%s has dim %d, embedder %d: rebuilding",
-                    settings.index_path,
+                    paths.index,
                     index.dim,
                     embedder.dim,
                 )
@@ -125,11 +160,13 @@ class Library:
             index or VectorIndex(embedder.dim, **options),  # type: ignore[arg-type]
             embedder,
             settings,
-            _load_or_none(settings.lexical_path, LexicalIndex.load),
+            _load_or_none(paths.lexical, LexicalIndex.load),
             _load_or_none(
-                settings.graph_path,
+                paths.graph,
                 lambda p: KnowledgeGraph.load(p, embedder.encode, **_graph_options(settings)),
             ),
+            collection=collection,
+            owns_store=owns,
         )
         if index is None:
             library.rebuild_index()
@@ -141,37 +178,73 @@ class Library:
 
     def close(self) -> None:
         self.save_index()
-        self.store.close()
+        if self._owns_store:
+            self.store.close()
 
     # ---- ingestion ------------------------------------------------------------------------
-    def ingest(self, documents: Sequence[tuple[ParsedDocument, str]]) -> list[IngestResult]:
-        """Index parsed documents (with their source names) all-or-nothing."""
-        prepared = [self._prepare(parsed, source) for parsed, source in documents]
-        known = {p.content_hash for p in prepared if self.store.find_by_hash(p.content_hash)}
-        fresh = [p for p in prepared if p.content_hash not in known]
-        new_docs = {
-            p.content_hash: self._new_document(p, vecs)
-            for p, vecs in zip(fresh, self._embed(fresh), strict=True)
+    def ingest(
+        self,
+        documents: Sequence[tuple[ParsedDocument, str]],
+        external_ids: Sequence[str | None] | None = None,
+        on_commit: Callable[[sqlite3.Cursor, list[IngestResult]], None] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[IngestResult]:
+        """Index parsed documents (with their source names) all-or-nothing. A document with
+        an external id replaces the one stored under that id (atomically: the old one stays
+        until the new one is fully indexed, and comes back if indexing fails).
+        ``on_commit(cursor, results)`` runs inside the SQLite transaction that stores them;
+        ``progress(embedded, total)`` after each document is embedded."""
+        ext = list(external_ids) if external_ids is not None else [None] * len(documents)
+        if len(ext) != len(documents):
+            raise ValueError("one external id (or None) per document")
+        prepared = [
+            self._prepare(parsed, source, e)
+            for (parsed, source), e in zip(documents, ext, strict=True)
+        ]
+        known = {
+            p.content_hash
+            for p in prepared
+            if (found := self.store.find_by_hash(p.content_hash, self.collection))
+            and (p.external_id is None or found.external_id == p.external_id)
         }
+        fresh = [p for p in prepared if p.content_hash not in known]
+        new_docs: dict[str, NewDocument] = {}
+        for i, p in enumerate(fresh):
+            new_docs[p.content_hash] = self._new_document(p, self._embed([p])[0])
+            if progress is not None:
+                progress(i + 1, len(fresh))
+        hook = None
+        if on_commit is not None:
+            callback = on_commit
+
+            def hook(cur: sqlite3.Cursor, stored: list[StoredDocument]) -> None:
+                callback(cur, [_result(s) for s in stored])
+
         for _ in range(3):
             with self._write_lock:
                 self.sync()
                 try:
                     stored = self.store.add_documents(
-                        [new_docs.get(p.content_hash) or p.content_hash for p in prepared]
+                        [new_docs.get(p.content_hash) or p.content_hash for p in prepared],
+                        self.collection,
+                        hook,
                     )
                 except MissingDocumentError as exc:  # its original was deleted meanwhile
                     gone = [p for p in prepared if p.content_hash == exc.content_hash]
                     new_docs[exc.content_hash] = self._new_document(gone[0], self._embed(gone)[0])
                     continue
                 self._index_added(stored, new_docs)
-            return [IngestResult(s.record, s.duplicate) for s in stored]
+            return [_result(s) for s in stored]
         raise RuntimeError("documents kept disappearing while being ingested; try again")
 
     def _index_added(self, stored: list[StoredDocument], new_docs: dict[str, NewDocument]) -> None:
         """Add the vectors of just-stored documents; on failure remove those documents again."""
         added = [s for s in stored if not s.duplicate]
+        replaced = [s.replaced for s in added if s.replaced is not None]
         try:
+            gone = [i for s in added for i in s.removed_chunk_ids]
+            if gone:
+                self._remove_everywhere(gone)
             for s in added:
                 doc = new_docs[s.record.content_hash]
                 vecs = np.stack([np.frombuffer(c.embedding, np.float32) for c in doc.chunks])
@@ -185,6 +258,9 @@ class Library:
             logger.exception("indexing failed; removing the documents just stored")
             removed = self.store.delete_documents([s.record.id for s in added])
             self._remove_everywhere(removed)
+            if replaced:  # put the replaced documents back, in SQLite and in the indexes
+                self.store.restore(replaced)
+                self.sync(force=True)
             raise
 
     def _add_derived(self, per_document: Sequence[list[GraphChunk]]) -> None:
@@ -206,7 +282,7 @@ class Library:
         """Re-add a stored chunk to the graph with typed relations; False when the chunk is
         gone (deleted after its triples were asked for)."""
         with self._write_lock:
-            found = self.store.get_chunks([chunk_id])
+            found = self.store.get_chunks([chunk_id], self.collection)
             if not found or not self.settings.graph:
                 return False
             record = self.store.get_document(found[0].document_id)
@@ -221,14 +297,20 @@ class Library:
         self.graph.remove(chunk_ids)
         self._dirty = True
 
-    def _prepare(self, parsed: ParsedDocument, source: str) -> _Prepared:
+    def check(self, parsed: ParsedDocument, source: str) -> None:
+        """Raise ``ParseError`` when the document would give nothing to index."""
+        self._prepare(parsed, source)
+
+    def _prepare(
+        self, parsed: ParsedDocument, source: str, external_id: str | None = None
+    ) -> _Prepared:
         drafts = chunk_document(
             parsed, self.settings.chunk_target_words, self.settings.chunk_max_words
         )
         if not drafts:
             raise ParseError(f"{source}: no text to index")
         digest = hashlib.sha256(parsed.text.encode("utf-8")).hexdigest()
-        return _Prepared(parsed, source, digest, drafts)
+        return _Prepared(parsed, source, digest, drafts, external_id)
 
     def _embed(self, prepared: Sequence[_Prepared]) -> list[np.ndarray]:
         texts = [p.parsed.text[d.start : d.end] for p in prepared for d in p.drafts]
@@ -239,8 +321,7 @@ class Library:
             pos += len(p.drafts)
         return out
 
-    @staticmethod
-    def _new_document(p: _Prepared, vectors: np.ndarray) -> NewDocument:
+    def _new_document(self, p: _Prepared, vectors: np.ndarray) -> NewDocument:
         chunks = [
             NewChunk(
                 heading_path=d.heading_path,
@@ -259,6 +340,8 @@ class Library:
             text=p.parsed.text,
             chunks=chunks,
             metadata=dict(p.parsed.metadata),
+            collection=self.collection,
+            external_id=p.external_id,
         )
 
     # ---- deletion -------------------------------------------------------------------------
@@ -272,7 +355,7 @@ class Library:
             self.sync()
             records = []
             for document_id in dict.fromkeys(document_ids):
-                record = self.store.get_document(document_id)
+                record = self.store.get_document(document_id, self.collection)
                 if record is None:
                     raise DocumentNotFoundError(document_id)
                 records.append(record)
@@ -283,7 +366,7 @@ class Library:
 
     # ---- reads ----------------------------------------------------------------------------
     def get(self, document_id: str) -> DocumentRecord:
-        record = self.store.get_document(document_id)
+        record = self.store.get_document(document_id, self.collection)
         if record is None:
             raise DocumentNotFoundError(document_id)
         return record
@@ -292,19 +375,21 @@ class Library:
         """Top-k chunks for one unit query vector, best first."""
         self.sync()
         hits: list[SearchHit] = self.index.search(query, k)[0]
-        chunks = {c.id: c for c in self.store.get_chunks([h.chunk_id for h in hits])}
+        found = self.store.get_chunks([h.chunk_id for h in hits], self.collection)
+        chunks = {c.id: c for c in found}
         return [(chunks[h.chunk_id], h.score) for h in hits if h.chunk_id in chunks]
 
     def search_lexical(self, question: str, k: int) -> list[tuple[ChunkRecord, float]]:
         """Top-k chunks by BM25, best first."""
         self.sync()
         hits = self.lexical.search(question, k)
-        chunks = {c.id: c for c in self.store.get_chunks([h.chunk_id for h in hits])}
+        found = self.store.get_chunks([h.chunk_id for h in hits], self.collection)
+        chunks = {c.id: c for c in found}
         return [(chunks[h.chunk_id], h.score) for h in hits if h.chunk_id in chunks]
 
     def chunks(self, chunk_ids: Sequence[int]) -> list[ChunkRecord]:
         """Stored chunks in the order asked (ids no longer stored are skipped)."""
-        found = {c.id: c for c in self.store.get_chunks(list(chunk_ids))}
+        found = {c.id: c for c in self.store.get_chunks(list(chunk_ids), self.collection)}
         return [found[i] for i in chunk_ids if i in found]
 
     # ---- consistency and persistence ------------------------------------------------------
@@ -317,7 +402,7 @@ class Library:
             version = self.store.data_version()  # read first: a later commit shows up next time
             if not force and version == self._seen_version:
                 return
-            stored, indexed = self.store.chunk_ids(), self.index.ids()
+            stored, indexed = self.store.chunk_ids(self.collection), self.index.ids()
             missing = np.setdiff1d(stored, indexed)
             stale = np.setdiff1d(indexed, stored)
             if len(stale):
@@ -344,7 +429,7 @@ class Library:
             target = self.lexical if name == "lexical" else self.graph
             target.remove(stale)
             for start in range(0, len(missing), 500):
-                records = self.store.get_chunks(missing[start : start + 500])
+                records = self.store.get_chunks(missing[start : start + 500], self.collection)
                 titles = {
                     d: (r.title if (r := self.store.get_document(d)) else "")
                     for d in {c.document_id for c in records}
@@ -364,7 +449,7 @@ class Library:
         """Rebuild FAISS from the embeddings stored in SQLite (and retrain an IVF index)."""
         with self._write_lock:
             id_parts, vec_parts = [], []
-            for ids, vectors in self.store.iter_embeddings():
+            for ids, vectors in self.store.iter_embeddings(collection=self.collection):
                 id_parts.append(ids)
                 vec_parts.append(vectors)
             dim = self.index.dim
@@ -379,11 +464,12 @@ class Library:
         """Write the index file atomically if it changed. SQLite stays the source of truth:
         a file older than the db is reconciled at the next open, never trusted blindly."""
         with self._write_lock:
-            if self._dirty or not self.settings.index_path.exists():
-                self.index.save(self.settings.index_path)
-                self.lexical.save(self.settings.lexical_path)
+            if self._dirty or not self.paths.index.exists():
+                self.paths.index.parent.mkdir(parents=True, exist_ok=True)
+                self.index.save(self.paths.index)
+                self.lexical.save(self.paths.lexical)
                 if self.settings.graph:
-                    self.graph.save(self.settings.graph_path)
+                    self.graph.save(self.paths.graph)
                 self._dirty = False
                 self._saved_at = time.monotonic()
 
@@ -395,6 +481,10 @@ class Library:
         if self.index.outgrown():
             logger.info("IVF index outgrew its %d lists: retraining", self.index.nlist)
             self.rebuild_index()
+
+
+def _result(s: StoredDocument) -> IngestResult:
+    return IngestResult(s.record, s.duplicate, s.replaced.id if s.replaced else None)
 
 
 def _graph_options(settings: Settings) -> dict[str, float]:

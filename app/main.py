@@ -6,12 +6,23 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from app.api.access import Gatekeeper, get_principal
 from app.api.cors import PathCORSMiddleware
 from app.api.errors import install_error_handlers
 from app.api.limits import BodySizeLimitMiddleware
-from app.api.routes import ask, documents, graph, health, ollama, openai_compat, web
+from app.api.routes import (
+    admin,
+    ask,
+    documents,
+    graph,
+    health,
+    jobs,
+    ollama,
+    openai_compat,
+    web,
+)
 from app.api.routes import metrics as metrics_routes
 from app.observability import Metrics, ObservabilityMiddleware
 from app.services import Services
@@ -29,11 +40,13 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = Services.build(settings, embedder)
         app.state.services = services
+        app.state.gatekeeper = Gatekeeper(services)
         app.state.metrics.attach(services)
         try:
             yield
         finally:
             app.state.metrics.detach()
+            app.state.gatekeeper.close()
             await services.aclose()
 
     app = FastAPI(
@@ -50,12 +63,20 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     app.state.metrics = Metrics(version=app.version)
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(documents.router)
-    app.include_router(ask.router)
-    app.include_router(graph.router)
-    app.include_router(openai_compat.router)
-    app.include_router(ollama.router)
-    app.include_router(web.router)
-    app.include_router(metrics_routes.router)
+    app.include_router(health.router)  # public: status only, unless the admin key is sent
+    app.include_router(web.router)  # public: the UI's static files (it sends the key itself)
+    # every other route: an API key (when auth is on), the rate limit, then the route's own
+    # scope check (app/api/access.py)
+    keyed = [Depends(get_principal)]
+    for router in (
+        documents.router,
+        jobs.router,
+        ask.router,
+        graph.router,
+        openai_compat.router,
+        ollama.router,
+        admin.router,
+        metrics_routes.router,
+    ):
+        app.include_router(router, dependencies=keyed)
     return app

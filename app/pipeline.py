@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from anyio import to_thread
 
+from app.collections import Collections
 from app.fusion import Candidate, fuse, rerank_order
 from app.library import Library
 from app.llm import LLM, ContextSentence, LLMError, Passage, render_context
-from graph import GraphRetriever, GraphSearchResult
-from index import ChunkRecord, Embedder, SentenceRecord
+from graph import GraphRetriever, GraphSearchResult, KnowledgeGraph
+from index import DEFAULT_COLLECTION, ChunkRecord, Embedder, SentenceRecord
 from pruner import PrunedContext, Pruner
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class AskOptions:
     llm: str
     retrieval: str = "hybrid"
     explain: bool = False
+    collection: str = DEFAULT_COLLECTION
 
 
 @dataclass(frozen=True)
@@ -132,11 +134,11 @@ class Answer:
 class Pipeline:
     def __init__(
         self,
-        library: Library,
+        collections: Collections,
         embedder: Embedder,
         pruner: Pruner,
         llms: dict[str, LLM],
-        graph: GraphRetriever | None = None,
+        graph: Callable[[KnowledgeGraph], GraphRetriever] = GraphRetriever,
         encode: Callable[[Sequence[str]], np.ndarray] | None = None,
         rerank: str = "fused",
         max_pending: int = 0,
@@ -146,12 +148,13 @@ class Pipeline:
             raise ValueError(f"max_pending must be >= 0, got {max_pending}")
         self.max_pending = max_pending  # questions in progress at once (0: no limit)
         self._pending = 0  # only touched on the event loop, so no lock
-        self.library = library
+        self.collections = collections
         self.embedder = embedder
         self.encode = encode or embedder.encode  # the service passes a cached encoder
         self.pruner = pruner
         self.llms = llms
-        self.graph = graph or GraphRetriever(library.graph)
+        self._graph_retriever = graph  # one per collection, over its graph
+        self._graphs: dict[str, GraphRetriever] = {}
         self.rerank = rerank
         # called with every finished answer (metrics); must be cheap and must not raise
         self.observers: list[Callable[[Answer], None]] = []
@@ -309,7 +312,9 @@ class Pipeline:
     def _retrieve(
         self, question: str, options: AskOptions, timings: dict[str, float]
     ) -> tuple[list[Candidate], GraphSearchResult | None]:
-        return self.retrieve(question, options.retrieval, options.candidates, timings)
+        return self.retrieve(
+            question, options.retrieval, options.candidates, timings, options.collection
+        )
 
     def _prune(
         self,
@@ -337,13 +342,30 @@ class Pipeline:
             answer.explain = self._explain(fused, pruned, graph_result)
         return answer
 
+    def library(self, collection: str = DEFAULT_COLLECTION) -> Library:
+        return self.collections.get(collection)
+
+    def graph(self, collection: str = DEFAULT_COLLECTION) -> GraphRetriever:
+        """The collection's graph retriever (made on first use, over its own graph)."""
+        found = self._graphs.get(collection)
+        if found is None:
+            found = self._graphs[collection] = self._graph_retriever(self.library(collection).graph)
+        return found
+
     def retrieve(
-        self, question: str, mode: str, k: int, timings: dict[str, float] | None = None
+        self,
+        question: str,
+        mode: str,
+        k: int,
+        timings: dict[str, float] | None = None,
+        collection: str = DEFAULT_COLLECTION,
     ) -> tuple[list[Candidate], GraphSearchResult | None]:
-        """Candidates from the retrievers of ``mode``, fused (see :func:`fuse`): at most ``k``,
-        plus the graph-facts passage when the graph has facts."""
+        """Candidates from the retrievers of ``mode`` over one collection, fused (see
+        :func:`fuse`): at most ``k``, plus the graph-facts passage when the graph has facts."""
         timings = {} if timings is None else timings
-        channels, graph_result = self.search_channels(question, _retrievers(mode), k, timings)
+        channels, graph_result = self.search_channels(
+            question, _retrievers(mode), k, timings, collection
+        )
         with _timed(timings, "fuse"):
             candidates = fuse(channels, k)
             if graph_result is not None and graph_result.facts:
@@ -353,9 +375,17 @@ class Pipeline:
         return candidates, graph_result
 
     def search_channels(
-        self, question: str, retrievers: Sequence[str], k: int, timings: dict[str, float]
+        self,
+        question: str,
+        retrievers: Sequence[str],
+        k: int,
+        timings: dict[str, float],
+        collection: str = DEFAULT_COLLECTION,
     ) -> tuple[dict[str, list[tuple[ChunkRecord, float]]], GraphSearchResult | None]:
-        """Each retriever's top ``k`` chunks with its own scores, best first."""
+        """Each retriever's top ``k`` chunks of one collection with its own scores, best
+        first."""
+        library = self.library(collection)
+        graph = self.graph(collection)
         unknown = set(retrievers) - set(RETRIEVERS)
         if unknown:
             raise UnknownRetrievalError(
@@ -367,20 +397,20 @@ class Pipeline:
             with _timed(timings, "embed"):
                 # the graph's unmatched mentions ride along in the same forward pass (the
                 # encoder caches them for the graph's linking)
-                extra = self.graph.mentions_to_embed(question) if "graph" in retrievers else []
+                extra = graph.mentions_to_embed(question) if "graph" in retrievers else []
                 query = self.encode([question, *extra])[0]
         if "vector" in retrievers:
             with _timed(timings, "vector_search"):
-                channels["vector"] = self.library.search(query, k)  # type: ignore[arg-type]
+                channels["vector"] = library.search(query, k)  # type: ignore[arg-type]
         if "lexical" in retrievers:
             with _timed(timings, "lexical_search"):
-                channels["lexical"] = self.library.search_lexical(question, k)
+                channels["lexical"] = library.search_lexical(question, k)
         graph_result: GraphSearchResult | None = None
         if "graph" in retrievers:
             with _timed(timings, "graph_search"):
-                graph_result = self.graph.search(question, query, k)
+                graph_result = graph.search(question, query, k)
                 scores = dict(graph_result.chunks)
-                chunks = self.library.chunks(list(scores))
+                chunks = library.chunks(list(scores))
                 channels["graph"] = [(c, scores[c.id]) for c in chunks]
             for stage, ms in graph_result.timings_ms.items():
                 timings[f"graph_{stage}"] = ms
@@ -489,7 +519,7 @@ class Pipeline:
     def _title(self, chunk: ChunkRecord) -> str:
         if chunk.id == GRAPH_FACTS_ID:
             return GRAPH_FACTS_TITLE
-        record = self.library.store.get_document(chunk.document_id)
+        record = self.collections.store.get_document(chunk.document_id)
         return record.title if record else ""
 
 

@@ -10,13 +10,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from app.collections import Collections
+from app.jobs import JobQueue
 from app.library import Library
 from app.llm import LLM, ExtractiveLLM, LlamaCppLLM, OpenAILLM
 from app.llm.resilient import with_resilience
 from app.pipeline import AskOptions, Pipeline
 from app.settings import Settings
 from app.triples import TripleWorker
-from graph import GraphRetriever
+from graph import GraphRetriever, KnowledgeGraph
 from graph.triples import TripleCache
 from index import CachedEncoder, Embedder
 from pruner import ContextPruner, Pruner, SimilarityPruner
@@ -89,9 +91,10 @@ def _resilient(llm: LLM, settings: Settings) -> LLM:
 class Services:
     settings: Settings
     embedder: Embedder
-    library: Library
+    collections: Collections
     pruner: Pruner
     pipeline: Pipeline
+    jobs: JobQueue
     triples: TripleWorker | None = None
 
     @classmethod
@@ -102,20 +105,23 @@ class Services:
         embedder = (
             embedder or Embedder(settings.embedder_path, settings.device, settings.embed_batch_size)
         ).load()
-        library = Library.open(settings, embedder)
+        collections = Collections(settings, embedder)
         encode = CachedEncoder(embedder.encode)
         pruner = build_pruner(settings, encode)
         llms = build_llms(settings)
-        graph = GraphRetriever(
-            library.graph,
-            max_depth=settings.graph_max_depth,
-            max_nodes=settings.graph_max_nodes,
-            prune_threshold=settings.graph_prune_threshold,
-            facts=settings.graph_facts,
-            encode=encode,
-        )
+
+        def graph(kg: KnowledgeGraph) -> GraphRetriever:
+            return GraphRetriever(
+                kg,
+                max_depth=settings.graph_max_depth,
+                max_nodes=settings.graph_max_nodes,
+                prune_threshold=settings.graph_prune_threshold,
+                facts=settings.graph_facts,
+                encode=encode,
+            )
+
         pipeline = Pipeline(
-            library,
+            collections,
             embedder,
             pruner,
             llms,
@@ -127,6 +133,7 @@ class Services:
         if settings.llm_fallback:
             pipeline.fallback = llms["extractive"]  # always enabled (llm_backend_list)
         triples = None
+        library = collections.default  # opened now: the others on first use
         if settings.graph_triples == "llm" and settings.graph:
             triples = TripleWorker(
                 library,
@@ -137,15 +144,28 @@ class Services:
                 settings.llm_timeout_s,
                 settings.llm_max_tokens,
             ).start()
-            library.on_graph_added = triples.submit
+            worker = triples
+
+            def hook(lib: Library) -> None:
+                lib.on_graph_added = lambda ids: worker.submit(ids, lib)
+
+            hook(library)
+            collections.on_open = hook
         logger.info(
-            "sieve ready: data dir %s, %d documents, %d chunks, llm %s",
+            "sieve ready: data dir %s, %d collections, %d documents, %d chunks, llm %s",
             settings.data_dir,
-            library.store.count_documents(),
-            library.index.ntotal,
+            len(collections.infos()),
+            collections.store.count_documents(),
+            collections.store.count_chunks(),
             settings.llm,
         )
-        return cls(settings, embedder, library, pruner, pipeline, triples)
+        jobs = JobQueue(collections, settings.max_queued_jobs).start()  # resumes unfinished ones
+        return cls(settings, embedder, collections, pruner, pipeline, jobs, triples)
+
+    @property
+    def library(self) -> Library:
+        """The default collection's library."""
+        return self.collections.default
 
     def options(self, **overrides: Any) -> AskOptions:
         """The configured defaults, with every override that is not None applied."""
@@ -165,9 +185,12 @@ class Services:
         )
 
     async def aclose(self) -> None:
+        self.jobs.close()  # after the job in progress; queued ones resume at the next start
         for llm in self.pipeline.llms.values():
             await llm.aclose()
         if self.triples is not None:
-            self.library.on_graph_added = None
+            self.collections.on_open = None
+            for library in self.collections.opened():
+                library.on_graph_added = None
             self.triples.close()
-        self.library.close()
+        self.collections.close()

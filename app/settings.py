@@ -26,6 +26,22 @@ class Settings(BaseSettings):
     # server
     host: str = Field("127.0.0.1", description="Address `sieve serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `sieve serve` listens on.")
+    # access: API keys (app/api/access.py)
+    auth: bool = Field(
+        False,
+        description="Require API keys (`Authorization: Bearer`). Off is for local use only: "
+        "`sieve serve` then refuses any host but loopback.",
+    )
+    admin_key: str = Field(
+        "",
+        description="The admin key (manages collections and keys; >= 24 characters); "
+        "required when auth is on.",
+    )
+    rate_limit_per_s: float = Field(
+        10.0, ge=0, description="Requests per second per API key (token bucket; 0: unlimited)."
+    )
+    rate_limit_burst: int = Field(40, ge=1, description="Token-bucket size per API key.")
+    api_key: str = Field("", description="API key the CLI sends with `--server`.")
     # operations: logs (`sieve serve` applies them; GET /metrics needs no setting)
     log_format: Literal["text", "json"] = Field(
         "text", description="text for a terminal; json: one object per line, for collectors."
@@ -63,6 +79,9 @@ class Settings(BaseSettings):
         200.0,
         gt=0,
         description="Largest accepted upload request (all files of one POST /documents).",
+    )
+    max_queued_jobs: int = Field(
+        256, gt=0, description="Ingestion jobs waiting at most (503 + Retry-After past it)."
     )
     # hostile input: body cap of every route but the upload (app/api/limits.py)
     max_json_mb: float = Field(
@@ -208,6 +227,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"unknown llm backend(s) {sorted(unknown)} in llm_backends; "
                 f"use {list(LLM_BACKENDS)}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_auth(self) -> Settings:
+        if self.auth and len(self.admin_key) < 24:
+            raise ValueError(
+                "SIEVE_AUTH=true needs SIEVE_ADMIN_KEY of at least 24 characters "
+                "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
             )
         return self
 

@@ -54,7 +54,7 @@ class TripleWorker:
         self._client = httpx.Client(
             base_url=self.base_url, headers=headers, timeout=timeout_s, transport=transport
         )
-        self._queue: queue.Queue[int | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[Library, int] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="sieve-triples", daemon=True)
         self.stats = {"done": 0, "cached": 0, "failed": 0, "skipped": 0}
         self._idle = threading.Event()
@@ -64,10 +64,11 @@ class TripleWorker:
         self._thread.start()
         return self
 
-    def submit(self, chunk_ids: Sequence[int]) -> None:
+    def submit(self, chunk_ids: Sequence[int], library: Library | None = None) -> None:
+        """Queue chunks of ``library`` (default: the one given at construction)."""
         for cid in chunk_ids:
             self._idle.clear()
-            self._queue.put(int(cid))
+            self._queue.put((library or self.library, int(cid)))
 
     @property
     def pending(self) -> int:
@@ -85,11 +86,12 @@ class TripleWorker:
 
     def _run(self) -> None:
         while True:
-            cid = self._queue.get()
-            if cid is None:
+            item = self._queue.get()
+            if item is None:
                 return
+            library, cid = item
             try:
-                self._process(cid)
+                self._process(library, cid)
             except Exception:  # never let one chunk stop the worker
                 logger.exception("triple extraction failed for chunk %d", cid)
                 self.stats["failed"] += 1
@@ -97,13 +99,13 @@ class TripleWorker:
                 if self._queue.empty():
                     self._idle.set()
 
-    def _process(self, cid: int) -> None:
-        found = self.library.chunks([cid])
+    def _process(self, library: Library, cid: int) -> None:
+        found = library.chunks([cid])
         if not found:
             self.stats["skipped"] += 1  # deleted since it was queued
             return
         chunk = found[0]
-        record = self.library.store.get_document(chunk.document_id)
+        record = library.store.get_document(chunk.document_id)
         title = record.title if record else ""
         text = " ".join(s.text for s in chunk.sentences)
         digest = text_hash(text)
@@ -130,7 +132,7 @@ class TripleWorker:
                 self.stats["failed"] += 1
                 return
             self.cache.put(digest, self.model, triples)
-        if self.library.add_triples(cid, triples):
+        if library.add_triples(cid, triples):
             self.stats["done"] += 1
         else:
             self.stats["skipped"] += 1

@@ -6,9 +6,12 @@ check that nothing acknowledged was lost and nothing half-stored remains.
 
 Each round starts ``sieve serve`` on the same data dir, uploads synthetic documents (each holds
 a unique code phrase) from a thread, and kills the server after a random 0.3–3 s, usually in the
-middle of an upload. After the next start it checks, over HTTP:
+middle of an upload. Every other upload is asynchronous (``wait=false``: 202 with a queued
+ingestion job), so kills also land while accepted jobs wait or run. After the next start it
+checks, over HTTP:
 
 - every upload the server acknowledged (201) is there, with all its chunks;
+- every job the server accepted (202) is resumed and ends done, its document there;
 - every document is complete: its chunk count equals the chunks returned for it;
 - the FAISS index holds exactly the stored chunks (/healthz chunks = sum of chunk counts);
 - a sample of acknowledged documents is found by searching its code phrase (BM25);
@@ -49,6 +52,7 @@ class Round:
     kill_after_s: float
     attempted: list[str] = field(default_factory=list)  # code phrases sent
     acknowledged: list[str] = field(default_factory=list)  # answered 201
+    accepted: dict[str, str] = field(default_factory=dict)  # answered 202: code → job id
 
 
 def document(code: str, rng: random.Random) -> dict[str, str]:
@@ -90,12 +94,30 @@ def upload_until_killed(url: str, rnd: Round, rng: random.Random, prefix: str) -
         for i in range(10_000):  # bounded; the kill ends it much sooner
             code = f"{prefix}{i:04d}QX"
             rnd.attempted.append(code)
+            params = {"wait": "false"} if i % 2 else {}
             try:
-                r = client.post("/documents", json=document(code, rng))
+                r = client.post("/documents", json=document(code, rng), params=params)
             except httpx.HTTPError:
                 return  # the server died mid-request
             if r.status_code == 201:
                 rnd.acknowledged.append(code)
+            elif r.status_code == 202:
+                rnd.accepted[code] = r.json()["id"]
+
+
+def finish_jobs(client: httpx.Client, rounds: list[Round], timeout_s: float = 300) -> list[str]:
+    """Wait for every accepted job (resumed after the restart); problems for any that fail."""
+    problems: list[str] = []
+    deadline = time.time() + timeout_s
+    for code, job_id in ((c, j) for r in rounds for c, j in r.accepted.items()):
+        while True:
+            job = client.get(f"/jobs/{job_id}").json()
+            if job.get("status") in ("done", "failed") or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        if job.get("status") != "done":
+            problems.append(f"accepted job {job_id} ({code}): {job.get('status')} {job}")
+    return problems
 
 
 def check(url: str, rounds: list[Round]) -> dict[str, Any]:
@@ -110,7 +132,17 @@ def check(url: str, rounds: list[Round]) -> dict[str, Any]:
         by_code = {d["title"].removeprefix("Record "): d for d in docs}
         problems: list[str] = []
         acknowledged = [c for r in rounds for c in r.acknowledged]
-        cut_off = [c for r in rounds for c in r.attempted if c not in set(r.acknowledged)]
+        accepted = [c for r in rounds for c in r.accepted]
+        for code in accepted:
+            if code not in by_code:
+                problems.append(f"accepted {code} (job done) but its document is missing")
+        acknowledged += accepted  # accepted and finished: now as binding as a 201
+        cut_off = [
+            c
+            for r in rounds
+            for c in r.attempted
+            if c not in set(r.acknowledged) and c not in r.accepted
+        ]
         for code in acknowledged:
             if code not in by_code:
                 problems.append(f"acknowledged {code} lost")
@@ -134,6 +166,7 @@ def check(url: str, rounds: list[Round]) -> dict[str, Any]:
             "documents": len(docs),
             "chunks": chunks,
             "acknowledged": len(acknowledged),
+            "accepted_jobs": len(accepted),
             "cut_off": len(cut_off),
             "cut_off_present": sum(c in by_code for c in cut_off),
             "search_found": f"{found}/{len(sample)}",
@@ -172,7 +205,10 @@ def run(rounds: int, seed: int, data_dir: Path) -> dict[str, Any]:
         started = time.perf_counter()
         wait_ready(url, proc)
         restart_s = time.perf_counter() - started
+        with httpx.Client(base_url=url, timeout=60) as client:
+            job_problems = finish_jobs(client, done)
         result = check(url, done)
+        result["problems"] = job_problems + result["problems"]
     finally:
         proc.terminate()
         proc.wait(30)

@@ -16,13 +16,24 @@ from index.records import (
     SearchHit,
     SentenceRecord,
 )
-from index.store import DocumentStore, MissingDocumentError, StoredDocument
+from index.store import (
+    DEFAULT_COLLECTION,
+    CollectionInfo,
+    ContentConflictError,
+    DocumentStore,
+    MissingDocumentError,
+    StoredDocument,
+    UnknownCollectionError,
+)
 from index.vector_index import IndexKind, VectorIndex, faiss_has_gpu
 
 __all__ = [
+    "DEFAULT_COLLECTION",
     "MINILM_SHA256",
     "CachedEncoder",
     "ChunkRecord",
+    "CollectionInfo",
+    "ContentConflictError",
     "DocumentRecord",
     "DocumentStore",
     "Embedder",
@@ -35,6 +46,7 @@ __all__ = [
     "SearchHit",
     "SentenceRecord",
     "StoredDocument",
+    "UnknownCollectionError",
     "VectorIndex",
     "bundled_model_path",
     "faiss_has_gpu",

@@ -39,6 +39,8 @@ class DocumentRecord:
     chunk_count: int
     char_count: int
     metadata: dict[str, str] = field(default_factory=dict)
+    collection: str = "default"
+    external_id: str | None = None  # the caller's id: uploading it again replaces the document
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class NewDocument:
     text: str
     chunks: list[NewChunk]
     metadata: dict[str, str] = field(default_factory=dict)
+    collection: str = "default"
+    external_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -10,31 +10,41 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from index.records import ChunkRecord, DocumentRecord, NewDocument, SentenceRecord
+from index.records import ChunkRecord, DocumentRecord, NewChunk, NewDocument, SentenceRecord
 
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS collections (
+    name          TEXT PRIMARY KEY,
+    created_at    TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS documents (
     id            TEXT PRIMARY KEY,
+    collection    TEXT NOT NULL DEFAULT 'default' REFERENCES collections(name),
+    external_id   TEXT,
     title         TEXT NOT NULL,
     source        TEXT NOT NULL,
     format        TEXT NOT NULL,
-    content_hash  TEXT NOT NULL UNIQUE,
+    content_hash  TEXT NOT NULL,
     text          TEXT NOT NULL,
     metadata      TEXT NOT NULL DEFAULT '{}',
     created_at    TEXT NOT NULL,
     chunk_count   INTEGER NOT NULL,
-    char_count    INTEGER NOT NULL
+    char_count    INTEGER NOT NULL,
+    UNIQUE (collection, content_hash),
+    UNIQUE (collection, external_id)
 );
 CREATE TABLE IF NOT EXISTS chunks (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     document_id   TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    collection    TEXT NOT NULL DEFAULT 'default',
     ordinal       INTEGER NOT NULL,
     heading_path  TEXT NOT NULL,
     start         INTEGER NOT NULL,
@@ -44,6 +54,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     embedding     BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id, ordinal);
+CREATE INDEX IF NOT EXISTS chunks_collection ON chunks(collection, id);
 CREATE TABLE IF NOT EXISTS sentences (
     chunk_id      INTEGER NOT NULL REFERENCES chunks(id) ON DELETE CASCADE,
     idx           INTEGER NOT NULL,
@@ -56,6 +67,37 @@ CREATE TABLE IF NOT EXISTS meta (
     value         TEXT NOT NULL
 );
 """
+SCHEMA_VERSION = 2
+DEFAULT_COLLECTION = "default"
+
+# v1 (one global namespace, content_hash unique across everything) → v2 (collections): SQLite
+# cannot change a UNIQUE constraint in place, so documents is rebuilt (the documented
+# new-table / copy / drop / rename procedure) with foreign keys off, all in one transaction.
+_MIGRATE_V1 = """
+CREATE TABLE documents_v2 (
+    id            TEXT PRIMARY KEY,
+    collection    TEXT NOT NULL DEFAULT 'default' REFERENCES collections(name),
+    external_id   TEXT,
+    title         TEXT NOT NULL,
+    source        TEXT NOT NULL,
+    format        TEXT NOT NULL,
+    content_hash  TEXT NOT NULL,
+    text          TEXT NOT NULL,
+    metadata      TEXT NOT NULL DEFAULT '{}',
+    created_at    TEXT NOT NULL,
+    chunk_count   INTEGER NOT NULL,
+    char_count    INTEGER NOT NULL,
+    UNIQUE (collection, content_hash),
+    UNIQUE (collection, external_id)
+);
+INSERT INTO documents_v2 (id, title, source, format, content_hash, text, metadata, created_at,
+                          chunk_count, char_count)
+    SELECT id, title, source, format, content_hash, text, metadata, created_at, chunk_count,
+           char_count FROM documents ORDER BY rowid;
+DROP TABLE documents;
+ALTER TABLE documents_v2 RENAME TO documents;
+ALTER TABLE chunks ADD COLUMN collection TEXT NOT NULL DEFAULT 'default';
+"""
 
 
 class MissingDocumentError(LookupError):
@@ -66,15 +108,50 @@ class MissingDocumentError(LookupError):
         self.content_hash = content_hash
 
 
+class ContentConflictError(ValueError):
+    """The content of a document with an external id is already stored in the collection as
+    another document (without that external id): storing it again would break dedup."""
+
+    def __init__(self, external_id: str, existing: DocumentRecord) -> None:
+        super().__init__(
+            f"external id {external_id!r}: the same content is already stored as document "
+            f"{existing.id!r}"
+            + (f" (external id {existing.external_id!r})" if existing.external_id else "")
+        )
+        self.external_id = external_id
+        self.existing = existing
+
+
+class UnknownCollectionError(LookupError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no collection named {name!r}")
+        self.name = name
+
+
 @dataclass(frozen=True)
 class StoredDocument:
     record: DocumentRecord
     chunk_ids: list[int]  # empty for a duplicate
     duplicate: bool
+    # the document with the same external id that this one replaced, as it was (to restore it
+    # when indexing the new one fails), and the chunk ids it had
+    replaced: NewDocument | None = None
+    removed_chunk_ids: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    name: str
+    created_at: str
+    documents: int
+    chunks: int
 
 
 class DocumentStore:
-    """Thread-safe access to one SQLite file. Every write is one transaction."""
+    """Thread-safe access to one SQLite file. Every write is one transaction.
+
+    Every document belongs to one collection; reads that take a ``collection`` see that
+    collection only (``None``: all of them, for maintenance and the operator)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -86,59 +163,218 @@ class DocumentStore:
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
         self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.executescript(SCHEMA)
+        self.create_collection(DEFAULT_COLLECTION)
+
+    def _migrate(self) -> None:
+        version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        if version >= SCHEMA_VERSION:
+            return
+        cur = self._conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            columns = {r[1] for r in cur.execute("PRAGMA table_info(documents)")}
+            cur.execute(SCHEMA.split("CREATE TABLE IF NOT EXISTS documents")[0])  # collections
+            if columns and "collection" not in columns:  # a v1 database with data
+                for statement in _MIGRATE_V1.split(";"):
+                    if statement.strip():
+                        cur.execute(statement)
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    cur.execute(statement)
+            cur.execute(
+                "INSERT OR IGNORE INTO collections (name, created_at) VALUES (?, ?)",
+                (DEFAULT_COLLECTION, _now()),
+            )
+            problems = cur.execute("PRAGMA foreign_key_check").fetchall()
+            if problems:
+                raise sqlite3.IntegrityError(f"migration left dangling rows: {problems[:3]}")
+            cur.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
 
+    # ---- other tables of the same file (jobs) -----------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Cursor]:
+        """One write transaction on this connection (BEGIN IMMEDIATE … COMMIT / ROLLBACK)."""
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+
+    def query(self, sql: str, args: Sequence[object] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, list(args)).fetchall()
+
+    def ensure_schema(self, sql: str) -> None:
+        """Create tables another package owns (``CREATE … IF NOT EXISTS`` statements)."""
+        with self.transaction() as cur:
+            for statement in sql.split(";"):
+                if statement.strip():
+                    cur.execute(statement)
+
+    # ---- collections ------------------------------------------------------------------------
+    def create_collection(self, name: str) -> bool:
+        """Create a collection; False when it exists already."""
+        with self._lock:
+            cur = self._conn.execute(
+                "INSERT OR IGNORE INTO collections (name, created_at) VALUES (?, ?)",
+                (name, _now()),
+            )
+            return cur.rowcount > 0
+
+    def has_collection(self, name: str) -> bool:
+        with self._lock:
+            row = self._conn.execute("SELECT 1 FROM collections WHERE name = ?", (name,))
+            return row.fetchone() is not None
+
+    def collections(self) -> list[CollectionInfo]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT c.name, c.created_at,"
+                " (SELECT COUNT(*) FROM documents d WHERE d.collection = c.name),"
+                " (SELECT COUNT(*) FROM chunks k WHERE k.collection = c.name)"
+                " FROM collections c ORDER BY c.name"
+            ).fetchall()
+        return [CollectionInfo(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
+
     # ---- writes -------------------------------------------------------------------------
-    def add_documents(self, docs: Sequence[NewDocument | str]) -> list[StoredDocument]:
-        """Store documents with their chunks and sentences in ONE transaction.
+    def add_documents(
+        self,
+        docs: Sequence[NewDocument | str],
+        collection: str = DEFAULT_COLLECTION,
+        on_commit: Callable[[sqlite3.Cursor, list[StoredDocument]], None] | None = None,
+    ) -> list[StoredDocument]:
+        """Store documents of one collection with their chunks and sentences in ONE transaction.
 
         An entry may be a content hash instead of a document: the caller saw it stored already
-        and expects a duplicate. A document whose content hash is already stored (or repeated in
-        ``docs``) is not stored again: its result is the existing record with ``duplicate=True``.
-        Raises ``MissingDocumentError`` (and stores nothing) when an expected hash is gone.
+        and expects a duplicate. A document whose content hash is already stored in the
+        collection (or repeated in ``docs``) is not stored again: its result is the existing
+        record with ``duplicate=True``. A document with an external id replaces the document
+        holding that id (same transaction); same content → a duplicate. Raises
+        ``MissingDocumentError`` (and stores nothing) when an expected hash is gone,
+        ``ContentConflictError`` when an external id's content is stored under another id.
+        ``on_commit(cursor, stored)`` runs last inside the same transaction (e.g. to mark an
+        ingestion job done atomically with its documents).
         """
+        external = [d.external_id for d in docs if isinstance(d, NewDocument) and d.external_id]
+        if len(external) != len(set(external)):
+            raise ValueError("the same external id twice in one batch")
         for doc in docs:
-            if isinstance(doc, NewDocument) and not doc.chunks:
-                raise ValueError(f"document {doc.id!r} has no chunks")
-        created = datetime.now(UTC).isoformat(timespec="seconds")
+            if isinstance(doc, NewDocument):
+                if not doc.chunks:
+                    raise ValueError(f"document {doc.id!r} has no chunks")
+                if doc.collection != collection:
+                    raise ValueError(f"document {doc.id!r} is not in collection {collection!r}")
+        created = _now()
         stored: list[StoredDocument] = []
         with self._lock:
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
+                if not _exists(cur, collection):
+                    raise UnknownCollectionError(collection)
                 for doc in docs:
-                    digest = doc if isinstance(doc, str) else doc.content_hash
-                    existing = cur.execute(
-                        f"SELECT {_DOC_COLUMNS} FROM documents WHERE content_hash = ?", (digest,)
-                    ).fetchone()
-                    if existing is not None:
-                        stored.append(StoredDocument(_document(existing), [], True))
-                    elif isinstance(doc, str):
-                        raise MissingDocumentError(doc)
-                    else:
-                        chunk_ids = self._insert(cur, doc, created)
-                        row = cur.execute(
-                            f"SELECT {_DOC_COLUMNS} FROM documents WHERE id = ?", (doc.id,)
-                        ).fetchone()
-                        stored.append(StoredDocument(_document(row), chunk_ids, False))
+                    stored.append(self._add_one(cur, doc, collection, created))
+                if on_commit is not None:
+                    on_commit(cur, stored)
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
         return stored
 
+    def _add_one(
+        self, cur: sqlite3.Cursor, doc: NewDocument | str, collection: str, created: str
+    ) -> StoredDocument:
+        digest = doc if isinstance(doc, str) else doc.content_hash
+        row = cur.execute(
+            f"SELECT {_DOC_COLUMNS} FROM documents WHERE collection = ? AND content_hash = ?",
+            (collection, digest),
+        ).fetchone()
+        same = _document(row) if row else None
+        if isinstance(doc, str):
+            if same is None:
+                raise MissingDocumentError(doc)
+            return StoredDocument(same, [], True)
+        ext = doc.external_id
+        if same is not None:
+            if ext is None or same.external_id == ext:
+                return StoredDocument(same, [], True)
+            raise ContentConflictError(ext, same)
+        replaced: NewDocument | None = None
+        removed: list[int] = []
+        if ext is not None:
+            old = cur.execute(
+                "SELECT id FROM documents WHERE collection = ? AND external_id = ?",
+                (collection, ext),
+            ).fetchone()
+            if old is not None:
+                replaced = self._snapshot(cur, str(old[0]))
+                removed = [
+                    int(r[0])
+                    for r in cur.execute("SELECT id FROM chunks WHERE document_id = ?", (old[0],))
+                ]
+                cur.execute("DELETE FROM documents WHERE id = ?", (old[0],))
+        chunk_ids = self._insert(cur, doc, created)
+        row = cur.execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE id = ?", (doc.id,))
+        return StoredDocument(_document(row.fetchone()), chunk_ids, False, replaced, removed)
+
+    def _snapshot(self, cur: sqlite3.Cursor, document_id: str) -> NewDocument:
+        """A stored document as a ``NewDocument`` (same id, text, chunks, embeddings)."""
+        d = cur.execute(
+            "SELECT id, collection, external_id, title, source, format, content_hash, text,"
+            " metadata FROM documents WHERE id = ?",
+            (document_id,),
+        ).fetchone()
+        chunks = cur.execute(
+            "SELECT id, heading_path, page, embedding FROM chunks WHERE document_id = ?"
+            " ORDER BY ordinal",
+            (document_id,),
+        ).fetchall()
+        spans = self._sentences([int(c["id"]) for c in chunks])
+        return NewDocument(
+            id=d["id"],
+            title=d["title"],
+            source=d["source"],
+            format=d["format"],
+            content_hash=d["content_hash"],
+            text=d["text"],
+            chunks=[
+                NewChunk(
+                    tuple(json.loads(c["heading_path"])),
+                    [(a, b) for _, a, b in spans.get(int(c["id"]), [])],
+                    bytes(c["embedding"]),
+                    c["page"],
+                )
+                for c in chunks
+            ],
+            metadata=json.loads(d["metadata"]),
+            collection=d["collection"],
+            external_id=d["external_id"],
+        )
+
     def _insert(self, cur: sqlite3.Cursor, doc: NewDocument, created: str) -> list[int]:
         cur.execute(
-            "INSERT INTO documents (id, title, source, format, content_hash, text,"
-            " metadata, created_at, chunk_count, char_count)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO documents (id, collection, external_id, title, source, format,"
+            " content_hash, text, metadata, created_at, chunk_count, char_count)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 doc.id,
+                doc.collection,
+                doc.external_id,
                 doc.title,
                 doc.source,
                 doc.format,
@@ -154,10 +390,11 @@ class DocumentStore:
         for ordinal, chunk in enumerate(doc.chunks):
             start, end = chunk.sentences[0][0], chunk.sentences[-1][1]
             cur.execute(
-                "INSERT INTO chunks (document_id, ordinal, heading_path, start, end,"
-                " page, text, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO chunks (document_id, collection, ordinal, heading_path, start, end,"
+                " page, text, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     doc.id,
+                    doc.collection,
                     ordinal,
                     json.dumps(list(chunk.heading_path)),
                     start,
@@ -174,6 +411,27 @@ class DocumentStore:
                 [(chunk_id, i, s, e) for i, (s, e) in enumerate(chunk.sentences)],
             )
         return chunk_ids
+
+    def restore(self, documents: Sequence[NewDocument]) -> list[StoredDocument]:
+        """Put back documents removed by a replacement (their ids and texts as they were),
+        in one transaction: the undo of a replacement whose indexing failed."""
+        created = _now()
+        out: list[StoredDocument] = []
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                for doc in documents:
+                    ids = self._insert(cur, doc, created)
+                    row = cur.execute(
+                        f"SELECT {_DOC_COLUMNS} FROM documents WHERE id = ?", (doc.id,)
+                    ).fetchone()
+                    out.append(StoredDocument(_document(row), ids, False))
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        return out
 
     def delete_documents(self, document_ids: Sequence[str]) -> list[int]:
         """Delete documents in one transaction (used to undo a failed ingest)."""
@@ -220,17 +478,31 @@ class DocumentStore:
         return ids
 
     # ---- reads --------------------------------------------------------------------------
-    def get_document(self, document_id: str) -> DocumentRecord | None:
+    def get_document(
+        self, document_id: str, collection: str | None = None
+    ) -> DocumentRecord | None:
+        sql, args = _scoped(
+            f"SELECT {_DOC_COLUMNS} FROM documents WHERE id = ?", [document_id], collection
+        )
+        with self._lock:
+            row = self._conn.execute(sql, args).fetchone()
+        return _document(row) if row else None
+
+    def find_by_hash(
+        self, content_hash: str, collection: str = DEFAULT_COLLECTION
+    ) -> DocumentRecord | None:
         with self._lock:
             row = self._conn.execute(
-                f"SELECT {_DOC_COLUMNS} FROM documents WHERE id = ?", (document_id,)
+                f"SELECT {_DOC_COLUMNS} FROM documents WHERE collection = ? AND content_hash = ?",
+                (collection, content_hash),
             ).fetchone()
         return _document(row) if row else None
 
-    def find_by_hash(self, content_hash: str) -> DocumentRecord | None:
+    def find_by_external_id(self, external_id: str, collection: str) -> DocumentRecord | None:
         with self._lock:
             row = self._conn.execute(
-                f"SELECT {_DOC_COLUMNS} FROM documents WHERE content_hash = ?", (content_hash,)
+                f"SELECT {_DOC_COLUMNS} FROM documents WHERE collection = ? AND external_id = ?",
+                (collection, external_id),
             ).fetchone()
         return _document(row) if row else None
 
@@ -241,32 +513,43 @@ class DocumentStore:
             ).fetchone()
         return str(row[0]) if row else None
 
-    def list_documents(self, limit: int = 100, offset: int = 0) -> list[DocumentRecord]:
+    def list_documents(
+        self, limit: int = 100, offset: int = 0, collection: str | None = None
+    ) -> list[DocumentRecord]:
+        sql, args = _scoped(f"SELECT {_DOC_COLUMNS} FROM documents WHERE 1", [], collection)
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT {_DOC_COLUMNS} FROM documents ORDER BY rowid LIMIT ? OFFSET ?",
-                (limit, offset),
+                sql + " ORDER BY rowid LIMIT ? OFFSET ?", [*args, limit, offset]
             ).fetchall()
         return [_document(r) for r in rows]
 
-    def count_documents(self) -> int:
+    def count_documents(self, collection: str | None = None) -> int:
+        sql, args = _scoped("SELECT COUNT(*) FROM documents WHERE 1", [], collection)
         with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0])
+            return int(self._conn.execute(sql, args).fetchone()[0])
 
-    def count_chunks(self) -> int:
+    def count_chunks(self, collection: str | None = None) -> int:
+        sql, args = _scoped("SELECT COUNT(*) FROM chunks WHERE 1", [], collection)
         with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+            return int(self._conn.execute(sql, args).fetchone()[0])
 
-    def get_chunks(self, chunk_ids: Sequence[int]) -> list[ChunkRecord]:
-        """Chunks in the order asked for; ids that no longer exist are skipped."""
+    def get_chunks(
+        self, chunk_ids: Sequence[int], collection: str | None = None
+    ) -> list[ChunkRecord]:
+        """Chunks in the order asked for; ids that no longer exist (or lie outside
+        ``collection``) are skipped."""
         if not chunk_ids:
             return []
         ids = [int(i) for i in chunk_ids]
-        marks = ",".join("?" * len(ids))
+        rows: list[sqlite3.Row] = []
         with self._lock:
-            rows = self._conn.execute(
-                f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE id IN ({marks})", ids
-            ).fetchall()
+            for i in range(0, len(ids), 900):
+                part = ids[i : i + 900]
+                marks = ",".join("?" * len(part))
+                sql, args = _scoped(
+                    f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE id IN ({marks})", part, collection
+                )
+                rows += self._conn.execute(sql, args).fetchall()
             sentences = self._sentences([int(r["id"]) for r in rows])
         by_id = {int(r["id"]): _chunk(r, sentences.get(int(r["id"]), [])) for r in rows}
         return [by_id[i] for i in ids if i in by_id]
@@ -280,20 +563,21 @@ class DocumentStore:
             sentences = self._sentences([int(r["id"]) for r in rows])
         return [_chunk(r, sentences.get(int(r["id"]), [])) for r in rows]
 
-    def chunk_ids(self) -> np.ndarray:
+    def chunk_ids(self, collection: str | None = None) -> np.ndarray:
+        sql, args = _scoped("SELECT id FROM chunks WHERE 1", [], collection)
         with self._lock:
-            rows = self._conn.execute("SELECT id FROM chunks ORDER BY id").fetchall()
+            rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
         return np.array([int(r[0]) for r in rows], dtype=np.int64)
 
-    def iter_embeddings(self, batch: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def iter_embeddings(
+        self, batch: int = 4096, collection: str | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids (n,), vectors (n, D) float32) in id order, for rebuilding the vector index."""
         last = -1
         while True:
+            sql, args = _scoped("SELECT id, embedding FROM chunks WHERE id > ?", [last], collection)
             with self._lock:
-                rows = self._conn.execute(
-                    "SELECT id, embedding FROM chunks WHERE id > ? ORDER BY id LIMIT ?",
-                    (last, batch),
-                ).fetchall()
+                rows = self._conn.execute(sql + " ORDER BY id LIMIT ?", [*args, batch]).fetchall()
             if not rows:
                 return
             ids = np.array([int(r[0]) for r in rows], dtype=np.int64)
@@ -352,8 +636,29 @@ class DocumentStore:
 
 
 _DOC_COLUMNS = (
-    "id, title, source, format, content_hash, metadata, created_at, chunk_count, char_count"
+    "id, collection, external_id, title, source, format, content_hash, metadata, created_at,"
+    " chunk_count, char_count"
 )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _exists(cur: sqlite3.Cursor, collection: str) -> bool:
+    return (
+        cur.execute("SELECT 1 FROM collections WHERE name = ?", (collection,)).fetchone()
+        is not None
+    )
+
+
+def _scoped(sql: str, args: Sequence[object], collection: str | None) -> tuple[str, list[object]]:
+    """``sql`` (ending in a WHERE clause) limited to one collection when one is given."""
+    if collection is None:
+        return sql, list(args)
+    return f"{sql} AND collection = ?", [*args, collection]
+
+
 _CHUNK_COLUMNS = "id, document_id, ordinal, heading_path, start, end, page, text"
 
 
@@ -368,6 +673,8 @@ def _document(row: sqlite3.Row) -> DocumentRecord:
         chunk_count=int(row["chunk_count"]),
         char_count=int(row["char_count"]),
         metadata=json.loads(row["metadata"]),
+        collection=row["collection"],
+        external_id=row["external_id"],
     )
 
 

@@ -161,6 +161,8 @@ def check_settings(env: dict[str, str]) -> None:
     unknown = set(sieve) - setting_names()
     assert not unknown, f"not Settings fields: {sorted(unknown)}"
     kwargs = {k.removeprefix("SIEVE_").lower(): v for k, v in sieve.items()}
+    if kwargs.get("auth") == "true" and not kwargs.get("admin_key"):
+        kwargs["admin_key"] = "x" * 24  # given at run time (the image never holds a secret)
     Settings(_env_file=None, **kwargs)  # type: ignore[call-arg]
 
 
@@ -529,7 +531,7 @@ def test_compose_config_validates(files: list[str]) -> None:
         out = subprocess.run(
             [*cli, "-p", "sieve", *files, "config", "-q"],
             cwd=ROOT,
-            env=clean_env(),
+            env={**clean_env(), "SIEVE_ADMIN_KEY": "k" * 32},
             capture_output=True,
             text=True,
             timeout=60,
@@ -537,6 +539,24 @@ def test_compose_config_validates(files: list[str]) -> None:
         )
         assert out.returncode == 0, f"{' '.join(cli)}: {out.stderr}"
         assert "WARN" not in out.stderr.upper(), out.stderr
+
+
+def test_compose_refuses_to_start_without_an_admin_key() -> None:
+    """Off loopback the API needs keys: compose stops with a reason when none is given."""
+    clis = compose_clis()
+    if not clis:
+        pytest.skip("neither docker-compose nor the docker compose plugin is installed")
+    for cli in clis:
+        out = subprocess.run(
+            [*cli, "-p", "sieve", "-f", "docker-compose.yml", "config", "-q"],
+            cwd=ROOT,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert out.returncode != 0 and "SIEVE_ADMIN_KEY" in out.stderr
 
 
 @pytest.mark.parametrize("path", DOCKERFILES)

@@ -22,15 +22,18 @@ class ChatRun:
     options: AskOptions
 
 
-async def prepare(services: Services, turns: Sequence[Turn], overrides: dict[str, Any]) -> ChatRun:
-    """The standalone question and options; raises (→ 4xx) before any answer is produced."""
+async def prepare(
+    services: Services, turns: Sequence[Turn], overrides: dict[str, Any], collection: str
+) -> ChatRun:
+    """The standalone question and options over ``collection`` (already checked against the
+    caller's scope); raises (→ 4xx) before any answer is produced."""
     question, history = split_turns(turns)
     services.pipeline.admit()  # 503 before any work (and before a stream starts)
     if len(question) > MAX_QUESTION_CHARS:
         raise ConversationError(
             f"the question is {len(question)} characters, limit is {MAX_QUESTION_CHARS}"
         )
-    options = services.options(**overrides)
+    options = services.options(**overrides, collection=collection)
     mode = services.settings.chat_rewrite
     if mode == "off":
         rewrite = Rewrite(question, question, "none")

@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from app.api.chat import MODEL_ID
+from app.collections import NAME_PATTERN
 from app.conversation import Turn
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
@@ -77,6 +79,17 @@ class SieveOptions(_Strict):
     retrieval: Literal["vector", "lexical", "graph", "hybrid"] | None = None
     prune_threshold: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False)
     llm: str | None = Field(None, max_length=50, description="Answer backend.")
+    collection: str | None = Field(
+        None,
+        pattern=NAME_PATTERN,
+        description="Collection to search (else the model name's tag, `sieve:<collection>`, "
+        "else the key's only collection).",
+    )
+
+    def collection_asked(self) -> str | None:
+        model = getattr(self, "model", None) or ""
+        tag = model.split(":", 1)[1] if model.startswith(f"{MODEL_ID}:") else ""
+        return self.collection or (tag if tag and tag != "latest" else None)
 
     def overrides(self) -> dict[str, object]:
         return {

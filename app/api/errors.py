@@ -10,11 +10,20 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from app.api.access import (
+    AmbiguousCollectionError,
+    ForbiddenError,
+    RateLimitedError,
+    UnauthorizedError,
+)
+from app.collections import InvalidCollectionNameError
 from app.conversation import ConversationError
+from app.jobs import QueueFullError
 from app.library import DocumentNotFoundError
 from app.llm import LLMBusyError, LLMError
 from app.parsing import ParseError, UnsupportedFormatError
 from app.pipeline import OverloadedError, UnknownBackendError, UnknownRetrievalError
+from index import ContentConflictError, UnknownCollectionError
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +37,13 @@ class BadUploadError(ValueError):
 
 
 _STATUS: list[tuple[type[Exception], int]] = [
+    (UnauthorizedError, 401),
+    (ForbiddenError, 403),
+    (RateLimitedError, 429),
+    (AmbiguousCollectionError, 400),
+    (InvalidCollectionNameError, 422),
+    (UnknownCollectionError, 404),
+    (ContentConflictError, 409),
     (UnsupportedFormatError, 415),
     (ParseError, 422),
     (UploadTooLargeError, 413),
@@ -37,6 +53,7 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (DocumentNotFoundError, 404),
     (LLMBusyError, 503),
     (OverloadedError, 503),
+    (QueueFullError, 503),
     (LLMError, 502),
     (ConversationError, 422),
 ]
@@ -110,7 +127,9 @@ def _handler(status: int) -> Callable[[Request, Exception], Awaitable[JSONRespon
             logger.error("%s %s failed: %s", request.method, request.url.path, exc)
         body = error_body(request.url.path, status, str(exc))
         retry = getattr(exc, "retry_after_s", None)
-        headers = {"Retry-After": str(retry)} if retry else None
-        return JSONResponse(status_code=status, content=body, headers=headers)
+        headers = dict(getattr(exc, "headers", None) or {})
+        if retry:
+            headers["Retry-After"] = str(retry)
+        return JSONResponse(status_code=status, content=body, headers=headers or None)
 
     return handle

@@ -6,12 +6,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.collections import NAME_PATTERN
+from app.jobs import Job
 from app.pipeline import Answer, Citation
-from index import ChunkRecord, DocumentRecord
+from index import DEFAULT_COLLECTION, ChunkRecord, DocumentRecord
 
 MAX_QUESTION_CHARS = 4000
 MAX_TEXT_CHARS = 20_000_000
-DEFAULT_COLLECTION = "default"
+
+
+MAX_EXTERNAL_ID_CHARS = 500
 
 
 class DocumentIn(BaseModel):
@@ -21,6 +25,13 @@ class DocumentIn(BaseModel):
     text: str = Field(..., min_length=1, max_length=MAX_TEXT_CHARS)
     format: str = Field("txt", pattern="^(txt|md)$", description="How to read `text`.")
     metadata: dict[str, str] = Field(default_factory=dict)
+    collection: str | None = Field(None, pattern=NAME_PATTERN, description="Target collection.")
+    external_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_EXTERNAL_ID_CHARS,
+        description="Your id for the document: uploading the same id again replaces it.",
+    )
 
     @field_validator("title", "text")
     @classmethod
@@ -40,6 +51,10 @@ class DocumentOut(BaseModel):
     chunk_count: int
     char_count: int
     metadata: dict[str, str]
+    collection: str
+    external_id: str | None = Field(
+        None, description="The uploader's id: uploading it again replaces this document."
+    )
 
     @classmethod
     def of(cls, r: DocumentRecord) -> DocumentOut:
@@ -48,10 +63,56 @@ class DocumentOut(BaseModel):
 
 class UploadedDocument(DocumentOut):
     duplicate: bool = Field(description="Same content was already stored: nothing re-indexed.")
+    replaced: str | None = Field(
+        None, description="Id of the document with the same external id that this one replaced."
+    )
 
 
 class UploadResponse(BaseModel):
     documents: list[UploadedDocument]
+    job: str | None = Field(None, description="The ingestion job that stored them.")
+
+
+class JobOut(BaseModel):
+    id: str
+    collection: str
+    status: Literal["queued", "running", "done", "failed"]
+    total: int = Field(description="Documents in the job.")
+    done: int = Field(description="Documents parsed and embedded so far.")
+    error: str | None = None
+    created_at: str
+    updated_at: str
+    documents: list[UploadedDocument] | None = Field(None, description="When done.")
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        return cls(
+            id=job.id,
+            collection=job.collection,
+            status=job.status,
+            total=job.total,
+            done=job.done,
+            error=job.error,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            documents=uploaded(job.result) if job.result is not None else None,
+        )
+
+
+def uploaded(result: list[dict[str, Any]]) -> list[UploadedDocument]:
+    """A job's stored result (per document: {document, duplicate, replaced}) as the API's."""
+    return [
+        UploadedDocument(
+            **DocumentOut.model_validate(r["document"]).model_dump(),
+            duplicate=r["duplicate"],
+            replaced=r["replaced"],
+        )
+        for r in result
+    ]
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
 
 
 class DocumentList(BaseModel):
@@ -130,17 +191,11 @@ class AskRequest(BaseModel):
         "(error instead of done if the LLM fails midway).",
     )
     collection: str | None = Field(
-        None, description=f"Collection to search; this server has one: {DEFAULT_COLLECTION!r}."
+        None,
+        pattern=NAME_PATTERN,
+        description=f"Collection to search; default: the key's only collection "
+        f"({DEFAULT_COLLECTION!r} without auth).",
     )
-
-    @field_validator("collection")
-    @classmethod
-    def _known_collection(cls, value: str | None) -> str | None:
-        if value is not None and value != DEFAULT_COLLECTION:
-            raise ValueError(
-                f"unknown collection {value!r}; this server has only {DEFAULT_COLLECTION!r}"
-            )
-        return value
 
     @field_validator("question")
     @classmethod
@@ -340,13 +395,18 @@ class BreakerHealth(BaseModel):
 
 
 class Health(BaseModel):
+    """Counts and the graph block only for the admin key (or with auth off): an anonymous
+    probe learns that the service is up, not what it holds."""
+
     status: str
-    documents: int
-    chunks: int
-    index_kind: str
+    auth: bool = Field(description="API keys required.")
+    collections: int | None = None
+    documents: int | None = None
+    chunks: int | None = None
+    index_kind: str | None = None
     llm: str
     llm_backends: list[str] = Field(description="Backends a request may choose with `llm`.")
     llm_breakers: dict[str, BreakerHealth] = Field(
         default_factory=dict, description="Circuit breaker of each model backend."
     )
-    graph: GraphHealth
+    graph: GraphHealth | None = None

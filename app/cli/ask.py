@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     body = _body(args)
     if args.server:
-        with Server(args.server) as server:
+        with Server(args.server, settings.api_key) as server:
             result = server.request("POST", "/ask", json=body)
     else:
         result = _ask_local(body, with_data_dir(settings, args.data_dir))
@@ -75,6 +75,7 @@ def _body(args: argparse.Namespace) -> dict[str, Any]:
         "llm": args.llm,
         "retrieval": args.retrieval,
         "explain": args.explain or None,
+        "collection": args.collection,
     }
     return {k: v for k, v in fields.items() if v is not None}
 
@@ -86,7 +87,8 @@ def _ask_local(body: dict[str, Any], settings: Settings) -> dict[str, Any]:
 
     from app.main import create_app
 
-    with TestClient(create_app(settings, embedder_for(settings))) as client:
+    local = settings.model_copy(update={"auth": False})  # in-process: the local operator
+    with TestClient(create_app(local, embedder_for(settings))) as client:
         r = client.post("/ask", json=body)
     if r.status_code >= 400:
         raise CliError(f"error {r.status_code}: {error_detail(r)}")

@@ -37,6 +37,9 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--server", help="talk to a running server instead, e.g. http://127.0.0.1:8000"
     )
+    parser.add_argument(
+        "--collection", help="collection to work on (default: the API key's, or 'default')"
+    )
 
 
 def with_data_dir(settings: Settings, data_dir: str | None) -> Settings:
@@ -60,9 +63,10 @@ def embedder_for(settings: Settings) -> Embedder:
 class Server:
     """A running Sieve server: JSON requests whose failures become ``CliError``s."""
 
-    def __init__(self, url: str, timeout: float = 600.0) -> None:
+    def __init__(self, url: str, api_key: str = "", timeout: float = 600.0) -> None:
         self.url = url.rstrip("/")
-        self.client = httpx.Client(base_url=self.url, timeout=timeout)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.client = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
 
     def __enter__(self) -> Server:
         return self

@@ -65,12 +65,15 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
     if args.offset < 0:
         raise CliError(f"--offset must be >= 0, got {args.offset}", code=2)
     if args.server:
-        with Server(args.server) as server:
-            page = server.request(
-                "GET", "/documents", params={"limit": args.limit, "offset": args.offset}
-            )
+        params: dict[str, Any] = {"limit": args.limit, "offset": args.offset}
+        if args.collection:
+            params["collection"] = args.collection
+        with Server(args.server, settings.api_key) as server:
+            page = server.request("GET", "/documents", params=params)
     else:
-        page = _list_local(with_data_dir(settings, args.data_dir), args.limit, args.offset)
+        page = _list_local(
+            with_data_dir(settings, args.data_dir), args.limit, args.offset, args.collection
+        )
     if args.json:
         print(json.dumps(page, indent=2, ensure_ascii=False))
     else:
@@ -86,15 +89,18 @@ def _page_text(page: dict[str, Any], offset: int) -> str:
     return "\n".join([*rows, f"{offset + 1}-{offset + shown} of {total} documents"])
 
 
-def _list_local(settings: Settings, limit: int, offset: int) -> dict[str, Any]:
+def _list_local(
+    settings: Settings, limit: int, offset: int, collection: str | None
+) -> dict[str, Any]:
     if not settings.db_path.exists():  # listing must not create a data dir
         return {"total": 0, "documents": []}
-    from index import DocumentStore
+    from index import DEFAULT_COLLECTION, DocumentStore
 
     store = DocumentStore(settings.db_path)
+    name = collection or DEFAULT_COLLECTION
     try:
-        docs = [asdict(r) for r in store.list_documents(limit, offset)]
-        return {"total": store.count_documents(), "documents": docs}
+        docs = [asdict(r) for r in store.list_documents(limit, offset, name)]
+        return {"total": store.count_documents(name), "documents": docs}
     finally:
         store.close()
 
@@ -130,7 +136,7 @@ def run_rm(args: argparse.Namespace, settings: Settings) -> int:
         print("nothing deleted", file=sys.stderr)
         return 1
     if args.server:
-        with Server(args.server) as server:
+        with Server(args.server, settings.api_key) as server:
             try:
                 body = server.request("POST", "/documents/delete", json={"ids": ids})
             except CliError as exc:
@@ -147,13 +153,21 @@ def run_rm(args: argparse.Namespace, settings: Settings) -> int:
 def _rm_local(settings: Settings, ids: list[str]) -> list[tuple[str, str]]:
     if not settings.db_path.exists():
         raise CliError(f"no documents in {settings.data_dir} (no sieve.db): nothing deleted")
-    from app.library import DocumentNotFoundError, Library
+    from app.collections import Collections
+    from app.library import DocumentNotFoundError
 
-    library = Library.open(settings, embedder_for(settings))
+    collections = Collections(settings, embedder_for(settings))
     try:
-        records = library.delete_many(ids)
+        found = {i: collections.store.get_document(i) for i in ids}
+        missing = [i for i, r in found.items() if r is None]
+        if missing:
+            raise CliError(f"no document with id {missing[0]!r}: nothing deleted")
+        names = {r.collection for r in found.values() if r is not None}
+        if len(names) > 1:
+            raise CliError(f"ids from several collections ({sorted(names)}): nothing deleted")
+        records = collections.get(names.pop()).delete_many(ids)
     except DocumentNotFoundError as exc:
         raise CliError(f"{exc}: nothing deleted") from exc
     finally:
-        library.close()
+        collections.close()
     return [(r.id, r.title) for r in records]

@@ -95,7 +95,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     files = list(iter_files(args.paths))
     if not files:
         raise CliError(f"no supported files ({', '.join(sorted(SUPPORTED))}) in {args.paths}")
-    opener = _remote(args.server) if args.server else _local(with_data_dir(settings, args.data_dir))
+    opener = (
+        _remote(args.server, settings.api_key, args.collection)
+        if args.server
+        else _local(with_data_dir(settings, args.data_dir), args.collection)
+    )
     with opener as send:
         tally = _ingest_all(files, send)
     print(tally.summary(len(files)))
@@ -120,14 +124,17 @@ def _ingest_all(files: list[Path], send: Send) -> Tally:
 
 
 @contextmanager
-def _remote(url: str) -> Iterator[Send]:
-    with Server(url) as server:
+def _remote(url: str, api_key: str, collection: str | None) -> Iterator[Send]:
+    params = {"collection": collection} if collection else {}
+    with Server(url, api_key) as server:
         server.request("GET", "/healthz")  # fail once, clearly, when the server is not there
 
         def send(path: Path) -> list[tuple[bool, int]]:
             with path.open("rb") as fh:
                 try:
-                    r = server.client.post("/documents", files={"files": (path.name, fh)})
+                    r = server.client.post(
+                        "/documents", files={"files": (path.name, fh)}, params=params
+                    )
                 except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
                     raise CliError(f"lost the server at {server.url}: {exc}") from exc
             if r.status_code >= 400:
@@ -138,11 +145,19 @@ def _remote(url: str) -> Iterator[Send]:
 
 
 @contextmanager
-def _local(settings: Settings) -> Iterator[Send]:
-    from app.library import Library
+def _local(settings: Settings, collection: str | None) -> Iterator[Send]:
+    from app.collections import Collections
     from app.parsing import parse_document
+    from index import DEFAULT_COLLECTION
 
-    library = Library.open(settings, embedder_for(settings))
+    collections = Collections(settings, embedder_for(settings))
+    name = collection or DEFAULT_COLLECTION
+    try:
+        collections.create(name)  # the local operator may create collections
+        library = collections.get(name)
+    except ValueError as exc:
+        collections.close()
+        raise CliError(str(exc), code=2) from exc
 
     def send(path: Path) -> list[tuple[bool, int]]:
         parsed = parse_document(path.read_bytes(), path.name)
@@ -153,4 +168,4 @@ def _local(settings: Settings) -> Iterator[Send]:
     try:
         yield send
     finally:
-        library.close()
+        collections.close()

@@ -54,7 +54,7 @@ def client(base_url: str) -> openai.OpenAI:
 
 
 def test_models_list(client: openai.OpenAI) -> None:
-    assert [m.id for m in client.models.list()] == ["sieve"]
+    assert [m.id for m in client.models.list()] == ["sieve", "sieve:default"]
 
 
 def test_completion_cites_in_text_and_extra_field(client: openai.OpenAI) -> None:

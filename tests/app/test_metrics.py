@@ -114,9 +114,9 @@ def test_json_log_lines_carry_the_request_id(
     store = client.app.state.services.library.store  # type: ignore[attr-defined]
     count = store.count_documents
 
-    def logged_count() -> int:
+    def logged_count(collection: str | None = None) -> int:
         logging.getLogger("tests.worker").info("counting documents")
-        return int(count())
+        return int(count(collection))
 
     store.count_documents = logged_count
     try:

@@ -57,7 +57,7 @@ def test_stream_validation_errors_are_plain_4xx(client: TestClient) -> None:
     r = client.post("/ask", json={"question": "x", "stream": True, "llm": "nope"})
     assert r.status_code == 422 and "unknown llm backend" in r.json()["detail"]
     r = client.post("/ask", json={"question": "x", "collection": "other"})
-    assert r.status_code == 422 and "unknown collection" in r.json()["detail"]
+    assert r.status_code == 404 and "no collection named" in r.json()["detail"]
     assert client.post("/ask", json={"question": "x", "collection": "default"}).status_code == 200
 
 

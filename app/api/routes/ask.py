@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from app.api.access import PrincipalDep, readable
 from app.api.deps import ServicesDep
 from app.api.schemas import AskRequest, AskResponse, ContextEvent
 from app.api.streaming import event_stream, failure_reason, sse
@@ -26,8 +27,9 @@ _STREAM_DOC = {
 
 
 @router.post("/ask", response_model=AskResponse, responses={200: _STREAM_DOC, 422: {}, 502: {}})
-async def ask(body: AskRequest, services: ServicesDep) -> Any:
+async def ask(body: AskRequest, services: ServicesDep, principal: PrincipalDep) -> Any:
     options = services.options(
+        collection=readable(services, principal, body.collection),
         top_k=body.top_k,
         candidates=body.candidates,
         prune_threshold=body.prune_threshold,

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
-from app.api.deps import LibraryDep, SettingsDep
+from app.api.access import Principal, PrincipalDep, readable, writable
+from app.api.deps import ServicesDep, SettingsDep
 from app.api.errors import BadUploadError, UploadTooLargeError, describe_validation
 from app.api.schemas import (
+    MAX_EXTERNAL_ID_CHARS,
     ChunkOut,
     DeletedDocuments,
     DeleteRequest,
@@ -21,11 +25,15 @@ from app.api.schemas import (
     DocumentIn,
     DocumentList,
     DocumentOut,
-    UploadedDocument,
+    JobOut,
     UploadResponse,
+    uploaded,
 )
-from app.library import Library
+from app.collections import NAME_PATTERN
+from app.jobs import JobFile
+from app.library import DocumentNotFoundError
 from app.parsing import ParsedDocument, parse_document, parse_text
+from index import DocumentRecord
 
 router = APIRouter(prefix="/documents", tags=["documents"])
 MAX_NAME_CHARS = 255
@@ -44,7 +52,14 @@ _UPLOAD_BODY: dict[str, Any] = {
                             "type": "array",
                             "items": {"type": "string", "format": "binary"},
                             "description": "txt, md, html, pdf or docx files",
-                        }
+                        },
+                        "collection": {"type": "string", "pattern": NAME_PATTERN},
+                        "external_id": {
+                            "type": "array",
+                            "items": {"type": "string", "maxLength": MAX_EXTERNAL_ID_CHARS},
+                            "description": "One per file, in order (optional): uploading an "
+                            "id again replaces its document.",
+                        },
                     },
                     "required": ["files"],
                 }
@@ -61,12 +76,36 @@ _UPLOAD_BODY: dict[str, Any] = {
     response_model=UploadResponse,
     openapi_extra=_UPLOAD_BODY,
     summary="Upload files (multipart, field `files`) or one JSON {title, text, metadata}",
-    responses={400: {}, 413: {}, 415: {}, 422: {}},
+    responses={
+        202: {"model": JobOut, "description": "With wait=false: the job, queued."},
+        400: {},
+        403: {},
+        404: {},
+        409: {},
+        413: {},
+        415: {},
+        422: {},
+        503: {},
+    },
 )
 async def upload_documents(
-    request: Request, library: LibraryDep, settings: SettingsDep
-) -> UploadResponse:
-    """All-or-nothing: if any file cannot be read, nothing of the request is stored."""
+    request: Request,
+    services: ServicesDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    collection: str | None = Query(
+        None, pattern=NAME_PATTERN, description="Target collection (or a `collection` field)."
+    ),
+    wait: bool = Query(
+        True,
+        description="Answer when the documents are indexed (201); false: at once with the "
+        "queued job (202, poll GET /jobs/{id}).",
+    ),
+) -> Any:
+    """Every file is read and checked first (4xx, nothing stored, when one is bad); then the
+    upload becomes a persisted ingestion job (it survives a restart) that stores all its
+    documents or none. A file with an external id replaces the document stored under that id,
+    atomically."""
     content_type = request.headers.get("content-type", "")
     max_bytes = int(settings.max_upload_mb * 1024 * 1024)
     declared = request.headers.get("content-length", "")
@@ -74,24 +113,43 @@ async def upload_documents(
     if declared.isdigit() and int(declared) > max_request:  # refuse before reading the body
         raise UploadTooLargeError(f"request is {declared} bytes, limit is {max_request}")
     if content_type.startswith("application/json"):
-        parsed = [await _json_document(request, max_bytes)]
+        upload = await _json_document(request, max_bytes)
     elif content_type.startswith("multipart/form-data"):
-        parsed = await _multipart_documents(request, max_bytes)
+        upload = await _multipart_documents(request, max_bytes)
     else:
         raise BadUploadError(
             f"content type {content_type or 'missing'!r} not supported: send multipart/form-data"
             " with one or more `files`, or application/json {title, text}"
         )
-    results = await run_in_threadpool(Library.ingest, library, parsed)
-    return UploadResponse(
-        documents=[
-            UploadedDocument(**DocumentOut.of(r.document).model_dump(), duplicate=r.duplicate)
-            for r in results
-        ]
-    )
+    if collection and upload.collection and collection != upload.collection:
+        raise BadUploadError(
+            f"collection {collection!r} in the query but {upload.collection!r} in the body"
+        )
+    name = writable(services, principal, collection or upload.collection)
+    library = services.collections.get(name)
+    for parsed, source in upload.documents:  # e.g. a document with no text to index → 422
+        library.check(parsed, source)
+    job = services.jobs.submit(name, principal.name, upload.files, waiting=wait)
+    if not wait:
+        return JSONResponse(
+            JobOut.of(job).model_dump(), status_code=202, headers={"Location": f"/jobs/{job.id}"}
+        )
+    finished, error = await run_in_threadpool(services.jobs.wait, job.id)
+    if error is not None:
+        raise error  # mapped to its 4xx/5xx like any other (e.g. 409 for a content conflict)
+    if finished is None or finished.status != "done" or finished.result is None:
+        raise RuntimeError(f"ingestion job {job.id} failed: {finished and finished.error}")
+    return UploadResponse(documents=uploaded(finished.result), job=job.id)
 
 
-async def _json_document(request: Request, max_bytes: int) -> tuple[ParsedDocument, str]:
+@dataclass(frozen=True)
+class _Upload:
+    documents: list[tuple[ParsedDocument, str]]  # parsed to check them, before any job
+    files: list[JobFile]  # as sent: what the job stores and parses again
+    collection: str | None
+
+
+async def _json_document(request: Request, max_bytes: int) -> _Upload:
     parts: list[bytes] = []
     size = 0
     async for part in request.stream():  # stop at the limit instead of buffering the body first
@@ -114,12 +172,12 @@ async def _json_document(request: Request, max_bytes: int) -> tuple[ParsedDocume
         parsed.format,
         {**parsed.metadata, **doc.metadata},
     )
-    return merged, "json"
+    stored = {"title": doc.title, "text": doc.text, "format": doc.format, "metadata": doc.metadata}
+    file = JobFile("json", "json", json.dumps(stored).encode(), None, doc.external_id)
+    return _Upload([(merged, "json")], [file], doc.collection)
 
 
-async def _multipart_documents(
-    request: Request, max_bytes: int
-) -> list[tuple[ParsedDocument, str]]:
+async def _multipart_documents(request: Request, max_bytes: int) -> _Upload:
     form = await request.form()
     uploads = [
         v
@@ -128,15 +186,30 @@ async def _multipart_documents(
     ]
     if not uploads:
         raise BadUploadError("no files in the upload: send them in the multipart field `files`")
+    external = [str(v).strip() for k, v in form.multi_items() if k == "external_id"]
+    if external and len(external) != len(uploads):
+        raise BadUploadError(
+            f"{len(external)} external_id fields for {len(uploads)} files: give one per file"
+        )
+    if any(not e or len(e) > MAX_EXTERNAL_ID_CHARS for e in external):
+        raise BadUploadError(f"an external_id is empty or over {MAX_EXTERNAL_ID_CHARS} chars")
+    if len(set(external)) != len(external):
+        raise BadUploadError("the same external_id twice in one upload")
+    named = [str(v) for k, v in form.multi_items() if k == "collection"]
+    if len(named) > 1 or (named and not re.fullmatch(NAME_PATTERN, named[0])):
+        raise BadUploadError("give one valid `collection` field at most")
     parsed: list[tuple[ParsedDocument, str]] = []
-    for upload in uploads:
+    files: list[JobFile] = []
+    ids: list[str | None] = list(external) or [None] * len(uploads)
+    for upload, external_id in zip(uploads, ids, strict=True):
         name = _safe_name(upload)
         data = await upload.read(max_bytes + 1)
         if len(data) > max_bytes:
             raise UploadTooLargeError(f"{name} is larger than the {max_bytes}-byte limit")
         doc = await run_in_threadpool(parse_document, data, name, upload.content_type)
         parsed.append((doc, name))
-    return parsed
+        files.append(JobFile("file", name, data, upload.content_type, external_id))
+    return _Upload(parsed, files, named[0] if named else None)
 
 
 def _safe_name(upload: StarletteUploadFile) -> str:
@@ -155,37 +228,63 @@ def _safe_name(upload: StarletteUploadFile) -> str:
     return base
 
 
-@router.get("", response_model=DocumentList)
+@router.get("", response_model=DocumentList, responses={403: {}, 404: {}})
 def list_documents(
-    library: LibraryDep,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    collection: str | None = Query(None, pattern=NAME_PATTERN),
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ) -> DocumentList:
+    name = readable(services, principal, collection)
+    store = services.collections.store
     return DocumentList(
-        total=library.store.count_documents(),
-        documents=[DocumentOut.of(r) for r in library.store.list_documents(limit, offset)],
+        total=store.count_documents(name),
+        documents=[DocumentOut.of(r) for r in store.list_documents(limit, offset, name)],
     )
 
 
+def _visible(
+    services: ServicesDep, principal: Principal, document_id: str, write: bool
+) -> DocumentRecord:
+    """The document if the caller may see it (write: change it); else "not found", whether
+    or not it exists in a collection out of scope."""
+    record = services.collections.store.get_document(document_id)
+    if record is None or not principal.can(record.collection, write):
+        raise DocumentNotFoundError(document_id)
+    return record
+
+
 @router.get("/{document_id}", response_model=DocumentDetail, responses={404: {}})
-def get_document(document_id: str, library: LibraryDep) -> DocumentDetail:
-    record = library.get(document_id)
+def get_document(
+    document_id: str, services: ServicesDep, principal: PrincipalDep
+) -> DocumentDetail:
+    record = _visible(services, principal, document_id, write=False)
+    store = services.collections.store
     return DocumentDetail(
         **DocumentOut.of(record).model_dump(),
-        text=library.store.get_text(document_id) or "",
-        chunks=[ChunkOut.of(c) for c in library.store.chunks_of(document_id)],
+        text=store.get_text(document_id) or "",
+        chunks=[ChunkOut.of(c) for c in store.chunks_of(document_id)],
     )
 
 
 @router.delete("/{document_id}", status_code=204, responses={404: {}})
-def delete_document(document_id: str, library: LibraryDep) -> Response:
-    library.delete(document_id)
+def delete_document(document_id: str, services: ServicesDep, principal: PrincipalDep) -> Response:
+    record = _visible(services, principal, document_id, write=True)
+    services.collections.get(record.collection).delete(document_id)
     return Response(status_code=204)
 
 
 @router.post("/delete", response_model=DeletedDocuments, responses={404: {}, 422: {}})
-def delete_documents(body: DeleteRequest, library: LibraryDep) -> DeletedDocuments:
-    """Delete several documents at once, all or nothing: one SQLite transaction and one pass
-    over FAISS, BM25 and the knowledge graph; 404 (nothing deleted) if any id is unknown."""
-    records = library.delete_many(body.ids)
-    return DeletedDocuments(deleted=[r.id for r in records])
+def delete_documents(
+    body: DeleteRequest, services: ServicesDep, principal: PrincipalDep
+) -> DeletedDocuments:
+    """Delete several documents of one collection at once, all or nothing: one SQLite
+    transaction and one pass over FAISS, BM25 and the knowledge graph; 404 (nothing deleted)
+    if any id is unknown."""
+    records = [_visible(services, principal, i, write=True) for i in dict.fromkeys(body.ids)]
+    collections = {r.collection for r in records}
+    if len(collections) > 1:
+        raise BadUploadError("ids from several collections: delete one collection's at a time")
+    library = services.collections.get(collections.pop())
+    return DeletedDocuments(deleted=[r.id for r in library.delete_many(body.ids)])

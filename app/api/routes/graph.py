@@ -4,28 +4,36 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Query
 
-from app.api.deps import LibraryDep
+from app.api.access import PrincipalDep, readable
+from app.api.deps import ServicesDep
 from app.api.schemas import EntityList, EntityOut, Neighbourhood
+from app.collections import NAME_PATTERN
 
 router = APIRouter(prefix="/graph", tags=["graph"])
 
 
 @router.get("/entities", response_model=EntityList)
 def entities(
-    library: LibraryDep,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    collection: str | None = Query(None, pattern=NAME_PATTERN),
     q: str = Query("", max_length=500, description="Part of an entity name (empty: all)."),
     limit: int = Query(20, ge=1, le=1000),
 ) -> EntityList:
+    library = services.collections.get(readable(services, principal, collection))
     total, rows = library.graph.find_entities(q, limit)
     return EntityList(total=total, entities=[EntityOut(**r) for r in rows])
 
 
 @router.get("/neighbourhood", response_model=Neighbourhood, responses={404: {}})
 def neighbourhood(
-    library: LibraryDep,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    collection: str | None = Query(None, pattern=NAME_PATTERN),
     entity: str = Query(..., min_length=1, max_length=500, description="Entity key or name."),
     limit: int = Query(50, ge=1, le=1000, description="Most mentions and neighbours listed."),
 ) -> Neighbourhood:
+    library = services.collections.get(readable(services, principal, collection))
     found = library.graph.neighbourhood(entity, limit)
     if found is None:
         raise HTTPException(404, f"no entity {entity!r} in the knowledge graph")

@@ -2,24 +2,39 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
+from app.api.access import get_gatekeeper
 from app.api.deps import ServicesDep
 from app.api.schemas import BreakerHealth, GraphHealth, Health
+from app.auth import bearer_token, check_admin
 from app.llm.resilient import ResilientLLM
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", response_model=Health)
-def healthz(services: ServicesDep) -> Health:
-    graph, worker = services.library.graph, services.triples
-    entities, nodes, edges = graph.sizes()  # never waits for an ingest holding the graph
+def healthz(services: ServicesDep, request: Request) -> Health:
+    gate = get_gatekeeper(request)
+    token = bearer_token(request.headers.get("authorization")) or ""
+    public = Health(
+        status="ok",
+        auth=gate.enabled,
+        llm=services.settings.llm,
+        llm_backends=list(services.pipeline.llms),
+    )
+    if gate.enabled and not check_admin(token, gate.admin_key):
+        return public
+    library, worker = services.library, services.triples
+    entities, nodes, edges = library.graph.sizes()  # never waits for an ingest holding it
+    store = services.collections.store
     return Health(
         status="ok",
-        documents=services.library.store.count_documents(),
-        chunks=services.library.index.ntotal,
-        index_kind=services.library.index.kind,
+        auth=gate.enabled,
+        collections=len(services.collections.infos()),
+        documents=store.count_documents(),
+        chunks=store.count_chunks(),
+        index_kind=library.index.kind,
         llm=services.settings.llm,
         llm_backends=list(services.pipeline.llms),
         llm_breakers={

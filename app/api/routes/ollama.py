@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
+from app.api.access import PrincipalDep, readable
 from app.api.chat import MODEL_ID, ChatRun, answer_pieces, chat_text, prepare, sieve_extra
 from app.api.chat_schemas import (
     OllamaChatRequest,
@@ -56,8 +57,14 @@ def version() -> dict[str, str]:
 
 
 @router.get("/tags")
-def tags() -> dict[str, Any]:
-    name = f"{MODEL_ID}:latest"
+def tags(services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+    """``sieve:latest`` (the caller's default collection) and ``sieve:<collection>`` for each
+    collection the caller may read."""
+    names = [f"{MODEL_ID}:latest"] + [
+        f"{MODEL_ID}:{c.name}"
+        for c in services.collections.infos()
+        if principal.can(c.name, write=False)
+    ]
     return {
         "models": [
             {
@@ -68,6 +75,7 @@ def tags() -> dict[str, Any]:
                 "digest": sha256(name.encode()).hexdigest(),
                 "details": _DETAILS,
             }
+            for name in names
         ]
     }
 
@@ -99,8 +107,10 @@ def show(
 async def chat(
     body: Annotated[OllamaChatRequest, Depends(any_content_type(OllamaChatRequest))],
     services: ServicesDep,
+    principal: PrincipalDep,
 ) -> Any:
-    run = await prepare(services, [m.turn() for m in body.messages], body.overrides())
+    collection = readable(services, principal, body.collection_asked())
+    run = await prepare(services, [m.turn() for m in body.messages], body.overrides(), collection)
     return await _respond(services, run, body.model, body.stream, chat=True)
 
 
@@ -112,7 +122,9 @@ async def chat(
 async def generate(
     body: Annotated[OllamaGenerateRequest, Depends(any_content_type(OllamaGenerateRequest))],
     services: ServicesDep,
+    principal: PrincipalDep,
 ) -> Any:
+    collection = readable(services, principal, body.collection_asked())
     if not body.prompt.strip():  # Ollama clients send an empty prompt to load a model
         return {
             "model": body.model,
@@ -121,7 +133,7 @@ async def generate(
             "done": True,
             "done_reason": "load",
         }
-    run = await prepare(services, [Turn("user", body.prompt)], body.overrides())
+    run = await prepare(services, [Turn("user", body.prompt)], body.overrides(), collection)
     return await _respond(services, run, body.model, body.stream, chat=False)
 
 

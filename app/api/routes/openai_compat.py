@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from app.api.access import PrincipalDep, readable
 from app.api.chat import MODEL_ID, ChatRun, answer_pieces, chat_text, prepare, sieve_extra
 from app.api.chat_schemas import ChatCompletionRequest
 from app.api.deps import ServicesDep
@@ -24,18 +25,25 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 
 
-def _model_card() -> dict[str, Any]:
-    return {"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "sieve"}
+def _model_card(model_id: str = MODEL_ID) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": "sieve"}
 
 
 @router.get("/models")
-def list_models() -> dict[str, Any]:
-    return {"object": "list", "data": [_model_card()]}
+def list_models(services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+    """``sieve`` (the caller's default collection) and ``sieve:<collection>`` for each
+    collection the caller may read (a chat client picks a collection by model name)."""
+    names = [
+        f"{MODEL_ID}:{c.name}"
+        for c in services.collections.infos()
+        if principal.can(c.name, write=False)
+    ]
+    return {"object": "list", "data": [_model_card(), *(_model_card(n) for n in names)]}
 
 
 @router.get("/models/{model_id:path}")
-def get_model(model_id: str) -> dict[str, Any]:
-    return {**_model_card(), "id": model_id}  # every name maps to the one pipeline
+def get_model(model_id: str, principal: PrincipalDep) -> dict[str, Any]:
+    return _model_card(model_id)  # every name maps to the pipeline
 
 
 _SSE: dict[str, Any] = {
@@ -45,8 +53,11 @@ _SSE: dict[str, Any] = {
 
 
 @router.post("/chat/completions", responses={200: _SSE, 422: {}, 502: {}})
-async def chat_completions(body: ChatCompletionRequest, services: ServicesDep) -> Any:
-    run = await prepare(services, [m.turn() for m in body.messages], body.overrides())
+async def chat_completions(
+    body: ChatCompletionRequest, services: ServicesDep, principal: PrincipalDep
+) -> Any:
+    collection = readable(services, principal, body.collection_asked())
+    run = await prepare(services, [m.turn() for m in body.messages], body.overrides(), collection)
     meta = {
         "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
         "created": int(time.time()),

@@ -1,0 +1,335 @@
+"""Ingestion as persisted jobs: an upload is stored in SQLite (its files as sent) before any
+work, then a background worker parses, embeds and indexes it.
+
+Crash safety comes from two facts. A job's documents are stored in ONE SQLite transaction, and
+that same transaction marks the job done (``Library.ingest(on_commit=…)``), so a process killed
+at any point leaves the job either done with all its documents, or unfinished with none of
+them. At start-up unfinished jobs are resumed from their stored files (a job that keeps killing
+the process is given up after ``MAX_ATTEMPTS``); the FAISS, BM25 and graph files are reconciled
+with SQLite when a collection opens, so they follow.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import sqlite3
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from app.collections import Collections
+from app.library import IngestResult
+from app.parsing import ParsedDocument, parse_document, parse_text
+
+logger = logging.getLogger(__name__)
+
+Status = Literal["queued", "running", "done", "failed"]
+MAX_ATTEMPTS = 3  # starts of one job; past this a job that crashes the process is failed
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id            TEXT PRIMARY KEY,
+    collection    TEXT NOT NULL,
+    owner         TEXT NOT NULL,
+    status        TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed')),
+    total         INTEGER NOT NULL,
+    done          INTEGER NOT NULL DEFAULT 0,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    error         TEXT,
+    result        TEXT,
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created_at);
+CREATE INDEX IF NOT EXISTS jobs_collection ON jobs(collection, created_at);
+CREATE TABLE IF NOT EXISTS job_files (
+    job_id        TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    idx           INTEGER NOT NULL,
+    kind          TEXT NOT NULL CHECK (kind IN ('file', 'json')),
+    name          TEXT NOT NULL,
+    content_type  TEXT,
+    external_id   TEXT,
+    data          BLOB NOT NULL,
+    PRIMARY KEY (job_id, idx)
+) WITHOUT ROWID;
+"""
+
+
+class QueueFullError(RuntimeError):
+    """Too many ingestion jobs are waiting; the client should retry later."""
+
+    retry_after_s = 5
+
+
+@dataclass(frozen=True)
+class JobFile:
+    """One document of a job as the client sent it: a file, or a JSON document (``data`` is
+    then ``{"title", "text", "format", "metadata"}`` as UTF-8 JSON)."""
+
+    kind: Literal["file", "json"]
+    name: str
+    data: bytes
+    content_type: str | None = None
+    external_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    collection: str
+    owner: str  # who submitted it (API key id, "admin" or "local"); never a secret
+    status: Status
+    total: int  # documents in the job
+    done: int  # documents parsed and embedded so far
+    attempts: int
+    error: str | None
+    result: list[dict[str, Any]] | None  # per document: {document, duplicate, replaced}
+    created_at: str
+    updated_at: str
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("done", "failed")
+
+
+def parse_job_file(f: JobFile) -> ParsedDocument:
+    """The document of one stored file (the same parsing an upload is validated with)."""
+    if f.kind == "json":
+        doc = json.loads(f.data)
+        parsed = parse_text(doc["title"], doc["text"], doc.get("format", "txt"))
+        return ParsedDocument(
+            parsed.title,
+            parsed.text,
+            parsed.sections,
+            parsed.format,
+            {**parsed.metadata, **doc.get("metadata", {})},
+        )
+    return parse_document(f.data, f.name, f.content_type)
+
+
+class JobQueue:
+    """Persisted ingestion jobs and the one worker thread that runs them in order."""
+
+    def __init__(self, collections: Collections, max_queued: int = 256) -> None:
+        self.collections = collections
+        self.store = collections.store
+        self.store.ensure_schema(SCHEMA)
+        self.max_queued = max_queued
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._events: dict[str, threading.Event] = {}
+        self._errors: dict[str, Exception] = {}  # why a job failed, for a caller waiting on it
+        self._events_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._work, name="sieve-ingest", daemon=True)
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> JobQueue:
+        """Resume the jobs a previous process left unfinished, then start the worker."""
+        with self.store.transaction() as cur:  # files of jobs finished just before a crash
+            cur.execute(
+                "DELETE FROM job_files WHERE job_id IN"
+                " (SELECT id FROM jobs WHERE status IN ('done', 'failed'))"
+            )
+        rows = self.store.query(
+            "SELECT id, attempts FROM jobs WHERE status IN ('queued', 'running')"
+            " ORDER BY created_at, rowid"
+        )
+        for row in rows:
+            if int(row["attempts"]) >= MAX_ATTEMPTS:
+                self._finish(row["id"], "failed", f"gave up after {MAX_ATTEMPTS} attempts")
+                continue
+            logger.info("resuming ingestion job %s", row["id"])
+            self._queue.put(row["id"])
+        self._thread.start()
+        return self
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop after the job in progress (queued jobs stay queued for the next start)."""
+        self._queue.put(None)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    # ---- API ------------------------------------------------------------------------------------
+    def submit(
+        self, collection: str, owner: str, files: Sequence[JobFile], waiting: bool = False
+    ) -> Job:
+        """Persist a job with its files (one transaction) and queue it; ``waiting``: the caller
+        will :meth:`wait` for it (and gets the exception it fails with)."""
+        if not files:
+            raise ValueError("a job needs at least one document")
+        if self.pending() >= self.max_queued:
+            raise QueueFullError(f"{self.max_queued} ingestion jobs are waiting; try again later")
+        job_id = uuid.uuid4().hex
+        now = _now()
+        with self.store.transaction() as cur:
+            cur.execute(
+                "INSERT INTO jobs (id, collection, owner, status, total, created_at, updated_at)"
+                " VALUES (?, ?, ?, 'queued', ?, ?, ?)",
+                (job_id, collection, owner, len(files), now, now),
+            )
+            cur.executemany(
+                "INSERT INTO job_files (job_id, idx, kind, name, content_type, external_id, data)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (job_id, i, f.kind, f.name, f.content_type, f.external_id, f.data)
+                    for i, f in enumerate(files)
+                ],
+            )
+        if waiting:
+            with self._events_lock:
+                self._events[job_id] = threading.Event()
+        self._queue.put(job_id)
+        job = self.get(job_id)
+        assert job is not None
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        rows = self.store.query(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        return _job(rows[0]) if rows else None
+
+    def list(self, collection: str, limit: int = 50) -> list[Job]:
+        rows = self.store.query(
+            f"SELECT {_COLUMNS} FROM jobs WHERE collection = ? ORDER BY created_at DESC, rowid DESC"
+            " LIMIT ?",
+            (collection, limit),
+        )
+        return [_job(r) for r in rows]
+
+    def pending(self) -> int:
+        rows = self.store.query("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')")
+        return int(rows[0][0])
+
+    def wait(
+        self, job_id: str, timeout: float | None = None
+    ) -> tuple[Job | None, Exception | None]:
+        """Block until the job is finished (or ``timeout``): the job as it is then, and the
+        exception it failed with (once, to the first caller that asks; None after a restart)."""
+        with self._events_lock:
+            event = self._events.get(job_id)
+        if event is not None:
+            event.wait(timeout)
+        with self._events_lock:
+            error = self._errors.pop(job_id, None)
+        return self.get(job_id), error
+
+    # ---- worker ---------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            job_id = self._queue.get()
+            if job_id is None:
+                return
+            try:
+                self._run(job_id)
+            except Exception as exc:  # never let one job stop the worker
+                logger.exception("ingestion job %s failed", job_id)
+                self._finish(job_id, "failed", f"internal error: {exc}", exc)
+
+    def _run(self, job_id: str) -> None:
+        job = self.get(job_id)
+        if job is None or job.finished:
+            return
+        with self.store.transaction() as cur:
+            cur.execute(
+                "UPDATE jobs SET status = 'running', attempts = attempts + 1, updated_at = ?"
+                " WHERE id = ?",
+                (_now(), job_id),
+            )
+        files = [
+            JobFile(r["kind"], r["name"], bytes(r["data"]), r["content_type"], r["external_id"])
+            for r in self.store.query(
+                "SELECT kind, name, content_type, external_id, data FROM job_files"
+                " WHERE job_id = ? ORDER BY idx",
+                (job_id,),
+            )
+        ]
+        try:
+            documents = [(parse_job_file(f), f.name) for f in files]
+            library = self.collections.get(job.collection)
+
+            def done_with(cur: sqlite3.Cursor, results: list[IngestResult]) -> None:
+                _mark(cur, job_id, "done", None, [_result(r) for r in results], len(results))
+
+            library.ingest(
+                documents,
+                [f.external_id for f in files],
+                on_commit=done_with,
+                progress=lambda n, _total: self._progress(job_id, n),
+            )
+        except Exception as exc:  # a file that no longer parses, a conflict, a failed index
+            logger.warning("ingestion job %s failed: %s", job_id, exc)
+            self._finish(job_id, "failed", str(exc) or type(exc).__name__, exc)
+            return
+        self._finish(job_id, None, None)
+
+    def _progress(self, job_id: str, done: int) -> None:
+        with self.store.transaction() as cur:
+            cur.execute(
+                "UPDATE jobs SET done = ?, updated_at = ? WHERE id = ?", (done, _now(), job_id)
+            )
+
+    def _finish(
+        self,
+        job_id: str,
+        status: Status | None,
+        error: str | None,
+        exc: Exception | None = None,
+    ) -> None:
+        """Drop the job's stored files; set a final status unless the ingest did (done)."""
+        with self.store.transaction() as cur:
+            if status is not None:
+                _mark(cur, job_id, status, error, None, None)
+            cur.execute("DELETE FROM job_files WHERE job_id = ?", (job_id,))
+        with self._events_lock:
+            event = self._events.pop(job_id, None)
+            if event is not None and exc is not None:
+                self._errors[job_id] = exc
+        if event is not None:
+            event.set()
+
+
+_COLUMNS = (
+    "id, collection, owner, status, total, done, attempts, error, result, created_at, updated_at"
+)
+
+
+def _mark(
+    cur: sqlite3.Cursor,
+    job_id: str,
+    status: Status,
+    error: str | None,
+    result: list[dict[str, Any]] | None,
+    done: int | None,
+) -> None:
+    cur.execute(
+        "UPDATE jobs SET status = ?, error = ?, result = COALESCE(?, result),"
+        " done = COALESCE(?, done), updated_at = ? WHERE id = ?",
+        (status, error, json.dumps(result) if result is not None else None, done, _now(), job_id),
+    )
+
+
+def _result(r: IngestResult) -> dict[str, Any]:
+    return {"document": asdict(r.document), "duplicate": r.duplicate, "replaced": r.replaced}
+
+
+def _job(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"],
+        collection=row["collection"],
+        owner=row["owner"],
+        status=row["status"],
+        total=int(row["total"]),
+        done=int(row["done"]),
+        attempts=int(row["attempts"]),
+        error=row["error"],
+        result=json.loads(row["result"]) if row["result"] else None,
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

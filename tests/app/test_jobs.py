@@ -1,0 +1,134 @@
+"""Ingestion jobs: asynchronous uploads, status and progress, resumption after a restart, and
+"done" committed with the documents or not at all."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.collections import Collections
+from app.jobs import MAX_ATTEMPTS, JobFile, JobQueue
+from app.main import create_app
+from app.settings import Settings
+from index import Embedder
+
+TEXT = "The Velmor lighthouse was lit in 1891. Its keeper, Ines Garrow, logged every storm."
+
+
+def _poll(client: TestClient, job_id: str, timeout_s: float = 60) -> dict[str, Any]:
+    deadline = time.time() + timeout_s
+    while True:
+        job = client.get(f"/jobs/{job_id}").json()
+        if job["status"] in ("done", "failed") or time.time() > deadline:
+            return job
+        time.sleep(0.05)
+
+
+def test_async_upload_is_a_job_that_ends_done(client: TestClient) -> None:
+    r = client.post("/documents?wait=false", json={"title": "Velmor", "text": TEXT})
+    assert r.status_code == 202 and r.headers["location"] == f"/jobs/{r.json()['id']}"
+    assert r.json()["status"] in ("queued", "running", "done") and r.json()["total"] == 1
+    job = _poll(client, r.json()["id"])
+    assert job["status"] == "done" and job["done"] == 1 and job["error"] is None
+    [doc] = job["documents"]
+    assert doc["title"] == "Velmor" and not doc["duplicate"]
+    assert client.get("/documents").json()["total"] == 1
+    listed = client.get("/jobs").json()["jobs"]
+    assert [j["id"] for j in listed] == [job["id"]]
+
+
+def test_sync_upload_names_its_job(client: TestClient) -> None:
+    body = client.post("/documents", json={"title": "Velmor", "text": TEXT}).json()
+    assert client.get(f"/jobs/{body['job']}").json()["status"] == "done"
+    assert client.get("/jobs/nope").status_code == 404
+
+
+def test_bad_input_is_refused_before_any_job(client: TestClient) -> None:
+    r = client.post(
+        "/documents?wait=false", files={"files": ("x.txt", b"\x89PNG\r\n\x1a\n", "text/plain")}
+    )
+    assert r.status_code == 415
+    assert client.get("/jobs").json()["jobs"] == []
+
+
+def test_a_failed_job_says_why_and_stores_nothing(client: TestClient) -> None:
+    first = {"title": "Velmor", "text": TEXT}
+    assert client.post("/documents", json=first).status_code == 201
+    # the same content under an external id: a conflict, found by the worker
+    r = client.post("/documents?wait=false", json={**first, "external_id": "v-1"})
+    job = _poll(client, r.json()["id"])
+    assert job["status"] == "failed" and "already stored" in job["error"]
+    assert client.get("/documents").json()["total"] == 1
+    # waiting for it instead: the same reason as a 409
+    r = client.post("/documents", json={**first, "external_id": "v-1"})
+    assert r.status_code == 409 and "already stored" in r.json()["detail"]
+
+
+def test_unfinished_jobs_resume_after_a_restart(settings: Settings, embedder: Embedder) -> None:
+    collections = Collections(settings, embedder)
+    queue = JobQueue(collections)  # never started: the process "died" with the job queued
+    job = queue.submit("default", "local", [JobFile("file", "velmor.txt", TEXT.encode())])
+    collections.close()
+    with TestClient(create_app(settings, embedder)) as client:
+        done = _poll(client, job.id)
+        assert done["status"] == "done" and done["documents"][0]["source"] == "velmor.txt"
+        assert client.get("/documents").json()["total"] == 1
+    rows = Collections(settings, embedder).store.query("SELECT COUNT(*) FROM job_files")
+    assert rows[0][0] == 0  # the stored upload is dropped once the job is finished
+
+
+def test_a_job_that_keeps_crashing_is_given_up(settings: Settings, embedder: Embedder) -> None:
+    collections = Collections(settings, embedder)
+    queue = JobQueue(collections)
+    job = queue.submit("default", "local", [JobFile("file", "v.txt", TEXT.encode())])
+    with collections.store.transaction() as cur:
+        cur.execute(
+            "UPDATE jobs SET status = 'running', attempts = ? WHERE id = ?",
+            (MAX_ATTEMPTS, job.id),
+        )
+    queue.start()
+    stopped = queue.get(job.id)
+    queue.close()
+    collections.close()
+    assert stopped is not None and stopped.status == "failed" and "gave up" in str(stopped.error)
+
+
+def test_done_commits_with_the_documents(
+    settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Indexing fails after the SQLite commit: the documents are removed and the job that the
+    same transaction had marked done ends failed."""
+    collections = Collections(settings, embedder)
+    library = collections.default
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("graph exploded")
+
+    monkeypatch.setattr(library.graph, "add", broken)
+    queue = JobQueue(collections).start()
+    job = queue.submit("default", "local", [JobFile("file", "v.txt", TEXT.encode())], True)
+    finished, error = queue.wait(job.id, timeout=60)
+    queue.close()
+    assert finished is not None and finished.status == "failed" and "graph exploded" in str(error)
+    assert collections.store.count_documents() == 0 and len(library.index.ids()) == 0
+    collections.close()
+
+
+def test_progress_counts_documents(settings: Settings, embedder: Embedder) -> None:
+    collections = Collections(settings, embedder)
+    queue = JobQueue(collections).start()
+    files = [
+        JobFile("file", f"d{i}.txt", f"{TEXT} Entry {i} of the log.".encode()) for i in range(3)
+    ]
+    job = queue.submit("default", "local", files, waiting=True)
+    finished, _ = queue.wait(job.id, timeout=60)
+    queue.close()
+    collections.close()
+    assert finished is not None and (finished.status, finished.done, finished.total) == (
+        "done",
+        3,
+        3,
+    )
