@@ -25,7 +25,7 @@ class PathCORSMiddleware:
             app,
             allow_origins=list(origins),
             allow_methods=["POST"],
-            allow_headers=["Content-Type", "Accept", "X-Request-ID"],
+            allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],
             expose_headers=["X-Request-ID"],
         )
 

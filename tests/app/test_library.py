@@ -144,3 +144,41 @@ def test_index_of_other_dimension_is_rebuilt(settings: Settings, embedder: Embed
     library = Library.open(settings, embedder)
     assert library.index.dim == embedder.dim
     library.ingest(_parsed()[:1])
+
+
+def test_external_id_replaces_everywhere(settings: Settings, embedder: Embedder) -> None:
+    library = Library.open(settings, embedder)
+    [old] = library.ingest([(parse_text("Etna", DOCS[0][1]), "v1.txt")], ["volcano"])
+    new_text = "Mount Fuji is the highest volcano in Japan. It last erupted in 1707."
+    [new] = library.ingest([(parse_text("Fuji", new_text), "v2.txt")], ["volcano"])
+    assert new.replaced == old.document.id and not new.duplicate
+    assert (
+        library.store.count_documents() == 1 and library.store.get_document(old.document.id) is None
+    )
+    assert library.index.matches(library.store.chunk_ids())
+    assert library.lexical.ids().tolist() == library.store.chunk_ids().tolist()
+    assert "e:mount etna" not in library.graph.g and "e:mount fuji" in library.graph.g
+    assert _top_title(library, embedder, "Which volcano is in Japan?") == "Fuji"
+    [again] = library.ingest([(parse_text("Fuji", new_text), "v2.txt")], ["volcano"])
+    assert again.duplicate and again.document.id == new.document.id  # same content: a no-op
+
+
+def test_failed_replacement_restores_the_old_document(
+    settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    library = Library.open(settings, embedder)
+    [old] = library.ingest([(parse_text("Etna", DOCS[0][1]), "v1.txt")], ["volcano"])
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("lexical index exploded")
+
+    monkeypatch.setattr(library.lexical, "add", broken)
+    new_text = "Mount Fuji is the highest volcano in Japan."
+    with pytest.raises(RuntimeError, match="exploded"):
+        library.ingest([(parse_text("Fuji", new_text), "v2.txt")], ["volcano"])
+    monkeypatch.undo()
+    [doc] = library.store.list_documents()
+    assert (doc.id, doc.external_id, doc.title) == (old.document.id, "volcano", "Etna")
+    library.sync(force=True)
+    assert library.index.matches(library.store.chunk_ids())
+    assert _top_title(library, embedder, "Where is Mount Etna?") == "Etna"

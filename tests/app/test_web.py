@@ -142,6 +142,9 @@ def test_upload_ask_stream_and_sources(driver: Any, base_url: str, tmp_path: Pat
     bad = tmp_path / "notes.xyz"
     bad.write_text("not a format the server reads")
     driver.get(base_url + "/")
+    _wait(driver, "#collection option[value='default']")
+    assert driver.find_element("css selector", "#picker").is_displayed()
+    assert not driver.find_element("css selector", "#key-form").is_displayed()  # auth is off
     _wait(driver, "#file-input").send_keys(f"{doc}\n{bad}")  # two files, one upload each
     _wait(driver, ".upload.ok")
     failed = _wait(driver, ".upload.failed .upload-state").text

@@ -1,6 +1,35 @@
 // Talks to the Sieve HTTP API: documents (list, upload with progress, delete) and /ask streamed
 // over server-sent events. EventSource cannot POST, so the stream is read with fetch() and the
-// `event:` / `data:` lines are parsed here.
+// `event:` / `data:` lines are parsed here. Every request carries the API key (if the UI has
+// one) as `Authorization: Bearer`, and works in the chosen collection (if any: else the
+// server's default, i.e. the key's only collection).
+
+const session = { key: "", collection: "" };
+
+/** Set the API key and/or the collection later requests use ("" for none). */
+export function configure({ key = session.key, collection = session.collection } = {}) {
+  session.key = key;
+  session.collection = collection;
+}
+
+/** An API failure: the server's `detail` as the message, and the HTTP status (0: network). */
+export class ApiError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+  }
+}
+
+function headers(extra = {}) {
+  return session.key ? { ...extra, Authorization: `Bearer ${session.key}` } : extra;
+}
+
+function inCollection(path) {
+  if (!session.collection) return path;
+  const sep = path.includes("?") ? "&" : "?";
+  return `${path}${sep}collection=${encodeURIComponent(session.collection)}`;
+}
 
 /** The error body of the API is {"detail": reason}; fall back to the status line. */
 async function errorOf(response) {
@@ -10,46 +39,59 @@ async function errorOf(response) {
     if (body && body.detail) detail = typeof body.detail === "string"
       ? body.detail : JSON.stringify(body.detail);
   } catch (_) { /* not JSON: keep the status line */ }
-  return new Error(detail);
+  return new ApiError(detail, response.status);
+}
+
+async function call(path, options = {}) {
+  const response = await fetch(path, { ...options, headers: headers(options.headers) });
+  if (!response.ok) throw await errorOf(response);
+  return response;
 }
 
 export async function listDocuments(limit = 100, offset = 0) {
-  const response = await fetch(`/documents?limit=${limit}&offset=${offset}`);
-  if (!response.ok) throw await errorOf(response);
-  return response.json();
+  return (await call(inCollection(`/documents?limit=${limit}&offset=${offset}`))).json();
 }
 
-/** GET /healthz: counts, the default LLM and the backends a request may choose. */
+/** GET /healthz: `auth` (whether keys are required), the default LLM and the backends a
+ * request may choose. Public: it answers without a key. */
 export async function serverInfo() {
-  const response = await fetch("/healthz");
-  if (!response.ok) throw await errorOf(response);
-  return response.json();
+  return (await call("/healthz")).json();
+}
+
+/** The collections this key may read, from GET /v1/models (`sieve:<name>` model ids). */
+export async function listCollections() {
+  const { data } = await (await call("/v1/models")).json();
+  return data.map((m) => m.id).filter((id) => id.startsWith("sieve:"))
+    .map((id) => id.slice("sieve:".length));
 }
 
 export async function deleteDocument(id) {
-  const response = await fetch(`/documents/${encodeURIComponent(id)}`, { method: "DELETE" });
-  if (!response.ok) throw await errorOf(response);
+  await call(`/documents/${encodeURIComponent(id)}`, { method: "DELETE" });
 }
 
 /**
  * Upload one file as multipart `files`. fetch() has no upload progress, XMLHttpRequest does.
  * onProgress(fraction) runs while bytes go out; onSent() once they all have (the server is
- * then parsing and indexing). Resolves with the stored document, rejects with Error(detail).
+ * then parsing and indexing). Resolves with the stored document, rejects with ApiError(detail).
  */
 export function uploadFile(file, { onProgress = () => {}, onSent = () => {} } = {}) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     const form = new FormData();
     form.append("files", file, file.name);
-    xhr.open("POST", "/documents");
+    xhr.open("POST", inCollection("/documents"));
+    for (const [name, value] of Object.entries(headers())) xhr.setRequestHeader(name, value);
     xhr.responseType = "json";
     xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); };
     xhr.upload.onload = () => onSent();
-    xhr.onerror = () => reject(new Error("network error"));
+    xhr.onerror = () => reject(new ApiError("network error", 0));
     xhr.onload = () => {
       const body = xhr.response;
       if (xhr.status === 201 && body && body.documents) resolve(body.documents[0]);
-      else reject(new Error((body && body.detail) || `${xhr.status} ${xhr.statusText}`));
+      else {
+        const detail = (body && body.detail) || `${xhr.status} ${xhr.statusText}`;
+        reject(new ApiError(detail, xhr.status));
+      }
     };
     xhr.send(form);
   });
@@ -84,13 +126,13 @@ export function sseParser(onEvent) {
  * that answers plain JSON is treated as one `done` event.
  */
 export async function askStream(base, body, handlers, signal) {
-  const response = await fetch(`${base}/ask`, {
+  const scoped = session.collection ? { collection: session.collection, ...body } : body;
+  const response = await call(`${base}/ask`, {
     method: "POST",
     headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
-    body: JSON.stringify({ ...body, stream: true }),
+    body: JSON.stringify({ ...scoped, stream: true }),
     signal,
   });
-  if (!response.ok) throw await errorOf(response);
   let finished = false; // a stream cut before `done` or `error` must not look complete
   const dispatch = (event, data) => {
     if (event === "done" || event === "error") finished = true;

@@ -1,10 +1,159 @@
 // The Sieve web UI: upload (drag and drop or picker, one progress bar per file), list and
-// delete documents, and ask questions with streamed, cited answers.
+// delete documents, and ask questions with streamed, cited answers, in the collection picked
+// at the top; when the server requires API keys, the key is asked for there too.
 
-import { askStream, deleteDocument, listDocuments, serverInfo, uploadFile } from "./api.js";
+import {
+  askStream, configure, deleteDocument, listCollections, listDocuments, serverInfo, uploadFile,
+} from "./api.js";
 import { el, renderAnswerText, renderRetrieval, renderSource, renderStats } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
+
+// ---------------------------------------------------------------- access
+
+// The key is kept in localStorage so that a reload keeps it. Any script of this origin could
+// read it there; the page's CSP admits only our own scripts. "Forget key" removes it.
+const KEY_ITEM = "sieve.apiKey";
+const COLLECTION_ITEM = "sieve.collection";
+const stored = { // localStorage may be unavailable (blocked storage): then nothing is kept
+  get(name) { try { return localStorage.getItem(name) || ""; } catch (_) { return ""; } },
+  set(name, value) { try { localStorage.setItem(name, value); } catch (_) { /* not kept */ } },
+  remove(name) { try { localStorage.removeItem(name); } catch (_) { /* nothing kept */ } },
+};
+let authRequired = false; // from GET /healthz
+let keyInUse = ""; // what requests send (the field may hold an edit not yet applied)
+
+function useKey(key) {
+  keyInUse = key;
+  configure({ key });
+}
+
+function keyStatus(text, problem = false) {
+  $("key-status").textContent = text;
+  $("key-status").classList.toggle("problem", problem);
+  $("key-form").classList.toggle("attention", problem);
+}
+
+/** No key yet (or forgotten): ask for one, call nothing that would be refused. */
+function askForKey(text = "This server needs an API key: enter it above to start.") {
+  $("key-form").hidden = false;
+  keyStatus(text);
+  $("doc-summary").textContent = "Enter an API key to see the documents.";
+}
+
+/** Why a request failed, in words. A 401/403 asks for a valid key next to the key field. */
+function describe(err) {
+  let text;
+  if (err.status === 401) {
+    text = keyInUse
+      ? `The API key was refused (${err.message}): enter a valid key at the top of the page.`
+      : "This server needs an API key: enter one at the top of the page.";
+  } else if (err.status === 403) {
+    text = `Not allowed with this API key (${err.message}): enter a key that may, at the top`
+      + " of the page.";
+  } else {
+    return err.message;
+  }
+  $("key-form").hidden = false;
+  keyStatus(text, true);
+  return text;
+}
+
+/** The picker offers `names` (hidden while there are none), `chosen` selected. */
+function showCollections(names, chosen = "") {
+  const select = $("collection");
+  select.replaceChildren(...names.map((name) => el("option", { value: name }, name)));
+  select.value = chosen;
+  select.disabled = names.length === 0;
+  $("picker").hidden = names.length === 0;
+}
+
+/** Fill the collection picker from GET /v1/models; false when the key was refused. */
+async function loadCollections() {
+  let names;
+  try {
+    names = await listCollections();
+  } catch (err) {
+    showCollections([]);
+    configure({ collection: "" }); // the server's default, if it answers at all
+    const text = describe(err);
+    $("doc-summary").textContent = `Could not list the collections: ${text}`;
+    return !(err.status === 401 || err.status === 403);
+  }
+  const wanted = stored.get(COLLECTION_ITEM);
+  const chosen = names.includes(wanted) ? wanted
+    : names.includes("default") ? "default" : names[0] || "";
+  showCollections(names, chosen);
+  configure({ collection: chosen });
+  if (authRequired) {
+    keyStatus(names.length ? "" : "This key may read no collection.", !names.length);
+  }
+  return true;
+}
+
+/** (Re)load collections and documents with the current key; false when it was refused. */
+async function connect() {
+  if (!await loadCollections()) return false;
+  await refreshDocuments();
+  return true;
+}
+
+function setUpAccess() {
+  $("key-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const key = $("api-key").value.trim();
+    if (!/^[\x21-\x7e]+$/.test(key)) { // a header value: printable ASCII, no spaces
+      keyStatus("That is not an API key: it is one word of letters, digits and _ (sieve_…).",
+        true);
+      return;
+    }
+    stored.set(KEY_ITEM, key);
+    useKey(key);
+    connect().then((ok) => { if (ok && !$("key-status").textContent) keyStatus("Key accepted."); });
+  });
+  $("forget-key").addEventListener("click", () => {
+    stored.remove(KEY_ITEM);
+    $("api-key").value = "";
+    useKey("");
+    configure({ collection: "" });
+    showCollections([]);
+    $("documents").replaceChildren();
+    askForKey("Key forgotten. Enter an API key to use this server.");
+  });
+  $("collection").addEventListener("change", () => {
+    const name = $("collection").value;
+    stored.set(COLLECTION_ITEM, name);
+    configure({ collection: name });
+    refreshDocuments();
+  });
+}
+
+/** Offer only the answer backends this server enables (the rest would be refused). */
+function showBackends({ llm, llm_backends: backends }) {
+  const select = $("opt-llm");
+  select.replaceChildren(el("option", { value: "" }, `server default (${llm})`),
+    ...backends.map((name) => el("option", { value: name }, name)));
+}
+
+async function start() {
+  try {
+    const info = await serverInfo();
+    authRequired = info.auth === true;
+    showBackends(info);
+  } catch (_) { /* keep the static lists; the requests below say what is wrong */ }
+  if (authRequired) {
+    const key = stored.get(KEY_ITEM);
+    $("key-form").hidden = false;
+    $("api-key").value = key;
+    useKey(key);
+    if (!key) {
+      askForKey();
+      $("api-key").focus();
+      return;
+    }
+  }
+  await connect();
+}
 
 // ---------------------------------------------------------------- documents
 
@@ -17,7 +166,7 @@ async function refreshDocuments() {
       : total > documents.length ? `Showing ${documents.length} of ${total} documents.`
         : `${total} document${total === 1 ? "" : "s"}.`;
   } catch (err) {
-    summary.textContent = `Could not list documents: ${err.message}`;
+    summary.textContent = `Could not list documents: ${describe(err)}`;
   }
 }
 
@@ -32,7 +181,7 @@ function documentRow(doc) {
         await refreshDocuments();
       } catch (err) {
         remove.disabled = false;
-        $("doc-summary").textContent = `Could not delete ${doc.title}: ${err.message}`;
+        $("doc-summary").textContent = `Could not delete ${doc.title}: ${describe(err)}`;
       }
     },
   }, "✕");
@@ -65,7 +214,7 @@ async function uploadAll(files) {
       state.textContent = doc.duplicate ? "already stored" : `added · ${doc.chunk_count} chunks`;
     } catch (err) {
       row.classList.add("failed");
-      state.textContent = err.message;
+      state.textContent = describe(err);
     }
     refreshDocuments();
   }
@@ -170,7 +319,7 @@ async function ask(event) {
     await askStream("", askOptions(question), view, controller.signal);
     $("question").value = "";
   } catch (err) {
-    view.fail(err.name === "AbortError" ? "stopped" : err.message);
+    view.fail(err.name === "AbortError" ? "stopped" : describe(err));
   } finally {
     controller = null;
     button.textContent = "Ask";
@@ -184,17 +333,7 @@ function setUpChat() {
   });
 }
 
-/** Offer only the answer backends this server enables (the rest would be refused). */
-async function setUpBackends() {
-  try {
-    const { llm, llm_backends: backends } = await serverInfo();
-    const select = $("opt-llm");
-    select.replaceChildren(el("option", { value: "" }, `server default (${llm})`),
-      ...backends.map((name) => el("option", { value: name }, name)));
-  } catch (_) { /* keep the static list; the server explains a refused backend */ }
-}
-
+setUpAccess();
 setUpUploads();
 setUpChat();
-setUpBackends();
-refreshDocuments();
+start();

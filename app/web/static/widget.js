@@ -5,6 +5,12 @@
 // link to compact sources. Everything lives in a shadow root, so the page's CSS cannot reach in,
 // and answer and document text is only ever inserted as text. Cross-origin pages need the
 // server to allow their origin (CORS).
+//
+// A server with API keys on (SIEVE_AUTH=true) also needs data-key="sieve_…", sent as
+// `Authorization: Bearer`. Anyone who can view the page can read that key from its source, so
+// give it a read-only key scoped to the one public collection it shows, never a write or admin
+// key:
+//   <script src="https://HOST/widget.js" data-collection="faq" data-key="sieve_…" async></script>
 (function () {
   "use strict";
   const script = document.currentScript
@@ -14,6 +20,7 @@
   const server = (script.dataset.server || new URL(script.src, location.href).origin)
     .replace(/\/+$/, "");
   const collection = script.dataset.collection;
+  const key = (script.dataset.key || "").trim(); // public: see the note at the top
   const title = script.dataset.title || "Ask our documents";
 
   const CSS = `
@@ -179,9 +186,11 @@
     const body = { question, stream: true };
     if (collection) body.collection = collection;
     try {
+      const headers = { "Content-Type": "application/json", Accept: "text/event-stream" };
+      if (key) headers.Authorization = `Bearer ${key}`;
       const response = await fetch(`${server}/ask`, {
         method: "POST",
-        headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+        headers,
         body: JSON.stringify(body),
       });
       if (!response.ok) {
