@@ -1,7 +1,7 @@
 """Who is calling, and which collection a request may touch: one dependency for every route.
 
-With ``SIEVE_AUTH=true`` every request but the public ones (the web UI's files, /healthz,
-/api/version) carries ``Authorization: Bearer <key>``: the admin key (``SIEVE_ADMIN_KEY``:
+With ``SIEVE_AUTH=true`` every request but the public ones (the web UI's files and /healthz)
+carries ``Authorization: Bearer <key>``: the admin key (``SIEVE_ADMIN_KEY``:
 collections, keys, metrics, every collection) or an API key from ``/admin/keys`` (read or
 write on its collections). No key or an unknown/revoked one → 401; a collection outside the
 key's scope → 403; past the key's rate → 429 with ``Retry-After``. With auth off (local use,

@@ -24,13 +24,11 @@ class ServicesCollector(Collector):
         services = self._services()
         if services is None:
             return
-        library = services.library
+        store = services.collections.store  # totals over every collection, no names as labels
         yield GaugeMetricFamily(
-            "sieve_documents", "Documents stored.", value=library.store.count_documents()
+            "sieve_documents", "Documents stored.", value=store.count_documents()
         )
-        yield GaugeMetricFamily(
-            "sieve_chunks", "Chunks in the vector index.", value=library.index.ntotal
-        )
+        yield GaugeMetricFamily("sieve_chunks", "Chunks stored.", value=store.count_chunks())
         if services.triples is not None:
             yield GaugeMetricFamily(
                 "sieve_triples_pending",

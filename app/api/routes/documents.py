@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
-from app.api.access import Principal, PrincipalDep, readable, writable
+from app.api.access import ForbiddenError, Principal, PrincipalDep, readable, writable
 from app.api.deps import ServicesDep, SettingsDep
 from app.api.errors import BadUploadError, UploadTooLargeError, describe_validation
 from app.api.schemas import (
@@ -247,11 +247,13 @@ def list_documents(
 def _visible(
     services: ServicesDep, principal: Principal, document_id: str, write: bool
 ) -> DocumentRecord:
-    """The document if the caller may see it (write: change it); else "not found", whether
-    or not it exists in a collection out of scope."""
+    """The document if the caller may see it (write: change it). "Not found" whether or not it
+    exists in a collection the caller may not read; 403 for a write with read rights only."""
     record = services.collections.store.get_document(document_id)
-    if record is None or not principal.can(record.collection, write):
+    if record is None or not principal.can(record.collection, write=False):
         raise DocumentNotFoundError(document_id)
+    if write and not principal.can(record.collection, write=True):
+        raise ForbiddenError(f"this key may not write collection {record.collection!r}")
     return record
 
 

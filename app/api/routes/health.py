@@ -26,7 +26,9 @@ def healthz(services: ServicesDep, request: Request) -> Health:
     if gate.enabled and not check_admin(token, gate.admin_key):
         return public
     library, worker = services.library, services.triples
-    entities, nodes, edges = library.graph.sizes()  # never waits for an ingest holding it
+    # every open collection's graph; sizes() never waits for an ingest holding a graph
+    sizes = [lib.graph.sizes() for lib in services.collections.opened()]
+    entities, nodes, edges = (sum(s[i] for s in sizes) for i in range(3))
     store = services.collections.store
     return Health(
         status="ok",
