@@ -1,6 +1,7 @@
-"""Reciprocal-rank fusion (Cormack et al., 2009): of the retrievers' lists into one candidate
-list (:func:`fuse`), and of the retrieval and pruner orders into the passage order
-(:func:`rerank_order`)."""
+"""Reciprocal-rank fusion (Cormack et al., 2009) of the retrievers' lists into one candidate
+list (:func:`fuse`), and the passage order after pruning (:func:`rerank_order`): by the
+pruner, by RRF of the retrieval and pruner orders, or by a blend of the pruner's best sentence
+score with the bi-encoder's query-passage cosine."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ from pruner import PrunedContext
 K = TypeVar("K", bound=Hashable)
 
 RRF_K = 60  # the constant of the original paper; damps the weight of top ranks
+RERANK_MODES = ("blend", "fused", "pruner")
+# weight of the query-passage cosine in ``blend``, chosen by bench/rerank.py on SQuAD dev-split
+# questions that are disjoint from the ones it reports on
+BLEND_COSINE_WEIGHT = 3.0
 
 
 def rrf(rankings: Sequence[Sequence[K]], k: int = RRF_K) -> list[tuple[K, float]]:
@@ -66,14 +71,39 @@ def fuse(
     return [Candidate(chunks[i], score, found_by[i]) for i, score in fused if i in kept]
 
 
-def rerank_order(pruned: Sequence[PrunedContext], mode: str = "fused") -> list[int]:
+def blend_scores(
+    pruned: Sequence[PrunedContext],
+    cosines: Sequence[float],
+    weight: float = BLEND_COSINE_WEIGHT,
+) -> list[float]:
+    """The pruner's best sentence keep-probability plus ``weight`` × the bi-encoder cosine of
+    question and passage: the token head says whether a passage holds an answer sentence, the
+    bi-encoder whether the passage is about the question's topic."""
+    return [
+        max(p.sentence_scores, default=0.0) + weight * c
+        for p, c in zip(pruned, cosines, strict=True)
+    ]
+
+
+def rerank_order(
+    pruned: Sequence[PrunedContext],
+    mode: str = "fused",
+    cosines: Sequence[float] | None = None,
+    weight: float = BLEND_COSINE_WEIGHT,
+) -> list[int]:
     """Candidate indices, best first. ``pruner``: by the pruner's passage score alone.
     ``fused``: reciprocal-rank fusion of the retrieval order (the input order) and the pruner's,
     so a reranker that is weak on some text cannot sink the retrievers' best candidates, while
-    passages both rank high rise to the top."""
+    passages both rank high rise to the top. ``blend``: by :func:`blend_scores` (needs the
+    query-passage ``cosines``)."""
+    if mode not in RERANK_MODES:
+        raise ValueError(f"rerank mode must be one of {list(RERANK_MODES)}, got {mode!r}")
+    if mode == "blend":
+        if cosines is None:
+            raise ValueError("rerank mode 'blend' needs the query-passage cosines")
+        scores = blend_scores(pruned, cosines, weight)
+        return sorted(range(len(pruned)), key=lambda i: -scores[i])
     by_pruner = sorted(range(len(pruned)), key=lambda i: -pruned[i].rerank_score)
     if mode == "pruner":
         return by_pruner
-    if mode != "fused":
-        raise ValueError(f"rerank mode must be 'fused' or 'pruner', got {mode!r}")
     return [i for i, _ in rrf([list(range(len(pruned))), by_pruner])]

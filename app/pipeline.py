@@ -20,7 +20,7 @@ import numpy as np
 from anyio import to_thread
 
 from app.collections import Collections
-from app.fusion import Candidate, fuse, rerank_order
+from app.fusion import BLEND_COSINE_WEIGHT, Candidate, fuse, rerank_order
 from app.library import Library
 from app.llm import LLM, ContextSentence, LLMError, Passage, render_context
 from graph import GraphRetriever, GraphSearchResult, KnowledgeGraph
@@ -142,8 +142,9 @@ class Pipeline:
         encode: Callable[[Sequence[str]], np.ndarray] | None = None,
         rerank: str = "fused",
         max_pending: int = 0,
+        blend_weight: float = BLEND_COSINE_WEIGHT,
     ) -> None:
-        rerank_order([], rerank)  # validates the mode early
+        rerank_order([], rerank, [])  # validates the mode early
         if max_pending < 0:
             raise ValueError(f"max_pending must be >= 0, got {max_pending}")
         self.max_pending = max_pending  # questions in progress at once (0: no limit)
@@ -156,6 +157,7 @@ class Pipeline:
         self._graph_retriever = graph  # one per collection, over its graph
         self._graphs: dict[str, GraphRetriever] = {}
         self.rerank = rerank
+        self.blend_weight = blend_weight
         # called with every finished answer (metrics); must be cheap and must not raise
         self.observers: list[Callable[[Answer], None]] = []
         # answers instead of a failed LLM, from the same context (None: the failure is raised)
@@ -334,8 +336,12 @@ class Pipeline:
                 options.prune_threshold,
                 always_select_title=False,
             )
+        cosines = None
+        if self.rerank == "blend":
+            with _timed(timings, "rerank"):
+                cosines = self._cosines(question, candidates, options.collection)
         with _timed(timings, "budget"):
-            answer = self._budget(fused, pruned, options)
+            answer = self._budget(fused, pruned, options, cosines)
         answer.retrieval = options.retrieval
         answer.retrievers = _retriever_counts(fused, options.retrieval)
         if options.explain:
@@ -448,8 +454,26 @@ class Pipeline:
             ],
         }
 
+    def _cosines(
+        self, question: str, candidates: Sequence[ChunkRecord], collection: str
+    ) -> list[float]:
+        """Cosine of the question and each candidate (stored chunk vectors; the question's is
+        cached from retrieval; the graph-facts passage is embedded here)."""
+        query = self.encode([question])[0]
+        ids = [c.id for c in candidates if c.id != GRAPH_FACTS_ID]
+        found, vectors = self.library(collection).store.embeddings_for(ids)
+        by_id = dict(zip(found.tolist(), vectors, strict=True))
+        for c in candidates:
+            if c.id == GRAPH_FACTS_ID:
+                by_id[c.id] = self.encode([c.text])[0]
+        return [float(by_id[c.id] @ query) if c.id in by_id else 0.0 for c in candidates]
+
     def _budget(
-        self, fused: list[Candidate], pruned: list[PrunedContext], options: AskOptions
+        self,
+        fused: list[Candidate],
+        pruned: list[PrunedContext],
+        options: AskOptions,
+        cosines: Sequence[float] | None = None,
     ) -> Answer:
         """Best-reranked passages first (``rerank_order``), their kept sentences whole, within
         the token budget.
@@ -461,7 +485,8 @@ class Pipeline:
         candidates = [c.chunk for c in fused]
         sources = {c.chunk.id: c.found_by for c in fused}
         titles = {c.document_id: self._title(c) for c in candidates}
-        ranked = [(candidates[i], pruned[i]) for i in rerank_order(pruned, self.rerank)]
+        order = rerank_order(pruned, self.rerank, cosines, self.blend_weight)
+        ranked = [(candidates[i], pruned[i]) for i in order]
         sentence_tokens = self.embedder.count_tokens(
             [s.text for c, _ in ranked for s in c.sentences]
         )

@@ -128,6 +128,7 @@ class Services:
             graph=graph,
             encode=encode,
             rerank=settings.rerank,
+            blend_weight=settings.rerank_blend_weight,
             max_pending=settings.max_pending_asks,
         )
         if settings.llm_fallback:

@@ -137,9 +137,13 @@ class Settings(BaseSettings):
     pruner_path: Path | None = Field(
         None, description="Pruner checkpoint dir; default: the one shipped in pruner/checkpoint."
     )
-    rerank: Literal["fused", "pruner"] = Field(
+    rerank: Literal["blend", "fused", "pruner"] = Field(
         "fused",
-        description="Passage order: fused (RRF of retrieval and pruner ranks) or pruner alone.",
+        description="Passage order: blend (pruner's best sentence score + weight x query-passage "
+        "cosine), fused (RRF of retrieval and pruner ranks) or pruner (its rank head alone).",
+    )
+    rerank_blend_weight: float = Field(
+        3.0, ge=0, le=100, description="Cosine weight of the blend order (bench/rerank.py)."
     )
     pruner_batch_size: int = Field(32, gt=0, description="Passages per pruner forward pass.")
     prune_threshold: float | None = Field(

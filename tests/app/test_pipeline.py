@@ -35,7 +35,7 @@ def test_token_budget_keeps_whole_sentences(client: TestClient) -> None:
 
 
 def test_top_k_limits_citations(settings: Settings, embedder: Embedder) -> None:
-    for mode in ("fused", "pruner"):
+    for mode in ("fused", "pruner", "blend"):
         with _client_with(settings, embedder, rerank=mode) as client:
             for i, topic in enumerate(["cats", "dogs", "birds", "fish"]):
                 client.post(
@@ -151,3 +151,29 @@ def test_rerank_order_fuses_retrieval_and_pruner_ranks() -> None:
     assert fused[:2] == [1, 0] and fused[-1] == 2
     with pytest.raises(ValueError, match="rerank mode"):
         rerank_order(pruned, "best")
+
+
+def test_blend_adds_the_cosine_to_the_best_sentence() -> None:
+    from app.fusion import blend_scores, rerank_order
+    from pruner import assemble
+
+    # best sentence 0.9 but off topic vs best sentence 0.6 on topic
+    pruned = [assemble(["a.", "b."], s, 0.1, 0.5) for s in ([0.2, 0.9], [0.6, 0.1], [])]
+    assert blend_scores(pruned, [0.1, 0.3, 0.9], 2.0) == pytest.approx([1.1, 1.2, 1.8])
+    assert rerank_order(pruned, "blend", [0.1, 0.3, 0.0], 2.0) == [1, 0, 2]
+    assert rerank_order(pruned, "blend", [0.1, 0.3, 0.0], 0.0) == [0, 1, 2]
+    with pytest.raises(ValueError, match="cosines"):
+        rerank_order(pruned, "blend")
+
+
+def test_blend_mode_ranks_the_on_topic_passage_first(
+    settings: Settings, embedder: Embedder
+) -> None:
+    with _client_with(settings, embedder, rerank="blend") as client:
+        client.post("/documents", json={"title": "Library rules", "text": TEXT})
+        client.post(
+            "/documents",
+            json={"title": "Zoo", "text": "The zoo opens at nine. Penguins are fed at noon."},
+        )
+        r = client.post("/ask", json={"question": "When are the penguins fed?"}).json()
+        assert r["citations"][0]["title"] == "Zoo" and "rerank" in r["stats"]["timings_ms"]

@@ -615,6 +615,18 @@ def test_a_key_never_sees_another_collection(tenants: Tenants) -> None:
     assert r.status_code == 200
     clean(r)
 
+    # ingestion jobs: B's is not found, and A's list holds only A's
+    b_jobs = client.get("/jobs", headers=tenants.b).json()["jobs"]
+    assert b_jobs and all(j["collection"] == B for j in b_jobs)
+    for job in b_jobs:
+        r = client.get(f"/jobs/{job['id']}", headers=a)
+        assert r.status_code == 404
+        clean(r, job["id"])
+    r = client.get("/jobs", headers=a)
+    assert r.status_code == 200 and all(j["collection"] == A for j in r.json()["jobs"])
+    clean(r)
+    assert client.get("/jobs", params={"collection": B}, headers=a).status_code == 403
+
     # model lists name only what the key can read
     r = client.get("/v1/models", headers=a)
     assert [m["id"] for m in r.json()["data"]] == ["sieve", f"sieve:{A}"]
