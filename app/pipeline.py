@@ -336,12 +336,10 @@ class Pipeline:
                 options.prune_threshold,
                 always_select_title=False,
             )
-        cosines = None
-        if self.rerank == "blend":
-            with _timed(timings, "rerank"):
-                cosines = self._cosines(question, candidates, options.collection)
+        with _timed(timings, "rerank"):
+            order = self.order(question, candidates, pruned, options.collection)
         with _timed(timings, "budget"):
-            answer = self._budget(fused, pruned, options, cosines)
+            answer = self._budget(fused, pruned, options, order)
         answer.retrieval = options.retrieval
         answer.retrievers = _retriever_counts(fused, options.retrieval)
         if options.explain:
@@ -454,6 +452,19 @@ class Pipeline:
             ],
         }
 
+    def order(
+        self,
+        question: str,
+        candidates: Sequence[ChunkRecord],
+        pruned: Sequence[PrunedContext],
+        collection: str = DEFAULT_COLLECTION,
+        mode: str | None = None,
+    ) -> list[int]:
+        """Candidate positions, best first, in the configured rerank mode (or ``mode``)."""
+        mode = mode or self.rerank
+        cosines = self._cosines(question, candidates, collection) if mode == "blend" else None
+        return rerank_order(pruned, mode, cosines, self.blend_weight)
+
     def _cosines(
         self, question: str, candidates: Sequence[ChunkRecord], collection: str
     ) -> list[float]:
@@ -473,7 +484,7 @@ class Pipeline:
         fused: list[Candidate],
         pruned: list[PrunedContext],
         options: AskOptions,
-        cosines: Sequence[float] | None = None,
+        order: Sequence[int],
     ) -> Answer:
         """Best-reranked passages first (``rerank_order``), their kept sentences whole, within
         the token budget.
@@ -485,7 +496,6 @@ class Pipeline:
         candidates = [c.chunk for c in fused]
         sources = {c.chunk.id: c.found_by for c in fused}
         titles = {c.document_id: self._title(c) for c in candidates}
-        order = rerank_order(pruned, self.rerank, cosines, self.blend_weight)
         ranked = [(candidates[i], pruned[i]) for i in order]
         sentence_tokens = self.embedder.count_tokens(
             [s.text for c, _ in ranked for s in c.sentences]

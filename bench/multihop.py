@@ -38,7 +38,7 @@ import numpy as np
 
 from app.parsing import parse_text
 from app.parsing.sentences import split_sentences
-from app.pipeline import RETRIEVERS, Candidate, fuse, rerank_order
+from app.pipeline import RETRIEVERS, Candidate, fuse
 from app.services import Services
 from app.settings import Settings
 from bench.common import RESULTS, data_dir, machine, percentiles, require, write_json
@@ -366,7 +366,7 @@ def main() -> None:
         # pruner reranking of the hybrid candidates, on questions it never trained on
         held_out = [i for i, q in enumerate(questions) if not q.trained_on]
         prune_ms: list[float] = []
-        reranked: list[list[str]] = []
+        reranked: dict[str, list[list[str]]] = {"fused": [], "blend": []}
         for i in held_out:
             cands = hybrid[i]
             t = time.perf_counter()
@@ -376,12 +376,20 @@ def main() -> None:
                 always_select_title=False,
             )
             prune_ms.append((time.perf_counter() - t) * 1000)
-            reranked.append(ranked_docs(cands, rerank_order(pruned, services.settings.rerank)))
+            chunks = [c.chunk for c in cands]
+            for mode, ranked in reranked.items():
+                order = services.pipeline.order(questions[i].text, chunks, pruned, mode=mode)
+                ranked.append(ranked_docs(cands, order))
         held_gold = [gold[i] for i in held_out]
         rows["hybrid (held-out questions)"] = recall(
             [found["hybrid"][i] for i in held_out], held_gold, KS
         )
-        rows["hybrid + pruner rerank (held-out)"] = recall(reranked, held_gold, KS[:2])
+        rows["hybrid + pruner rerank, fused (held-out)"] = recall(
+            reranked["fused"], held_gold, KS[:2]
+        )
+        rows["hybrid + pruner rerank, blend (held-out)"] = recall(
+            reranked["blend"], held_gold, KS[:2]
+        )
         for name, row in rows.items():
             print(f"{name:36s} {row}", flush=True)
         if args.dump:

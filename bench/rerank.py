@@ -151,7 +151,7 @@ def plot(result: dict[str, Any]) -> None:
     ax.set_yticks(range(len(names)), names, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0.5, 1.0)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper right", fontsize=8)
     ax.set_title(
         f"Reranking MiniLM's top 20, {result['held_out_questions']} held-out SQuAD dev questions",
         fontsize=9,

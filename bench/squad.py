@@ -34,7 +34,6 @@ import numpy as np
 
 from app.library import Library
 from app.parsing import parse_text
-from app.pipeline import rerank_order
 from app.services import Services
 from app.settings import Settings
 from bench.common import RESULTS, data_dir, machine, percentiles, require, write_json
@@ -126,13 +125,13 @@ def retrieval(
         **{f"recall@{k}": round(v / len(questions), 4) for k, v in found.items()},
         "embed_and_search_s": round(search_s, 1),
     }
-    # Rerank the 20 candidates as /ask does (pruner score, fused with the retrieval order).
+    # Rerank the 20 candidates as /ask does (SIEVE_RERANK: fused, blend or pruner).
     r_found = {1: 0, 5: 0}
     for qi in rerank_sample:
         question, gold, _ = questions[qi]
         chunks = library.store.get_chunks([h.chunk_id for h in hits[qi]])
         scored = services.pruner.process(question, [[s.text for s in c.sentences] for c in chunks])
-        order = rerank_order(scored, services.pipeline.rerank)  # as /ask orders them
+        order = services.pipeline.order(question, chunks, scored)  # as /ask orders them
         docs = [doc_index[chunks[i].document_id] for i in order]
         for k in r_found:
             r_found[k] += gold in docs[:k]
