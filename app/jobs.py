@@ -123,6 +123,9 @@ class JobQueue:
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._events: dict[str, threading.Event] = {}
         self._errors: dict[str, Exception] = {}  # why a job failed, for a caller waiting on it
+        # documents the request already parsed (to check them): the worker need not parse the
+        # stored files again. A resumed job has none here and parses its files.
+        self._parsed: dict[str, list[ParsedDocument]] = {}
         self._events_lock = threading.Lock()
         self._thread = threading.Thread(target=self._work, name="sieve-ingest", daemon=True)
 
@@ -155,10 +158,18 @@ class JobQueue:
 
     # ---- API ------------------------------------------------------------------------------------
     def submit(
-        self, collection: str, owner: str, files: Sequence[JobFile], waiting: bool = False
+        self,
+        collection: str,
+        owner: str,
+        files: Sequence[JobFile],
+        waiting: bool = False,
+        parsed: Sequence[ParsedDocument] | None = None,
     ) -> Job:
         """Persist a job with its files (one transaction) and queue it; ``waiting``: the caller
-        will :meth:`wait` for it (and gets the exception it fails with)."""
+        will :meth:`wait` for it (and gets the exception it fails with); ``parsed``: the files'
+        documents as :func:`parse_job_file` gives them, when the caller has them already."""
+        if parsed is not None and len(parsed) != len(files):
+            raise ValueError("one parsed document per file")
         if not files:
             raise ValueError("a job needs at least one document")
         if self.pending() >= self.max_queued:
@@ -179,9 +190,11 @@ class JobQueue:
                     for i, f in enumerate(files)
                 ],
             )
-        if waiting:
-            with self._events_lock:
+        with self._events_lock:
+            if waiting:
                 self._events[job_id] = threading.Event()
+            if parsed is not None:
+                self._parsed[job_id] = list(parsed)
         self._queue.put(job_id)
         job = self.get(job_id)
         assert job is not None
@@ -246,8 +259,11 @@ class JobQueue:
                 (job_id,),
             )
         ]
+        with self._events_lock:
+            ready = self._parsed.pop(job_id, None)
         try:
-            documents = [(parse_job_file(f), f.name) for f in files]
+            parsed = ready if ready is not None else [parse_job_file(f) for f in files]
+            documents = [(doc, f.name) for doc, f in zip(parsed, files, strict=True)]
             library = self.collections.get(job.collection)
 
             def done_with(cur: sqlite3.Cursor, results: list[IngestResult]) -> None:

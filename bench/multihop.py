@@ -376,9 +376,9 @@ def main() -> None:
                 always_select_title=False,
             )
             prune_ms.append((time.perf_counter() - t) * 1000)
-            chunks = [c.chunk for c in cands]
+            passages = [c.chunk for c in cands]
             for mode, ranked in reranked.items():
-                order = services.pipeline.order(questions[i].text, chunks, pruned, mode=mode)
+                order = services.pipeline.order(questions[i].text, passages, pruned, mode=mode)
                 ranked.append(ranked_docs(cands, order))
         held_gold = [gold[i] for i in held_out]
         rows["hybrid (held-out questions)"] = recall(

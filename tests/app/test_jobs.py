@@ -132,3 +132,24 @@ def test_progress_counts_documents(settings: Settings, embedder: Embedder) -> No
         3,
         3,
     )
+
+
+def test_a_live_job_reuses_what_the_request_parsed(
+    settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker parses stored files only when it has nothing parsed (a resumed job)."""
+    import app.jobs
+    from app.parsing import parse_document
+
+    def refuse(_: JobFile) -> None:
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(app.jobs, "parse_job_file", refuse)
+    collections = Collections(settings, embedder)
+    queue = JobQueue(collections).start()
+    file = JobFile("file", "v.txt", TEXT.encode())
+    job = queue.submit("default", "local", [file], True, [parse_document(file.data, file.name)])
+    finished, error = queue.wait(job.id, timeout=60)
+    queue.close()
+    collections.close()
+    assert error is None and finished is not None and finished.status == "done"

@@ -129,7 +129,9 @@ async def upload_documents(
     library = services.collections.get(name)
     for parsed, source in upload.documents:  # e.g. a document with no text to index → 422
         library.check(parsed, source)
-    job = services.jobs.submit(name, principal.name, upload.files, waiting=wait)
+    job = services.jobs.submit(
+        name, principal.name, upload.files, wait, [doc for doc, _ in upload.documents]
+    )
     if not wait:
         return JSONResponse(
             JobOut.of(job).model_dump(), status_code=202, headers={"Location": f"/jobs/{job.id}"}
