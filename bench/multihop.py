@@ -384,12 +384,8 @@ def main() -> None:
         rows["hybrid (held-out questions)"] = recall(
             [found["hybrid"][i] for i in held_out], held_gold, KS
         )
-        rows["hybrid + pruner rerank, fused (held-out)"] = recall(
-            reranked["fused"], held_gold, KS[:2]
-        )
-        rows["hybrid + pruner rerank, blend (held-out)"] = recall(
-            reranked["blend"], held_gold, KS[:2]
-        )
+        rows["rerank fused (held-out)"] = recall(reranked["fused"], held_gold, KS[:2])
+        rows["rerank blend (held-out)"] = recall(reranked["blend"], held_gold, KS[:2])
         for name, row in rows.items():
             print(f"{name:36s} {row}", flush=True)
         if args.dump:
