@@ -20,12 +20,8 @@ import numpy as np
 
 from index.records import ChunkRecord, DocumentRecord, NewChunk, NewDocument, SentenceRecord
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS collections (
-    name          TEXT PRIMARY KEY,
-    created_at    TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS documents (
+# the documents table of schema v2 (also what the v1 migration builds)
+_DOCUMENTS = """(
     id            TEXT PRIMARY KEY,
     collection    TEXT NOT NULL DEFAULT 'default' REFERENCES collections(name),
     external_id   TEXT,
@@ -40,7 +36,14 @@ CREATE TABLE IF NOT EXISTS documents (
     char_count    INTEGER NOT NULL,
     UNIQUE (collection, content_hash),
     UNIQUE (collection, external_id)
+)"""
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS collections (
+    name          TEXT PRIMARY KEY,
+    created_at    TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS documents {_DOCUMENTS};
 CREATE TABLE IF NOT EXISTS chunks (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     document_id   TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
@@ -73,23 +76,8 @@ DEFAULT_COLLECTION = "default"
 # v1 (one global namespace, content_hash unique across everything) → v2 (collections): SQLite
 # cannot change a UNIQUE constraint in place, so documents is rebuilt (the documented
 # new-table / copy / drop / rename procedure) with foreign keys off, all in one transaction.
-_MIGRATE_V1 = """
-CREATE TABLE documents_v2 (
-    id            TEXT PRIMARY KEY,
-    collection    TEXT NOT NULL DEFAULT 'default' REFERENCES collections(name),
-    external_id   TEXT,
-    title         TEXT NOT NULL,
-    source        TEXT NOT NULL,
-    format        TEXT NOT NULL,
-    content_hash  TEXT NOT NULL,
-    text          TEXT NOT NULL,
-    metadata      TEXT NOT NULL DEFAULT '{}',
-    created_at    TEXT NOT NULL,
-    chunk_count   INTEGER NOT NULL,
-    char_count    INTEGER NOT NULL,
-    UNIQUE (collection, content_hash),
-    UNIQUE (collection, external_id)
-);
+_MIGRATE_V1 = f"""
+CREATE TABLE documents_v2 {_DOCUMENTS};
 INSERT INTO documents_v2 (id, title, source, format, content_hash, text, metadata, created_at,
                           chunk_count, char_count)
     SELECT id, title, source, format, content_hash, text, metadata, created_at, chunk_count,
