@@ -14,11 +14,20 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import numpy as np
 from anyio import to_thread
 
+from app.answers import (
+    Answer,
+    AskEvent,
+    AskOptions,
+    Citation,
+    ContextReady,
+    Finished,
+    Retrieved,
+    Token,
+)
 from app.collections import Collections
 from app.fusion import BLEND_COSINE_WEIGHT, Candidate, fuse, rerank_order
 from app.library import Library
@@ -28,6 +37,29 @@ from index import DEFAULT_COLLECTION, ChunkRecord, Embedder, SentenceRecord
 from pruner import PrunedContext, Pruner
 
 logger = logging.getLogger(__name__)
+
+__all__ = [  # the answer types and fusion helpers are re-exported: callers import them here
+    "ABSTAIN_ANSWER",
+    "GRAPH_FACTS_ID",
+    "GRAPH_FACTS_TITLE",
+    "RETRIEVAL_MODES",
+    "RETRIEVERS",
+    "Answer",
+    "AskEvent",
+    "AskOptions",
+    "Candidate",
+    "Citation",
+    "ContextReady",
+    "Finished",
+    "OverloadedError",
+    "Pipeline",
+    "Retrieved",
+    "Token",
+    "UnknownBackendError",
+    "UnknownRetrievalError",
+    "fuse",
+    "rerank_order",
+]
 
 ABSTAIN_ANSWER = "I could not find an answer to that in the documents."
 RETRIEVAL_MODES = ("vector", "lexical", "graph", "hybrid")
@@ -48,87 +80,6 @@ class OverloadedError(RuntimeError):
     """Too many questions are being answered at once; the client should retry shortly."""
 
     retry_after_s = 2
-
-
-@dataclass(frozen=True)
-class AskOptions:
-    top_k: int
-    candidates: int
-    prune_threshold: float | None
-    max_context_tokens: int
-    llm: str
-    retrieval: str = "hybrid"
-    explain: bool = False
-    collection: str = DEFAULT_COLLECTION
-
-
-@dataclass(frozen=True)
-class Retrieved:
-    """Streaming event: the retrievers are done (candidates fused, not yet reranked)."""
-
-    retrieval: str
-    candidates: int
-    retrievers: dict[str, int]
-    timings_ms: dict[str, float]
-
-
-@dataclass(frozen=True)
-class ContextReady:
-    """Streaming event: reranked, pruned and budgeted; ``answer.answer`` is still empty."""
-
-    answer: Answer
-
-
-@dataclass(frozen=True)
-class Token:
-    """Streaming event: a piece of the answer text."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class Finished:
-    """Streaming event: the complete answer, as :meth:`Pipeline.ask` returns it."""
-
-    answer: Answer
-
-
-AskEvent = Retrieved | ContextReady | Token | Finished
-
-
-@dataclass(frozen=True)
-class Citation:
-    n: int
-    chunk: ChunkRecord
-    title: str
-    score: float  # the pruner's reranking score
-    kept: list[SentenceRecord]
-    kept_scores: list[float]
-    pruned_count: int
-    found_by: dict[str, tuple[int, float]] = field(default_factory=dict)
-    sentence_scores: list[float] = field(default_factory=list)  # every sentence of the chunk
-
-
-@dataclass
-class Answer:
-    answer: str
-    abstained: bool
-    llm: str
-    citations: list[Citation]
-    context: str
-    candidates: int
-    tokens_candidates: int  # all retrieved passages
-    tokens_before: int  # the top_k reranked passages, unpruned
-    tokens_after: int  # the context sent, after pruning and budget
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    retrieval: str = "hybrid"
-    retrievers: dict[str, int] = field(default_factory=dict)  # candidates found by each
-    explain: dict[str, object] | None = None
-    degraded: str | None = None  # why the fallback answered instead of the chosen LLM
-
-    @property
-    def compression(self) -> float:
-        return 1.0 - self.tokens_after / self.tokens_before if self.tokens_before else 0.0
 
 
 class Pipeline:

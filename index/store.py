@@ -13,79 +13,34 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from index.records import ChunkRecord, DocumentRecord, NewChunk, NewDocument, SentenceRecord
+from index.records import ChunkRecord, DocumentRecord, NewChunk, NewDocument
+from index.rows import (
+    CHUNK_COLUMNS,
+    DOC_COLUMNS,
+    chunk_of,
+    document_of,
+    exists,
+    now,
+    scoped,
+)
+from index.schema import DEFAULT_COLLECTION, SCHEMA, SCHEMA_VERSION, migrate
 
-# the documents table of schema v2 (also what the v1 migration builds)
-_DOCUMENTS = """(
-    id            TEXT PRIMARY KEY,
-    collection    TEXT NOT NULL DEFAULT 'default' REFERENCES collections(name),
-    external_id   TEXT,
-    title         TEXT NOT NULL,
-    source        TEXT NOT NULL,
-    format        TEXT NOT NULL,
-    content_hash  TEXT NOT NULL,
-    text          TEXT NOT NULL,
-    metadata      TEXT NOT NULL DEFAULT '{}',
-    created_at    TEXT NOT NULL,
-    chunk_count   INTEGER NOT NULL,
-    char_count    INTEGER NOT NULL,
-    UNIQUE (collection, content_hash),
-    UNIQUE (collection, external_id)
-)"""
-
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS collections (
-    name          TEXT PRIMARY KEY,
-    created_at    TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS documents {_DOCUMENTS};
-CREATE TABLE IF NOT EXISTS chunks (
-    id            INTEGER PRIMARY KEY AUTOINCREMENT,
-    document_id   TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
-    collection    TEXT NOT NULL DEFAULT 'default',
-    ordinal       INTEGER NOT NULL,
-    heading_path  TEXT NOT NULL,
-    start         INTEGER NOT NULL,
-    end           INTEGER NOT NULL,
-    page          INTEGER,
-    text          TEXT NOT NULL,
-    embedding     BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id, ordinal);
-CREATE INDEX IF NOT EXISTS chunks_collection ON chunks(collection, id);
-CREATE TABLE IF NOT EXISTS sentences (
-    chunk_id      INTEGER NOT NULL REFERENCES chunks(id) ON DELETE CASCADE,
-    idx           INTEGER NOT NULL,
-    start         INTEGER NOT NULL,
-    end           INTEGER NOT NULL,
-    PRIMARY KEY (chunk_id, idx)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (
-    key           TEXT PRIMARY KEY,
-    value         TEXT NOT NULL
-);
-"""
-SCHEMA_VERSION = 2
-DEFAULT_COLLECTION = "default"
-
-# v1 (one global namespace, content_hash unique across everything) → v2 (collections): SQLite
-# cannot change a UNIQUE constraint in place, so documents is rebuilt (the documented
-# new-table / copy / drop / rename procedure) with foreign keys off, all in one transaction.
-_MIGRATE_V1 = f"""
-CREATE TABLE documents_v2 {_DOCUMENTS};
-INSERT INTO documents_v2 (id, title, source, format, content_hash, text, metadata, created_at,
-                          chunk_count, char_count)
-    SELECT id, title, source, format, content_hash, text, metadata, created_at, chunk_count,
-           char_count FROM documents ORDER BY rowid;
-DROP TABLE documents;
-ALTER TABLE documents_v2 RENAME TO documents;
-ALTER TABLE chunks ADD COLUMN collection TEXT NOT NULL DEFAULT 'default';
-"""
+# re-exported for callers of the store module
+__all__ = [
+    "DEFAULT_COLLECTION",
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "CollectionInfo",
+    "ContentConflictError",
+    "DocumentStore",
+    "MissingDocumentError",
+    "StoredDocument",
+    "UnknownCollectionError",
+]
 
 
 class MissingDocumentError(LookupError):
@@ -151,38 +106,9 @@ class DocumentStore:
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._migrate()
+        migrate(self._conn)
         self._conn.execute("PRAGMA foreign_keys=ON")
         self.create_collection(DEFAULT_COLLECTION)
-
-    def _migrate(self) -> None:
-        version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
-        if version >= SCHEMA_VERSION:
-            return
-        cur = self._conn.cursor()
-        cur.execute("BEGIN IMMEDIATE")
-        try:
-            columns = {r[1] for r in cur.execute("PRAGMA table_info(documents)")}
-            cur.execute(SCHEMA.split("CREATE TABLE IF NOT EXISTS documents")[0])  # collections
-            if columns and "collection" not in columns:  # a v1 database with data
-                for statement in _MIGRATE_V1.split(";"):
-                    if statement.strip():
-                        cur.execute(statement)
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    cur.execute(statement)
-            cur.execute(
-                "INSERT OR IGNORE INTO collections (name, created_at) VALUES (?, ?)",
-                (DEFAULT_COLLECTION, _now()),
-            )
-            problems = cur.execute("PRAGMA foreign_key_check").fetchall()
-            if problems:
-                raise sqlite3.IntegrityError(f"migration left dangling rows: {problems[:3]}")
-            cur.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
 
     def close(self) -> None:
         with self._lock:
@@ -219,7 +145,7 @@ class DocumentStore:
         with self._lock:
             cur = self._conn.execute(
                 "INSERT OR IGNORE INTO collections (name, created_at) VALUES (?, ?)",
-                (name, _now()),
+                (name, now()),
             )
             return cur.rowcount > 0
 
@@ -266,13 +192,13 @@ class DocumentStore:
                     raise ValueError(f"document {doc.id!r} has no chunks")
                 if doc.collection != collection:
                     raise ValueError(f"document {doc.id!r} is not in collection {collection!r}")
-        created = _now()
+        created = now()
         stored: list[StoredDocument] = []
         with self._lock:
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
-                if not _exists(cur, collection):
+                if not exists(cur, collection):
                     raise UnknownCollectionError(collection)
                 for doc in docs:
                     stored.append(self._add_one(cur, doc, collection, created))
@@ -289,10 +215,10 @@ class DocumentStore:
     ) -> StoredDocument:
         digest = doc if isinstance(doc, str) else doc.content_hash
         row = cur.execute(
-            f"SELECT {_DOC_COLUMNS} FROM documents WHERE collection = ? AND content_hash = ?",
+            f"SELECT {DOC_COLUMNS} FROM documents WHERE collection = ? AND content_hash = ?",
             (collection, digest),
         ).fetchone()
-        same = _document(row) if row else None
+        same = document_of(row) if row else None
         if isinstance(doc, str):
             if same is None:
                 raise MissingDocumentError(doc)
@@ -317,8 +243,8 @@ class DocumentStore:
                 ]
                 cur.execute("DELETE FROM documents WHERE id = ?", (old[0],))
         chunk_ids = self._insert(cur, doc, created)
-        row = cur.execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE id = ?", (doc.id,))
-        return StoredDocument(_document(row.fetchone()), chunk_ids, False, replaced, removed)
+        row = cur.execute(f"SELECT {DOC_COLUMNS} FROM documents WHERE id = ?", (doc.id,))
+        return StoredDocument(document_of(row.fetchone()), chunk_ids, False, replaced, removed)
 
     def _snapshot(self, cur: sqlite3.Cursor, document_id: str) -> NewDocument:
         """A stored document as a ``NewDocument`` (same id, text, chunks, embeddings)."""
@@ -403,7 +329,7 @@ class DocumentStore:
     def restore(self, documents: Sequence[NewDocument]) -> list[StoredDocument]:
         """Put back documents removed by a replacement (their ids and texts as they were),
         in one transaction: the undo of a replacement whose indexing failed."""
-        created = _now()
+        created = now()
         out: list[StoredDocument] = []
         with self._lock:
             cur = self._conn.cursor()
@@ -412,9 +338,9 @@ class DocumentStore:
                 for doc in documents:
                     ids = self._insert(cur, doc, created)
                     row = cur.execute(
-                        f"SELECT {_DOC_COLUMNS} FROM documents WHERE id = ?", (doc.id,)
+                        f"SELECT {DOC_COLUMNS} FROM documents WHERE id = ?", (doc.id,)
                     ).fetchone()
-                    out.append(StoredDocument(_document(row), ids, False))
+                    out.append(StoredDocument(document_of(row), ids, False))
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
@@ -469,30 +395,30 @@ class DocumentStore:
     def get_document(
         self, document_id: str, collection: str | None = None
     ) -> DocumentRecord | None:
-        sql, args = _scoped(
-            f"SELECT {_DOC_COLUMNS} FROM documents WHERE id = ?", [document_id], collection
+        sql, args = scoped(
+            f"SELECT {DOC_COLUMNS} FROM documents WHERE id = ?", [document_id], collection
         )
         with self._lock:
             row = self._conn.execute(sql, args).fetchone()
-        return _document(row) if row else None
+        return document_of(row) if row else None
 
     def find_by_hash(
         self, content_hash: str, collection: str = DEFAULT_COLLECTION
     ) -> DocumentRecord | None:
         with self._lock:
             row = self._conn.execute(
-                f"SELECT {_DOC_COLUMNS} FROM documents WHERE collection = ? AND content_hash = ?",
+                f"SELECT {DOC_COLUMNS} FROM documents WHERE collection = ? AND content_hash = ?",
                 (collection, content_hash),
             ).fetchone()
-        return _document(row) if row else None
+        return document_of(row) if row else None
 
     def find_by_external_id(self, external_id: str, collection: str) -> DocumentRecord | None:
         with self._lock:
             row = self._conn.execute(
-                f"SELECT {_DOC_COLUMNS} FROM documents WHERE collection = ? AND external_id = ?",
+                f"SELECT {DOC_COLUMNS} FROM documents WHERE collection = ? AND external_id = ?",
                 (collection, external_id),
             ).fetchone()
-        return _document(row) if row else None
+        return document_of(row) if row else None
 
     def get_text(self, document_id: str) -> str | None:
         with self._lock:
@@ -504,20 +430,20 @@ class DocumentStore:
     def list_documents(
         self, limit: int = 100, offset: int = 0, collection: str | None = None
     ) -> list[DocumentRecord]:
-        sql, args = _scoped(f"SELECT {_DOC_COLUMNS} FROM documents WHERE 1", [], collection)
+        sql, args = scoped(f"SELECT {DOC_COLUMNS} FROM documents WHERE 1", [], collection)
         with self._lock:
             rows = self._conn.execute(
                 sql + " ORDER BY rowid LIMIT ? OFFSET ?", [*args, limit, offset]
             ).fetchall()
-        return [_document(r) for r in rows]
+        return [document_of(r) for r in rows]
 
     def count_documents(self, collection: str | None = None) -> int:
-        sql, args = _scoped("SELECT COUNT(*) FROM documents WHERE 1", [], collection)
+        sql, args = scoped("SELECT COUNT(*) FROM documents WHERE 1", [], collection)
         with self._lock:
             return int(self._conn.execute(sql, args).fetchone()[0])
 
     def count_chunks(self, collection: str | None = None) -> int:
-        sql, args = _scoped("SELECT COUNT(*) FROM chunks WHERE 1", [], collection)
+        sql, args = scoped("SELECT COUNT(*) FROM chunks WHERE 1", [], collection)
         with self._lock:
             return int(self._conn.execute(sql, args).fetchone()[0])
 
@@ -534,25 +460,25 @@ class DocumentStore:
             for i in range(0, len(ids), 900):
                 part = ids[i : i + 900]
                 marks = ",".join("?" * len(part))
-                sql, args = _scoped(
-                    f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE id IN ({marks})", part, collection
+                sql, args = scoped(
+                    f"SELECT {CHUNK_COLUMNS} FROM chunks WHERE id IN ({marks})", part, collection
                 )
                 rows += self._conn.execute(sql, args).fetchall()
             sentences = self._sentences([int(r["id"]) for r in rows])
-        by_id = {int(r["id"]): _chunk(r, sentences.get(int(r["id"]), [])) for r in rows}
+        by_id = {int(r["id"]): chunk_of(r, sentences.get(int(r["id"]), [])) for r in rows}
         return [by_id[i] for i in ids if i in by_id]
 
     def chunks_of(self, document_id: str) -> list[ChunkRecord]:
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE document_id = ? ORDER BY ordinal",
+                f"SELECT {CHUNK_COLUMNS} FROM chunks WHERE document_id = ? ORDER BY ordinal",
                 (document_id,),
             ).fetchall()
             sentences = self._sentences([int(r["id"]) for r in rows])
-        return [_chunk(r, sentences.get(int(r["id"]), [])) for r in rows]
+        return [chunk_of(r, sentences.get(int(r["id"]), [])) for r in rows]
 
     def chunk_ids(self, collection: str | None = None) -> np.ndarray:
-        sql, args = _scoped("SELECT id FROM chunks WHERE 1", [], collection)
+        sql, args = scoped("SELECT id FROM chunks WHERE 1", [], collection)
         with self._lock:
             rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
         return np.array([int(r[0]) for r in rows], dtype=np.int64)
@@ -563,7 +489,7 @@ class DocumentStore:
         """(ids (n,), vectors (n, D) float32) in id order, for rebuilding the vector index."""
         last = -1
         while True:
-            sql, args = _scoped("SELECT id, embedding FROM chunks WHERE id > ?", [last], collection)
+            sql, args = scoped("SELECT id, embedding FROM chunks WHERE id > ?", [last], collection)
             with self._lock:
                 rows = self._conn.execute(sql + " ORDER BY id LIMIT ?", [*args, batch]).fetchall()
             if not rows:
@@ -621,65 +547,3 @@ class DocumentStore:
             ):
                 out.setdefault(int(r[0]), []).append((int(r[1]), int(r[2]), int(r[3])))
         return out
-
-
-_DOC_COLUMNS = (
-    "id, collection, external_id, title, source, format, content_hash, metadata, created_at,"
-    " chunk_count, char_count"
-)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _exists(cur: sqlite3.Cursor, collection: str) -> bool:
-    return (
-        cur.execute("SELECT 1 FROM collections WHERE name = ?", (collection,)).fetchone()
-        is not None
-    )
-
-
-def _scoped(sql: str, args: Sequence[object], collection: str | None) -> tuple[str, list[object]]:
-    """``sql`` (ending in a WHERE clause) limited to one collection when one is given."""
-    if collection is None:
-        return sql, list(args)
-    return f"{sql} AND collection = ?", [*args, collection]
-
-
-_CHUNK_COLUMNS = "id, document_id, ordinal, heading_path, start, end, page, text"
-
-
-def _document(row: sqlite3.Row) -> DocumentRecord:
-    return DocumentRecord(
-        id=row["id"],
-        title=row["title"],
-        source=row["source"],
-        format=row["format"],
-        content_hash=row["content_hash"],
-        created_at=row["created_at"],
-        chunk_count=int(row["chunk_count"]),
-        char_count=int(row["char_count"]),
-        metadata=json.loads(row["metadata"]),
-        collection=row["collection"],
-        external_id=row["external_id"],
-    )
-
-
-def _chunk(row: sqlite3.Row, sentences: list[tuple[int, int, int]]) -> ChunkRecord:
-    base = int(row["start"])
-    text = str(row["text"])
-    return ChunkRecord(
-        id=int(row["id"]),
-        document_id=row["document_id"],
-        ordinal=int(row["ordinal"]),
-        heading_path=tuple(json.loads(row["heading_path"])),
-        text=text,
-        start=base,
-        end=int(row["end"]),
-        page=row["page"],
-        sentences=[
-            SentenceRecord(index=i, start=s, end=e, text=text[s - base : e - base])
-            for i, s, e in sentences
-        ],
-    )

@@ -1,0 +1,88 @@
+"""What a question produces: its options, the streaming events, the answer and its citations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from index import DEFAULT_COLLECTION, ChunkRecord, SentenceRecord
+
+
+@dataclass(frozen=True)
+class AskOptions:
+    top_k: int
+    candidates: int
+    prune_threshold: float | None
+    max_context_tokens: int
+    llm: str
+    retrieval: str = "hybrid"
+    explain: bool = False
+    collection: str = DEFAULT_COLLECTION
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """Streaming event: the retrievers are done (candidates fused, not yet reranked)."""
+
+    retrieval: str
+    candidates: int
+    retrievers: dict[str, int]
+    timings_ms: dict[str, float]
+
+
+@dataclass(frozen=True)
+class ContextReady:
+    """Streaming event: reranked, pruned and budgeted; ``answer.answer`` is still empty."""
+
+    answer: Answer
+
+
+@dataclass(frozen=True)
+class Token:
+    """Streaming event: a piece of the answer text."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    """Streaming event: the complete answer, as :meth:`Pipeline.ask` returns it."""
+
+    answer: Answer
+
+
+AskEvent = Retrieved | ContextReady | Token | Finished
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    chunk: ChunkRecord
+    title: str
+    score: float  # the pruner's reranking score
+    kept: list[SentenceRecord]
+    kept_scores: list[float]
+    pruned_count: int
+    found_by: dict[str, tuple[int, float]] = field(default_factory=dict)
+    sentence_scores: list[float] = field(default_factory=list)  # every sentence of the chunk
+
+
+@dataclass
+class Answer:
+    answer: str
+    abstained: bool
+    llm: str
+    citations: list[Citation]
+    context: str
+    candidates: int
+    tokens_candidates: int  # all retrieved passages
+    tokens_before: int  # the top_k reranked passages, unpruned
+    tokens_after: int  # the context sent, after pruning and budget
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    retrieval: str = "hybrid"
+    retrievers: dict[str, int] = field(default_factory=dict)  # candidates found by each
+    explain: dict[str, object] | None = None
+    degraded: str | None = None  # why the fallback answered instead of the chosen LLM
+
+    @property
+    def compression(self) -> float:
+        return 1.0 - self.tokens_after / self.tokens_before if self.tokens_before else 0.0
