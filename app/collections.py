@@ -73,6 +73,9 @@ class Collections:
     def exists(self, name: str) -> bool:
         return self.store.has_collection(name)
 
+    def names(self) -> list[str]:
+        return self.store.collection_names()
+
     def infos(self) -> list[CollectionInfo]:
         return self.store.collections()
 

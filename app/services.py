@@ -155,7 +155,7 @@ class Services:
         logger.info(
             "sieve ready: data dir %s, %d collections, %d documents, %d chunks, llm %s",
             settings.data_dir,
-            len(collections.infos()),
+            len(collections.names()),
             collections.store.count_documents(),
             collections.store.count_chunks(),
             settings.llm,

@@ -154,6 +154,11 @@ class DocumentStore:
             row = self._conn.execute("SELECT 1 FROM collections WHERE name = ?", (name,))
             return row.fetchone() is not None
 
+    def collection_names(self) -> list[str]:
+        with self._lock:
+            rows = self._conn.execute("SELECT name FROM collections ORDER BY name").fetchall()
+        return [str(r[0]) for r in rows]
+
     def collections(self) -> list[CollectionInfo]:
         with self._lock:
             rows = self._conn.execute(

@@ -33,7 +33,7 @@ def healthz(services: ServicesDep, request: Request) -> Health:
     return Health(
         status="ok",
         auth=gate.enabled,
-        collections=len(services.collections.infos()),
+        collections=len(services.collections.names()),
         documents=store.count_documents(),
         chunks=store.count_chunks(),
         index_kind=library.index.kind,

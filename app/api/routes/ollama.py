@@ -61,9 +61,9 @@ def tags(services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     """``sieve:latest`` (the caller's default collection) and ``sieve:<collection>`` for each
     collection the caller may read."""
     names = [f"{MODEL_ID}:latest"] + [
-        f"{MODEL_ID}:{c.name}"
-        for c in services.collections.infos()
-        if principal.can(c.name, write=False)
+        f"{MODEL_ID}:{name}"
+        for name in services.collections.names()
+        if principal.can(name, write=False)
     ]
     return {
         "models": [

@@ -34,9 +34,9 @@ def list_models(services: ServicesDep, principal: PrincipalDep) -> dict[str, Any
     """``sieve`` (the caller's default collection) and ``sieve:<collection>`` for each
     collection the caller may read (a chat client picks a collection by model name)."""
     names = [
-        f"{MODEL_ID}:{c.name}"
-        for c in services.collections.infos()
-        if principal.can(c.name, write=False)
+        f"{MODEL_ID}:{name}"
+        for name in services.collections.names()
+        if principal.can(name, write=False)
     ]
     return {"object": "list", "data": [_model_card(), *(_model_card(n) for n in names)]}
 
