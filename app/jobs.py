@@ -19,7 +19,7 @@ import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from app.collections import Collections
@@ -115,11 +115,14 @@ def parse_job_file(f: JobFile) -> ParsedDocument:
 class JobQueue:
     """Persisted ingestion jobs and the one worker thread that runs them in order."""
 
-    def __init__(self, collections: Collections, max_queued: int = 256) -> None:
+    def __init__(
+        self, collections: Collections, max_queued: int = 256, keep_days: float = 30.0
+    ) -> None:
         self.collections = collections
         self.store = collections.store
         self.store.ensure_schema(SCHEMA)
         self.max_queued = max_queued
+        self.keep_days = keep_days  # finished jobs older than this are dropped at start
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._events: dict[str, threading.Event] = {}
         self._errors: dict[str, Exception] = {}  # why a job failed, for a caller waiting on it
@@ -132,10 +135,17 @@ class JobQueue:
     # ---- lifecycle ----------------------------------------------------------------------------
     def start(self) -> JobQueue:
         """Resume the jobs a previous process left unfinished, then start the worker."""
-        with self.store.transaction() as cur:  # files of jobs finished just before a crash
-            cur.execute(
+        cutoff = (datetime.now(UTC) - timedelta(days=self.keep_days)).isoformat(
+            timespec="milliseconds"
+        )
+        with self.store.transaction() as cur:
+            cur.execute(  # files of jobs finished just before a crash
                 "DELETE FROM job_files WHERE job_id IN"
                 " (SELECT id FROM jobs WHERE status IN ('done', 'failed'))"
+            )
+            cur.execute(  # the history of long-finished jobs
+                "DELETE FROM jobs WHERE status IN ('done', 'failed') AND updated_at < ?",
+                (cutoff,),
             )
         rows = self.store.query(
             "SELECT id, attempts FROM jobs WHERE status IN ('queued', 'running')"

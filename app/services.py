@@ -160,7 +160,8 @@ class Services:
             collections.store.count_chunks(),
             settings.llm,
         )
-        jobs = JobQueue(collections, settings.max_queued_jobs).start()  # resumes unfinished ones
+        # resumes unfinished jobs, forgets long-finished ones
+        jobs = JobQueue(collections, settings.max_queued_jobs, settings.keep_jobs_days).start()
         return cls(settings, embedder, collections, pruner, pipeline, jobs, triples)
 
     @property

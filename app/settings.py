@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     max_queued_jobs: int = Field(
         256, gt=0, description="Ingestion jobs waiting at most (503 + Retry-After past it)."
     )
+    keep_jobs_days: float = Field(
+        30.0, gt=0, description="Finished ingestion jobs are forgotten after this (at start)."
+    )
     # hostile input: body cap of every route but the upload (app/api/limits.py)
     max_json_mb: float = Field(
         2.0,

@@ -153,3 +153,18 @@ def test_a_live_job_reuses_what_the_request_parsed(
     queue.close()
     collections.close()
     assert error is None and finished is not None and finished.status == "done"
+
+
+def test_long_finished_jobs_are_forgotten_at_start(settings: Settings, embedder: Embedder) -> None:
+    collections = Collections(settings, embedder)
+    queue = JobQueue(collections).start()
+    job = queue.submit("default", "local", [JobFile("file", "v.txt", TEXT.encode())], True)
+    queue.wait(job.id, timeout=60)
+    queue.close()
+    with collections.store.transaction() as cur:
+        cur.execute("UPDATE jobs SET updated_at = '2020-01-01T00:00:00.000+00:00'")
+    fresh = JobQueue(collections, keep_days=30).start()
+    fresh.close()
+    assert fresh.get(job.id) is None
+    assert collections.store.count_documents() == 1  # only the job's record goes
+    collections.close()
