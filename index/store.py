@@ -199,20 +199,13 @@ class DocumentStore:
                     raise ValueError(f"document {doc.id!r} is not in collection {collection!r}")
         created = now()
         stored: list[StoredDocument] = []
-        with self._lock:
-            cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                if not exists(cur, collection):
-                    raise UnknownCollectionError(collection)
-                for doc in docs:
-                    stored.append(self._add_one(cur, doc, collection, created))
-                if on_commit is not None:
-                    on_commit(cur, stored)
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
+        with self.transaction() as cur:
+            if not exists(cur, collection):
+                raise UnknownCollectionError(collection)
+            for doc in docs:
+                stored.append(self._add_one(cur, doc, collection, created))
+            if on_commit is not None:
+                on_commit(cur, stored)
         return stored
 
     def _add_one(
@@ -242,10 +235,7 @@ class DocumentStore:
             ).fetchone()
             if old is not None:
                 replaced = self._snapshot(cur, str(old[0]))
-                removed = [
-                    int(r[0])
-                    for r in cur.execute("SELECT id FROM chunks WHERE document_id = ?", (old[0],))
-                ]
+                removed = _chunk_ids_of(cur, str(old[0]))
                 cur.execute("DELETE FROM documents WHERE id = ?", (old[0],))
         chunk_ids = self._insert(cur, doc, created)
         row = cur.execute(f"SELECT {DOC_COLUMNS} FROM documents WHERE id = ?", (doc.id,))
@@ -336,65 +326,33 @@ class DocumentStore:
         in one transaction: the undo of a replacement whose indexing failed."""
         created = now()
         out: list[StoredDocument] = []
-        with self._lock:
-            cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                for doc in documents:
-                    ids = self._insert(cur, doc, created)
-                    row = cur.execute(
-                        f"SELECT {DOC_COLUMNS} FROM documents WHERE id = ?", (doc.id,)
-                    ).fetchone()
-                    out.append(StoredDocument(document_of(row), ids, False))
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
+        with self.transaction() as cur:
+            for doc in documents:
+                ids = self._insert(cur, doc, created)
+                row = cur.execute(
+                    f"SELECT {DOC_COLUMNS} FROM documents WHERE id = ?", (doc.id,)
+                ).fetchone()
+                out.append(StoredDocument(document_of(row), ids, False))
         return out
 
     def delete_documents(self, document_ids: Sequence[str]) -> list[int]:
         """Delete documents in one transaction (used to undo a failed ingest)."""
         removed: list[int] = []
-        with self._lock:
-            cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                for doc_id in document_ids:
-                    removed += [
-                        int(r[0])
-                        for r in cur.execute(
-                            "SELECT id FROM chunks WHERE document_id = ?", (doc_id,)
-                        )
-                    ]
-                    cur.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
+        with self.transaction() as cur:
+            for doc_id in document_ids:
+                removed += _chunk_ids_of(cur, doc_id)
+                cur.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
         return removed
 
     def delete_document(self, document_id: str) -> list[int] | None:
-        """Delete a document and (by cascade) its chunks; returns the removed chunk ids."""
-        with self._lock:
-            cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                row = cur.execute("SELECT 1 FROM documents WHERE id = ?", (document_id,)).fetchone()
-                if row is None:
-                    cur.execute("ROLLBACK")
-                    return None
-                ids = [
-                    int(r[0])
-                    for r in cur.execute(
-                        "SELECT id FROM chunks WHERE document_id = ?", (document_id,)
-                    )
-                ]
+        """Delete a document and (by cascade) its chunks; returns the removed chunk ids, or
+        None when there is no such document."""
+        with self.transaction() as cur:
+            if cur.execute("SELECT 1 FROM documents WHERE id = ?", (document_id,)).fetchone():
+                ids = _chunk_ids_of(cur, document_id)
                 cur.execute("DELETE FROM documents WHERE id = ?", (document_id,))
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-        return ids
+                return ids
+        return None
 
     # ---- reads --------------------------------------------------------------------------
     def get_document(
@@ -552,3 +510,10 @@ class DocumentStore:
             ):
                 out.setdefault(int(r[0]), []).append((int(r[1]), int(r[2]), int(r[3])))
         return out
+
+
+def _chunk_ids_of(cur: sqlite3.Cursor, document_id: str) -> list[int]:
+    return [
+        int(r[0])
+        for r in cur.execute("SELECT id FROM chunks WHERE document_id = ?", (document_id,))
+    ]
