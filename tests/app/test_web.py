@@ -18,6 +18,7 @@ import tempfile
 import threading
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -233,32 +234,41 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def test_widget_on_another_origin(driver: Any, base_url: str, tmp_path: Path) -> None:
-    _add_guide(base_url)
+@contextmanager
+def widget_answer(driver: Any, tmp_path: Path, head: str, body: str) -> Iterator[Any]:
+    """Serve a host page (``head`` and ``body`` HTML, the widget's script tag in ``body``)
+    from another origin, open the widget, ask QUESTION; yields the widget's shadow root once
+    a cited answer is there."""
     (tmp_path / "index.html").write_text(
         '<!doctype html><html><head><title>Host page</title><link rel="icon" href="data:,">'
-        "<style>* { color: red !important; font-size: 40px; } div { display: none; }</style>"
-        "</head><body><h1>Some shop</h1>"
-        f'<script src="{base_url}/widget.js" data-collection="default" async></script>'
-        "</body></html>"
+        f"{head}</head><body>{body}</body></html>"
     )
     handler = functools.partial(_QuietHandler, directory=str(tmp_path))
     page = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=page.serve_forever, daemon=True).start()
     try:
         driver.get(f"http://127.0.0.1:{page.server_address[1]}/index.html")
-        host = _wait(driver, "[data-sieve-widget]")
-        shadow = host.shadow_root
+        shadow = _wait(driver, "[data-sieve-widget]").shadow_root
         _wait(driver, ".bubble", root=shadow).click()
         panel = _wait(driver, ".panel.open", root=shadow)
         panel.find_element("css selector", "input").send_keys(QUESTION + "\n")
         cite = _wait(driver, ".a .cite", timeout=30, root=shadow)
         assert cite.text == "1"
+        yield shadow
+    finally:
+        page.shutdown()
+        page.server_close()
+
+
+def test_widget_on_another_origin(driver: Any, base_url: str, tmp_path: Path) -> None:
+    _add_guide(base_url)
+    hostile_css = (
+        "<style>* { color: red !important; font-size: 40px; } div { display: none; }</style>"
+    )
+    script = f'<script src="{base_url}/widget.js" data-collection="default" async></script>'
+    with widget_answer(driver, tmp_path, hostile_css, f"<h1>Some shop</h1>{script}") as shadow:
         assert "42 metres" in shadow.find_element("css selector", ".a").text
         assert "Varna Harbour Guide" in _wait(driver, "ol li", root=shadow).text
         assert not shadow.find_elements("css selector", ".err")
         _no_console_errors(driver)
         _screenshot(driver, "widget.png")
-    finally:
-        page.shutdown()
-        page.server_close()

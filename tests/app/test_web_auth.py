@@ -10,9 +10,6 @@ test_web.py when chromium/chromedriver are missing (unless SIEVE_REQUIRE_BROWSER
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +26,10 @@ from tests.app.live_server import live_server
 from tests.app.test_web import (
     QUESTION,
     _no_console_errors,
-    _QuietHandler,
     _require_browser,
     _screenshot,
     _wait,
+    widget_answer,
 )
 
 pytestmark = pytest.mark.slow
@@ -203,28 +200,12 @@ def test_admin_key_picks_among_collections(driver: Any, server: Server) -> None:
 
 def test_widget_with_a_read_key(driver: Any, server: Server, tmp_path: Path) -> None:
     _add_notes(server)
-    (tmp_path / "index.html").write_text(
-        '<!doctype html><html><head><title>Host page</title><link rel="icon" href="data:,">'
-        "</head><body><h1>Harbour FAQ</h1>"
+    script = (
         f'<script src="{server.url}/widget.js" data-collection="{COLLECTION}" '
         f'data-key="{server.read_key}" async></script>'
-        "</body></html>"
     )
-    handler = functools.partial(_QuietHandler, directory=str(tmp_path))
-    page = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=page.serve_forever, daemon=True).start()
-    try:
-        driver.get(f"http://127.0.0.1:{page.server_address[1]}/index.html")
-        shadow = _wait(driver, "[data-sieve-widget]").shadow_root
-        _wait(driver, ".bubble", root=shadow).click()
-        panel = _wait(driver, ".panel.open", root=shadow)
-        panel.find_element("css selector", "input").send_keys(QUESTION + "\n")
-        cite = _wait(driver, ".a .cite", timeout=30, root=shadow)
-        assert cite.text == "1"
+    with widget_answer(driver, tmp_path, "", f"<h1>Harbour FAQ</h1>{script}") as shadow:
         assert "42 metres" in shadow.find_element("css selector", ".a").text
         assert not shadow.find_elements("css selector", ".err")
         _no_console_errors(driver)
         _screenshot(driver, "widget-auth.png")
-    finally:
-        page.shutdown()
-        page.server_close()
