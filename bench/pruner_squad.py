@@ -40,6 +40,9 @@ from pruner.evaluate import wordpiece_counter
 from pruner.inference import split_sentences
 
 SWEEP = {"trained": (0.02, 0.05, 0.1, 0.2, 0.3, 0.5), "similarity": (0.2, 0.3, 0.4, 0.5, 0.6)}
+# thresholds tried when choosing the trained pruner's default on tune questions only
+CHOICE_GRID = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.1, 0.12, 0.15, 0.2, 0.3)
+TARGET_RETENTION = 0.97
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,40 @@ def at_threshold(
     ]
 
 
+def choose_threshold(
+    raw: list[list[PrunedContext]],
+    groups: list[list[list[str]]],
+    questions: list[Question],
+    count: Any,
+    tune: list[int],
+) -> dict[str, Any]:
+    """The largest threshold whose answer retention on the ``tune`` questions is ≥ the target,
+    and what it gives on the other questions: a default chosen without looking at the figures
+    it is reported with."""
+    held = sorted(set(range(len(questions))) - set(tune))
+
+    def subset(idx: list[int], t: float) -> dict[str, Any]:
+        return retention(
+            f"trained@{t} ({len(idx)} q)",
+            at_threshold([raw[i] for i in idx], [groups[i] for i in idx], t),
+            [groups[i] for i in idx],
+            [questions[i] for i in idx],
+            count,
+        )
+
+    on_tune = {t: subset(tune, t) for t in CHOICE_GRID}
+    ok = [t for t in CHOICE_GRID if on_tune[t]["answer_in_pruned_context"] >= TARGET_RETENTION]
+    chosen = max(ok) if ok else min(CHOICE_GRID)
+    return {
+        "rule": f"largest threshold with answer retention >= {TARGET_RETENTION} on tune questions",
+        "tune_questions": len(tune),
+        "held_out_questions": len(held),
+        "tune_by_threshold": {str(t): on_tune[t] for t in CHOICE_GRID},
+        "chosen": chosen,
+        "held_out_at_chosen": subset(held, chosen),
+    }
+
+
 def speed(pruner: ContextPruner, questions: list[Question], cands: list[list[list[str]]]) -> Any:
     for q, c in zip(questions[:3], cands[:3], strict=True):  # warm-up
         pruner.process(q.text, c, always_select_title=False)
@@ -280,6 +317,9 @@ def main() -> None:
             for name in ("similarity", "trained")
         },
     }
+    # the same random questions bench/rerank.py tunes on; the rest are held out
+    tune = sorted(random.Random(args.seed).sample(range(len(questions)), min(500, len(questions))))
+    choice = choose_threshold(raw["trained"], groups, questions, count, tune)
     share = ret["trained"]["sentences_kept"]
     ret["random_same_share"] = retention(
         "random", random_pruning(groups, share, args.seed), groups, questions, count
@@ -310,7 +350,7 @@ def main() -> None:
         "bi_encoder (MiniLM order)": mrr_recall(top20, gold),
         "bm25 over the same 20": mrr_recall(
             [
-                sorted(top, key=lambda i, s=s: -s[i])
+                [top[i] for i in np.argsort(-s[top], kind="stable")]
                 for top, s in zip(top20, bm25_scores, strict=True)
             ],
             gold,
@@ -340,6 +380,7 @@ def main() -> None:
         },
         "retention": ret,
         "retention_by_threshold": sweep,
+        "threshold_choice": choice,
         "gold_in_minilm_top20": round(gold_in_20, 4),
         "reranking": rerank,
         "speed": timing,

@@ -62,15 +62,20 @@ def _sentences_with_offsets(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _squad_passages(
-    paragraph: str, answer_start: int, others: list[str], rng: random.Random
-) -> tuple[list[str], list[int]]:
+def squad_labels(paragraph: str, answer_start: int) -> tuple[list[str], list[int], int]:
+    """The paragraph's sentences, 0/1 labels (1: the sentence holding the answer) and its index."""
     spans = _sentences_with_offsets(paragraph)
     sentences = [paragraph[a:b] for a, b in spans]
     gold = next((i for i, (a, b) in enumerate(spans) if a <= answer_start < b), None)
     if gold is None:  # answer starts in whitespace between sentences: take the next sentence
         gold = next((i for i, (a, _) in enumerate(spans) if a > answer_start), len(spans) - 1)
-    labels = [int(i == gold) for i in range(len(sentences))]
+    return sentences, [int(i == gold) for i in range(len(sentences))], gold
+
+
+def _squad_passages(
+    paragraph: str, answer_start: int, others: list[str], rng: random.Random
+) -> tuple[list[str], list[int]]:
+    sentences, labels, gold = squad_labels(paragraph, answer_start)
     shape = rng.random()
     if shape < 0.35 and len(sentences) > 1:  # a window of 1–10 sentences around the answer
         size = rng.randint(1, min(10, len(sentences)))
