@@ -153,7 +153,7 @@ class Settings(BaseSettings):
         None,
         ge=0.0,
         le=1.0,
-        description="Sentence keep threshold; default: the pruner's own (0.05 trained, 0.30 "
+        description="Sentence keep threshold; default: the pruner's own (0.01 trained, 0.30 "
         "similarity).",
     )
     max_context_tokens: int = Field(1024, gt=0, description="Token budget of the LLM context.")

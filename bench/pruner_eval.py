@@ -2,7 +2,7 @@
 
     python -m bench.pruner_eval [--checkpoint pruner/checkpoint]
 
-For the trained model and the similarity baseline, at thresholds 0.05–0.9: precision / recall /
+For the trained model and the similarity baseline, at thresholds 0.01–0.9: precision / recall /
 F1 of kept sentences vs gold, answer kept (a relevant passage keeps a gold sentence), compression
 (characters and MiniLM word-piece tokens removed) and the passage-score AUC. Keep-all and random
 pruning that keeps the same share of sentences as the trained model are in the same table. Writes

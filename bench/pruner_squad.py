@@ -39,7 +39,7 @@ from pruner.data import split_of
 from pruner.evaluate import wordpiece_counter
 from pruner.inference import split_sentences
 
-SWEEP = {"trained": (0.02, 0.05, 0.1, 0.2, 0.3, 0.5), "similarity": (0.2, 0.3, 0.4, 0.5, 0.6)}
+SWEEP = {"trained": (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5), "similarity": (0.2, 0.3, 0.4, 0.5, 0.6)}
 # thresholds tried when choosing the trained pruner's default on tune questions only
 CHOICE_GRID = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.1, 0.12, 0.15, 0.2, 0.3)
 TARGET_RETENTION = 0.97

@@ -23,7 +23,7 @@ from typing import Any
 from pruner.base import PrunedContext, Pruner
 from pruner.data import Example, build
 
-THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+THRESHOLDS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 CountTokens = Callable[[Sequence[str]], list[int]]
 
 
