@@ -19,7 +19,6 @@ benchmarks stay unseen. Writes fp16 safetensors + tokenizer + training.json + sp
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -38,7 +37,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from pruner.data import Example, build, split_manifest, split_of, squad_labels
 from pruner.inference import split_sentences
 from pruner.modeling import PrunerModel
-from pruner.train import collate, encode
+from pruner.train import collate, config_from_args, encode
 
 logger = logging.getLogger("pruner.listwise")
 ROOT = Path(__file__).resolve().parents[1]
@@ -303,12 +302,7 @@ def _read_json(path: Path) -> object:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    for name, value in asdict(ListwiseConfig()).items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    train(ListwiseConfig(**vars(args)))
+    train(config_from_args(ListwiseConfig, __doc__ or ""))
 
 
 if __name__ == "__main__":

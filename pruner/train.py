@@ -23,6 +23,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch.nn import functional as F
@@ -222,14 +223,22 @@ def train(cfg: TrainConfig) -> Path:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    defaults = TrainConfig()
-    for name, value in asdict(defaults).items():
+C = TypeVar("C")
+
+
+def config_from_args(cls: type[C], doc: str) -> C:
+    """A dataclass config from ``--field-name value`` flags (one per field, its default kept);
+    sets up logging for a training run."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    for name, value in asdict(cls()).items():  # type: ignore[call-overload]
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    train(TrainConfig(**vars(args)))
+    return cls(**vars(args))
+
+
+def main() -> None:
+    train(config_from_args(TrainConfig, __doc__ or ""))
 
 
 if __name__ == "__main__":
