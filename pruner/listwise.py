@@ -37,7 +37,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from pruner.data import Example, build, split_manifest, split_of, squad_labels
 from pruner.inference import split_sentences
 from pruner.modeling import PrunerModel
-from pruner.train import collate, config_from_args, encode
+from pruner.train import collate, config_from_args, encode, optimizer_step
 
 logger = logging.getLogger("pruner.listwise")
 ROOT = Path(__file__).resolve().parents[1]
@@ -252,11 +252,7 @@ def train(cfg: ListwiseConfig, encode_texts: Encode | None = None) -> Path:
         b = {k: v.to(device) for k, v in collate(rows, tok.pad_token_id or 0).items()}
         with autocast:
             loss, listwise = step_loss(model, b, group_len, cfg)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optim.step()
-        sched.step()
-        optim.zero_grad(set_to_none=True)
+        optimizer_step(model, optim, sched, loss)
         step += 1
         seen += len(rows)
         recent.append((float(loss.detach()), listwise))

@@ -113,6 +113,20 @@ def loss_fn(model: PrunerModel, b: dict[str, torch.Tensor], rank_weight: float) 
     return token_loss + rank_weight * rank_loss
 
 
+def optimizer_step(
+    model: torch.nn.Module,
+    optim: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    loss: torch.Tensor,
+) -> None:
+    """Backward, clip the gradient norm to 1, step the optimizer and the LR schedule."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optim.step()
+    sched.step()
+    optim.zero_grad(set_to_none=True)
+
+
 def init_model(cfg: TrainConfig) -> tuple[PrunerModel, PreTrainedTokenizerBase]:
     encoder_path = cfg.encoder
     if not encoder_path:
@@ -176,11 +190,7 @@ def train(cfg: TrainConfig) -> Path:
             b = {k: v.to(device) for k, v in collate(batch, tok.pad_token_id or 0).items()}
             with autocast:
                 loss = loss_fn(model, b, cfg.rank_weight)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optim.step()
-            sched.step()
-            optim.zero_grad(set_to_none=True)
+            optimizer_step(model, optim, sched, loss)
             step += 1
             seen += len(batch)
             elapsed = time.time() - started
