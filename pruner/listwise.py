@@ -34,10 +34,10 @@ import torch
 from torch.nn import functional as F
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from pruner.data import Example, build, split_manifest, split_of, squad_labels
+from pruner.data import Example, build, split_of, squad_labels
 from pruner.inference import split_sentences
 from pruner.modeling import PrunerModel
-from pruner.train import collate, config_from_args, encode, optimizer_step
+from pruner.train import collate, config_from_args, encode, optimizer_step, save_checkpoint
 
 logger = logging.getLogger("pruner.listwise")
 ROOT = Path(__file__).resolve().parents[1]
@@ -268,29 +268,18 @@ def train(cfg: ListwiseConfig, encode_texts: Encode | None = None) -> Path:
             recent = []
             log.append(entry)
             logger.info("%s", entry)
-    out = Path(cfg.out)
-    model.eval()
-    model.half().save_pretrained(out, safe_serialization=True)
-    tok.save_pretrained(out)
-    (out / "training.json").write_text(
-        json.dumps(
-            {
-                "stage": "listwise fine-tuning (pruner/listwise.py) of the model in `init`",
-                "config": asdict(cfg),
-                "device": device,
-                "steps": step,
-                "passages_seen": seen,
-                "groups": len(groups),
-                "minutes": round((time.time() - started) / 60, 1),
-                "log": log,
-                "init_training": _read_json(Path(cfg.init) / "training.json"),
-            },
-            indent=1,
-        )
-    )
-    (out / "split.json").write_text(json.dumps(split_manifest(splits), indent=1))
-    logger.info("saved %s after %d steps (%d passages)", out, step, seen)
-    return out
+    training = {
+        "stage": "listwise fine-tuning (pruner/listwise.py) of the model in `init`",
+        "config": asdict(cfg),
+        "device": device,
+        "steps": step,
+        "passages_seen": seen,
+        "groups": len(groups),
+        "minutes": round((time.time() - started) / 60, 1),
+        "log": log,
+        "init_training": _read_json(Path(cfg.init) / "training.json"),
+    }
+    return save_checkpoint(model, tok, Path(cfg.out), training, splits)
 
 
 def _read_json(path: Path) -> object:

@@ -210,26 +210,32 @@ def train(cfg: TrainConfig) -> Path:
                 break
         if done:
             break
-    out = Path(cfg.out)
+    training = {
+        "config": asdict(cfg),
+        "device": device,
+        "steps": step,
+        "examples_seen": seen,
+        "train_examples": len(encoded),
+        "minutes": round((time.time() - started) / 60, 1),
+        "log": log,
+    }
+    return save_checkpoint(model, tok, Path(cfg.out), training, splits)
+
+
+def save_checkpoint(
+    model: PrunerModel,
+    tok: PreTrainedTokenizerBase,
+    out: Path,
+    training: dict[str, object],
+    splits: dict[str, list[Example]],
+) -> Path:
+    """fp16 safetensors + tokenizer + training.json (run record) + split.json (dev documents)."""
     model.eval()
     model.half().save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
-    (out / "training.json").write_text(
-        json.dumps(
-            {
-                "config": asdict(cfg),
-                "device": device,
-                "steps": step,
-                "examples_seen": seen,
-                "train_examples": len(encoded),
-                "minutes": round((time.time() - started) / 60, 1),
-                "log": log,
-            },
-            indent=1,
-        )
-    )
+    (out / "training.json").write_text(json.dumps(training, indent=1))
     (out / "split.json").write_text(json.dumps(split_manifest(splits), indent=1))
-    logger.info("saved %s after %d steps (%d examples)", out, step, seen)
+    logger.info("saved %s after %s steps", out, training.get("steps"))
     return out
 
 
