@@ -1,7 +1,8 @@
 """The ``sieve`` command: serve, ingest, ask, docs, eval, doctor.
 
 ``ingest``, ``ask`` and ``docs`` work on the local data dir in-process by default, or against a
-running server with ``--server URL``. A server running on the same data dir picks up what
+running server with ``--server URL`` (``ask`` uses the server on SIEVE_HOST:SIEVE_PORT when one
+runs there: it has the models loaded). A server running on the same data dir picks up what
 ``sieve ingest`` stored at its next request (it watches SQLite for commits by other processes).
 Expected failures (server unreachable, unknown id, ...) print one line on stderr and exit
 non-zero; run with ``-v`` to see progress logs.
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from app.cli import ask, docs, doctor, evaluate, ingest, serve
-from app.cli.common import CliError, describe, expected_failure
+from app.cli.common import CliError, describe, expected_failure, printable
 from app.cli.ingest import iter_files
 from app.settings import Settings, get_settings
 
@@ -45,7 +46,7 @@ def _run(args: argparse.Namespace, settings: Settings | None) -> int:
     try:
         code: int = args.func(args, settings or _settings_from_env())
     except CliError as exc:
-        print(f"sieve {name}: {exc}", file=sys.stderr)
+        print(printable(f"sieve {name}: {exc}"), file=sys.stderr)  # may quote a server's text
         return exc.code
     except BrokenPipeError:  # `sieve docs list | head`: the reader left, stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -56,7 +57,7 @@ def _run(args: argparse.Namespace, settings: Settings | None) -> int:
     except Exception as exc:
         if not expected_failure(exc):
             raise  # a bug: the traceback is what a report needs
-        print(f"sieve {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(printable(f"sieve {name}: {type(exc).__name__}: {exc}"), file=sys.stderr)
         return 1
     return code
 

@@ -1,29 +1,41 @@
 """``sieve ask QUESTION``: the cited answer, how much context pruning removed, stage timings.
 
-In-process by default (the app is built here on the data dir), or against a running server with
-``--server``. ``--show-context`` prints every sentence of each cited passage, kept ones marked
-``+`` (green on a terminal) and pruned ones ``-`` (dim), with the pruner's keep score.
+Asks the server running on SIEVE_HOST:SIEVE_PORT when there is one (its models are loaded),
+else builds the app in-process on the data dir (loading the models takes ~15 s); name another
+server with ``--server``, or ask in-process with ``--data-dir``. ``--show-context`` prints every
+sentence of each cited passage, kept ones marked ``+`` (green on a terminal) and pruned ones
+``-`` (dim), with the pruner's keep score.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import ipaddress
+import logging
+import sys
 from typing import Any
+
+import httpx
 
 from app.cli.common import (
     CliError,
     Server,
     add_target_options,
     describe,
+    dumps,
     embedder_for,
     error_detail,
+    printable,
     use_colour,
     with_data_dir,
 )
 from app.settings import Settings
 
+log = logging.getLogger(__name__)
+
 KEPT, PRUNED, RESET = "\x1b[1;32m", "\x1b[2m", "\x1b[0m"
+PROBE_TIMEOUT_S = 0.5  # a server on loopback answers /healthz in milliseconds
+LOADING_NOTE = "loading models… (start `sieve serve` for fast answers: `sieve ask` then uses it)"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,13 +67,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     body = _body(args)
-    if args.server:
-        with Server(args.server, settings.api_key) as server:
-            result = server.request("POST", "/ask", json=body)
+    # --data-dir names the data to ask: a server may serve another one
+    server = args.server or (None if args.data_dir else running_server(settings))
+    if server:
+        with Server(server, settings.api_key) as client:
+            result = client.request("POST", "/ask", json=body)
     else:
         result = _ask_local(body, with_data_dir(settings, args.data_dir))
     if args.json:
-        print(json.dumps(result, indent=2, ensure_ascii=False))
+        print(dumps(result))
     else:
         print("\n".join(render(result, args.show_context, use_colour())))
     return 0
@@ -80,9 +94,37 @@ def _body(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
+def local_url(settings: Settings) -> str:
+    """Where ``sieve serve`` with these settings listens; a wildcard bind is reached on loopback."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(settings.host, settings.host)
+    try:
+        if ipaddress.ip_address(host.strip("[]")).version == 6:
+            host = f"[{host.strip('[]')}]"
+    except ValueError:
+        pass  # a host name
+    return f"http://{host}:{settings.port}"
+
+
+def running_server(settings: Settings) -> str | None:
+    """The configured server's URL when a Sieve server answers there and will take our key."""
+    url = local_url(settings)
+    try:
+        health = httpx.get(f"{url}/healthz", timeout=PROBE_TIMEOUT_S).json()
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError):  # ValueError: not JSON
+        return None
+    # another program on the port is not ours; a server that wants a key we lack would answer 401
+    if not isinstance(health, dict) or health.get("status") != "ok" or "llm_backends" not in health:
+        return None
+    if health.get("auth") and not settings.api_key:
+        return None
+    log.info("asking the server running at %s", url)
+    return url
+
+
 def _ask_local(body: dict[str, Any], settings: Settings) -> dict[str, Any]:
     if not settings.db_path.exists():
         raise CliError(f"no documents in {settings.data_dir}: add some with `sieve ingest PATH`")
+    print(LOADING_NOTE, file=sys.stderr, flush=True)
     from fastapi.testclient import TestClient
 
     from app.main import create_app
@@ -97,28 +139,29 @@ def _ask_local(body: dict[str, Any], settings: Settings) -> dict[str, Any]:
 
 
 def render(result: dict[str, Any], show_context: bool, colour: bool) -> list[str]:
-    """The answer, one line per citation (and its sentences), compression and timings."""
-    lines = [result["answer"], ""]
+    """The answer, one line per citation (and its sentences), compression and timings; control
+    characters in the documents' text are shown escaped, never sent to the terminal."""
+    lines = [printable(result["answer"]), ""]
     for c in result["citations"]:
         lines.append(_citation_line(c))
         if show_context:
             lines.extend(_sentence_line(s, colour) for s in c.get("source", []))
-    lines.append(_compression_line(result["stats"]))
-    lines.append(_timings_line(result["stats"]["timings_ms"]))
+    lines.append(printable(_compression_line(result["stats"])))
+    lines.append(printable(_timings_line(result["stats"]["timings_ms"])))
     return lines
 
 
 def _citation_line(c: dict[str, Any]) -> str:
     found = "+".join(c.get("retrievers", {})) or "-"
     pruned = f", {c['kept_sentences']} kept / {c['pruned_sentences']} pruned"
-    return (
+    return printable(
         f"[{c['n']}] {c['title']} (chunk {c['chunk_id']}, score {c['score']:.2f}, {found}{pruned})"
     )
 
 
 def _sentence_line(s: dict[str, Any], colour: bool) -> str:
     mark = "+" if s["kept"] else "-"
-    line = f"    {mark} {s['score']:.2f}  {s['text']}"
+    line = printable(f"    {mark} {s['score']:.2f}  {s['text']}")
     if not colour:
         return line
     return f"{KEPT if s['kept'] else PRUNED}{line}{RESET}"

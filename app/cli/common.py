@@ -1,11 +1,14 @@
 """What every ``sieve`` command shares: the error type, the server client, the data-dir
-override, the embedder loaded once per process and terminal colour detection."""
+override, the embedder loaded once per process, terminal colour detection and making stored
+text safe to print on a terminal."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+import unicodedata
 from functools import lru_cache
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
@@ -118,6 +121,41 @@ def use_colour(stream: IO[str] | None = None) -> bool:
     """ANSI colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
     stream = stream or sys.stdout
     return not os.environ.get("NO_COLOR") and hasattr(stream, "isatty") and stream.isatty()
+
+
+# ---- stored text on a terminal --------------------------------------------------------------
+# Titles, passages and answers come from documents anyone with an upload key wrote, or from a
+# server: an ESC or C1 byte is a terminal command (clear the screen, set the window title,
+# rewrite the clipboard), a bidi override reorders the rest of the line. Zero-width joiners stay:
+# emoji sequences and Indic/Persian text need them, and they reorder nothing.
+_KEEP = frozenset("\n\t\u200c\u200d")
+_UNSAFE = frozenset(("Cc", "Cf", "Cs", "Zl", "Zp"))  # controls, format, lone surrogates, separators
+
+
+def _unsafe(char: str) -> bool:
+    return char not in _KEEP and unicodedata.category(char) in _UNSAFE
+
+
+def printable(text: str) -> str:
+    """``text`` with every control or format character (newline and tab excepted) written as a
+    visible escape: ESC becomes the 4 characters ``\\x1b``, U+202E the 6 characters ``\\u202e``."""
+    if text.isprintable():  # the common case: nothing to escape (newline/tab are not printable)
+        return text
+    return "".join(ascii(c)[1:-1] if _unsafe(c) else c for c in text)
+
+
+def dumps(value: Any) -> str:
+    """Indented JSON for a terminal: non-ASCII text stays readable, but control and format
+    characters become JSON ``\\uXXXX`` escapes (the same value for a JSON reader)."""
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    return "".join(_json_escape(c) if _unsafe(c) else c for c in text)
+
+
+def _json_escape(char: str) -> str:
+    if ord(char) <= 0xFFFF:
+        return f"\\u{ord(char):04x}"
+    high, low = divmod(ord(char) - 0x10000, 0x400)
+    return f"\\u{0xD800 + high:04x}\\u{0xDC00 + low:04x}"
 
 
 def confirm(question: str) -> bool:

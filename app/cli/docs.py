@@ -7,7 +7,6 @@ terminal it asks first (``--yes`` skips the question).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import asdict
 from typing import Any
@@ -18,7 +17,9 @@ from app.cli.common import (
     add_target_options,
     confirm,
     describe,
+    dumps,
     embedder_for,
+    printable,
     with_data_dir,
 )
 from app.settings import Settings
@@ -75,7 +76,7 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
             with_data_dir(settings, args.data_dir), args.limit, args.offset, args.collection
         )
     if args.json:
-        print(json.dumps(page, indent=2, ensure_ascii=False))
+        print(dumps(page))
     else:
         print(_page_text(page, args.offset))
     return 0
@@ -106,14 +107,15 @@ def _list_local(
 
 
 def table(documents: list[dict[str, Any]]) -> list[str]:
-    """Aligned rows under a header; long titles are cut with an ellipsis."""
+    """Aligned rows under a header; long titles are cut with an ellipsis; control characters
+    in any cell (a title, or whatever a server sent) are shown escaped."""
     rows = [COLUMNS] + [
         (
-            d["id"],
-            _cut(d["title"], TITLE_WIDTH),
-            d["format"],
+            printable(d["id"]),
+            _cut(printable(d["title"]), TITLE_WIDTH),
+            printable(d["format"]),
             str(d["chunk_count"]),
-            d["created_at"][:19].replace("T", " "),
+            printable(d["created_at"][:19].replace("T", " ")),
         )
         for d in documents
     ]
@@ -145,7 +147,7 @@ def run_rm(args: argparse.Namespace, settings: Settings) -> int:
     else:
         deleted = _rm_local(with_data_dir(settings, args.data_dir), ids)
     for doc_id, title in deleted:
-        print(f"deleted {doc_id}  {title}".rstrip())
+        print(printable(f"deleted {doc_id}  {title}".rstrip()))
     print(f"{len(deleted)} document(s) deleted")
     return 0
 

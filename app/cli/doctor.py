@@ -2,14 +2,14 @@
 
 Checks: Python and torch, the bundled MiniLM file's sha256, the embedder loading offline, the
 pruner checkpoint, the GPU, FAISS (version, GPU build, configured vs stored index type), the data
-dir (writable, free space, file sizes) and the configured LLM backend. Exit 1 when any FAILs.
+dir (writable, free space, file sizes; sieve.db's with its -wal and -shm files, where SQLite
+keeps recent writes) and the configured LLM backend. Exit 1 when any FAILs.
 Every check is quick (the slowest loads the two small models): ~10 s in all on a CPU.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shutil
 import tempfile
@@ -21,7 +21,7 @@ from typing import Literal
 
 import httpx
 
-from app.cli.common import describe, embedder_for, use_colour, with_data_dir
+from app.cli.common import describe, dumps, embedder_for, printable, use_colour, with_data_dir
 from app.settings import Settings
 
 Status = Literal["ok", "warn", "FAIL"]
@@ -57,12 +57,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     checks = run_checks(with_data_dir(settings, args.data_dir))
     failed = any(c.status == "FAIL" for c in checks)
     if args.json:
-        print(json.dumps({"ok": not failed, "checks": [asdict(c) for c in checks]}, indent=2))
+        print(dumps({"ok": not failed, "checks": [asdict(c) for c in checks]}))
     else:
         colour = use_colour()
         for c in checks:
             status = f"{COLOURS[c.status]}{c.status:<4}\x1b[0m" if colour else f"{c.status:<4}"
-            print(f"{status}  {c.name:<10}  {c.detail}")
+            # a detail may quote an LLM server's answer or an exception: no raw control characters
+            print(f"{status}  {c.name:<10}  {printable(c.detail)}")
         counts = {s: sum(c.status == s for c in checks) for s in ("ok", "warn", "FAIL")}
         print(", ".join(f"{n} {s}" for s, n in counts.items()))
     return 1 if failed else 0
@@ -176,7 +177,7 @@ def check_data_dir(settings: Settings) -> tuple[Status, str]:
         return "FAIL", f"{existing} is not writable"
     free = shutil.disk_usage(existing).free
     state = "exists" if path.exists() else "will be created"
-    sizes = ", ".join(f"{name} {_size(path / name)}" for name in DATA_FILES)
+    sizes = ", ".join(f"{name} {_data_file_size(path / name)}" for name in DATA_FILES)
     detail = f"{path} {state}, writable, {free / 2**30:.1f} GiB free; {sizes}"
     return ("warn" if free < LOW_DISK_BYTES else "ok"), detail
 
@@ -195,10 +196,28 @@ def _writable(folder: Path) -> bool:
         return False
 
 
+def _data_file_size(path: Path) -> str:
+    """A SQLite database counts its -wal and -shm files: until a checkpoint, recent writes (all
+    of a fresh ingest) live in the -wal file while the main file may still be 4 KiB."""
+    wal_bytes = sum(_bytes(path.with_name(path.name + suffix)) for suffix in ("-wal", "-shm"))
+    if not path.exists() or not wal_bytes:
+        return _size(path)
+    return f"{_human(_bytes(path) + wal_bytes)} (incl. {_human(wal_bytes)} WAL)"
+
+
+def _bytes(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:  # absent, or a -wal file a checkpoint just removed
+        return 0
+
+
 def _size(path: Path) -> str:
-    if not path.exists():
-        return "absent"
-    n = float(path.stat().st_size)
+    return _human(path.stat().st_size) if path.exists() else "absent"
+
+
+def _human(size: int) -> str:
+    n = float(size)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

@@ -2,7 +2,8 @@
 
 In-process by default (the data dir is opened here; a server running on the same data dir picks
 the new documents up at its next request), or uploaded to a running server with ``--server``.
-One bad file never stops the others: it is reported, and the exit code is 1.
+One bad file never stops the others: it is reported, and the exit code is 1. Files of other
+types are skipped and listed after the summary.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from app.cli.common import (
     describe,
     embedder_for,
     error_detail,
+    printable,
     with_data_dir,
 )
 from app.settings import Settings
 
 SUPPORTED = {".txt", ".text", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}
+SKIPPED_SHOWN = 5  # names listed before "and N more"
 
 # (duplicate, chunk_count) per document stored from one file
 Send = Callable[[Path], list[tuple[bool, int]]]
@@ -48,6 +51,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def iter_files(paths: Sequence[str]) -> Iterator[Path]:
+    """The supported files among ``all_files(paths)``."""
+    return (p for p in all_files(paths) if supported(p))
+
+
+def all_files(paths: Sequence[str]) -> Iterator[Path]:
     """Files named, found under folders (recursively) or matched by globs; sorted, unique."""
     seen: set[Path] = set()
     for raw in paths:
@@ -59,9 +67,25 @@ def iter_files(paths: Sequence[str]) -> Iterator[Path]:
         else:
             found = sorted(p for p in Path().glob(raw) if p.is_file())
         for p in found:
-            if p.suffix.lower() in SUPPORTED and p.resolve() not in seen:
+            if p.resolve() not in seen:
                 seen.add(p.resolve())
                 yield p
+
+
+def supported(path: Path) -> bool:
+    return path.suffix.lower() in SUPPORTED
+
+
+def skipped_line(skipped: list[Path]) -> str:
+    """``skipped 3 unsupported files: a.png, b.zip, LICENSE (supported: ...)``; a long list
+    ends with "and N more"."""
+    names = ", ".join(str(p) for p in skipped[:SKIPPED_SHOWN])
+    more = f" and {len(skipped) - SKIPPED_SHOWN} more" if len(skipped) > SKIPPED_SHOWN else ""
+    kind = "file" if len(skipped) == 1 else "files"
+    types = " ".join(sorted(SUPPORTED))
+    return printable(
+        f"skipped {len(skipped)} unsupported {kind}: {names}{more} (supported: {types})"
+    )
 
 
 @dataclass
@@ -92,9 +116,12 @@ class Tally:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    files = list(iter_files(args.paths))
+    found = list(all_files(args.paths))
+    files = [p for p in found if supported(p)]
+    skipped = [p for p in found if not supported(p)]
     if not files:
-        raise CliError(f"no supported files ({', '.join(sorted(SUPPORTED))}) in {args.paths}")
+        why = skipped_line(skipped) if skipped else f"supported: {' '.join(sorted(SUPPORTED))}"
+        raise CliError(f"no supported files in {args.paths}; {why}")
     opener = (
         _remote(args.server, settings.api_key, args.collection)
         if args.server
@@ -103,8 +130,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     with opener as send:
         tally = _ingest_all(files, send)
     print(tally.summary(len(files)))
-    for line in tally.failures:
-        print(f"  failed: {line}", file=sys.stderr)
+    if skipped:
+        print(skipped_line(skipped))
+    for line in tally.failures:  # a file name or a parser's message may hold control characters
+        print(printable(f"  failed: {line}"), file=sys.stderr)
     return 1 if tally.failures else 0
 
 
@@ -148,6 +177,7 @@ def _remote(url: str, api_key: str, collection: str | None) -> Iterator[Send]:
 def _local(settings: Settings, collection: str | None) -> Iterator[Send]:
     from app.collections import Collections
     from app.parsing import parse_document
+    from app.uploads import UploadLimits
     from index import DEFAULT_COLLECTION
 
     collections = Collections(settings, embedder_for(settings))
@@ -159,8 +189,10 @@ def _local(settings: Settings, collection: str | None) -> Iterator[Send]:
         collections.close()
         raise CliError(str(exc), code=2) from exc
 
+    limits = UploadLimits.of(settings).extraction  # the server's caps, so both agree
+
     def send(path: Path) -> list[tuple[bool, int]]:
-        parsed = parse_document(path.read_bytes(), path.name)
+        parsed = parse_document(path.read_bytes(), path.name, None, limits)
         return [
             (r.duplicate, r.document.chunk_count) for r in library.ingest([(parsed, path.name)])
         ]

@@ -39,6 +39,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     from app.main import create_app
     from app.observability import logging_config
+    from app.serving import uvicorn_options
 
     # uvicorn applies the config itself, so its own loggers get the same (text or JSON) format
     uvicorn.run(
@@ -47,5 +48,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port or settings.port,
         log_config=logging_config(settings),
         log_level=settings.log_level.lower(),
+        **uvicorn_options(settings),
     )
     return 0

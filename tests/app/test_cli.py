@@ -1,5 +1,6 @@
-"""The `sieve` command in-process: ingest (summary, bad files), ask (--show-context), docs list
-and rm, eval (suite mapping, pass-through, errors). One shared embedder; no benchmark data."""
+"""The `sieve` command in-process: ingest (summary, bad and skipped files), ask (--show-context,
+finding a running server), docs list and rm, eval (suite mapping, pass-through, errors). One
+shared embedder; no benchmark data."""
 
 from __future__ import annotations
 
@@ -7,18 +8,28 @@ import io
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from app.cli import ask, common, evaluate, iter_files, main
 from app.settings import Settings
 from index import Embedder
+from tests.app.live_server import free_port
 
 
 @pytest.fixture(autouse=True)
 def shared_embedder(monkeypatch: pytest.MonkeyPatch, embedder: Embedder) -> None:
     """In-process commands use the session's embedder instead of loading their own."""
     monkeypatch.setattr(common, "load_embedder", lambda *args: embedder)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Nothing listens on the configured port: `sieve ask` answers in-process, whatever else
+    runs on this machine's port 8000."""
+    return settings.model_copy(update={"port": free_port()})
 
 
 def write_docs(folder: Path) -> Path:
@@ -45,13 +56,17 @@ def test_ingest_folder_then_ask(
     assert main(["ingest", docs], settings) == 0
     out = capsys.readouterr().out
     assert "2 added, 0 already present, 0 failed; 2 chunks in" in out and "chunks/s" in out
+    skip = Path(docs) / "skip.bin"
+    assert f"skipped 1 unsupported file: {skip} (supported: .docx .htm .html" in out
     assert main(["ingest", docs], settings) == 0
     assert "0 added, 2 already present" in capsys.readouterr().out
 
     assert main(["ask", "How fast does the kettle boil water?"], settings) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "two minutes" in out and "[1] Kettles" in out
     assert "context: " in out and "% pruned" in out and "timings (ms): embed " in out
+    assert captured.err.startswith(f"{ask.LOADING_NOTE}\n")  # no server: say why it is slow
 
 
 def test_bad_file_is_reported_and_others_still_ingested(
@@ -71,7 +86,26 @@ def test_ingest_nothing_supported_is_an_error(
 ) -> None:
     (tmp_path / "x.bin").write_bytes(b"\x00")
     assert main(["ingest", str(tmp_path)], settings) == 1
-    assert "no supported files" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert (
+        "no supported files" in err and f"skipped 1 unsupported file: {tmp_path / 'x.bin'}" in err
+    )
+
+
+def test_ingest_lists_skipped_files_and_cuts_a_long_list(
+    tmp_path: Path, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a.txt").write_text("The only supported file.")
+    for name in ("b.png", "c.zip", "d.PNG", "e.bin", "f", "g.exe", "h.jpg"):
+        (tmp_path / name).write_bytes(b"\x00")
+    assert main(["ingest", str(tmp_path)], settings) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("1 added, 0 already present, 0 failed")
+    shown = ", ".join(str(tmp_path / n) for n in ("b.png", "c.zip", "d.PNG", "e.bin", "f"))
+    assert lines[1] == (
+        f"skipped 7 unsupported files: {shown} and 2 more"
+        " (supported: .docx .htm .html .markdown .md .pdf .text .txt)"
+    )
 
 
 def test_iter_files_globs_and_dedup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -104,6 +138,75 @@ def test_ask_on_an_empty_data_dir_says_what_to_do(
 ) -> None:
     assert main(["ask", "Anything?"], settings) == 1
     assert "sieve ingest" in capsys.readouterr().err and not settings.data_dir.exists()
+
+
+def test_ask_data_dir_never_looks_for_a_server(
+    tmp_path: Path,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A server may serve another data dir: --data-dir names the data to ask."""
+    monkeypatch.setattr(ask, "running_server", lambda s: pytest.fail("probed a server"))
+    assert main(["ask", "Anything?", "--data-dir", str(tmp_path / "d")], settings) == 1
+    assert "sieve ingest" in capsys.readouterr().err
+
+
+def healthz_answers(
+    monkeypatch: pytest.MonkeyPatch, answer: httpx.Response | Exception
+) -> list[dict[str, Any]]:
+    """Stand-in for the GET /healthz probe; returns the calls it saw."""
+    calls: list[dict[str, Any]] = []
+
+    def get(url: str, **kwargs: Any) -> httpx.Response:
+        calls.append({"url": url, **kwargs})
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(ask.httpx, "get", get)
+    return calls
+
+
+SIEVE_HEALTH = {"status": "ok", "auth": False, "llm": "extractive", "llm_backends": ["extractive"]}
+
+
+@pytest.mark.parametrize(
+    ("answer", "api_key", "found"),
+    [
+        (httpx.Response(200, json=SIEVE_HEALTH), "", True),
+        (httpx.Response(200, json={**SIEVE_HEALTH, "auth": True}), "", False),  # would be 401
+        (httpx.Response(200, json={**SIEVE_HEALTH, "auth": True}), "sieve_key", True),
+        (httpx.Response(200, json={"status": "ok"}), "", False),  # another program's /healthz
+        (httpx.Response(404, text="<html>not found</html>"), "", False),
+        (httpx.ConnectError("refused"), "", False),
+        (httpx.ReadTimeout("slow"), "", False),
+    ],
+)
+def test_running_server_only_when_a_sieve_server_will_answer(
+    monkeypatch: pytest.MonkeyPatch,
+    answer: httpx.Response | Exception,
+    api_key: str,
+    found: bool,
+) -> None:
+    calls = healthz_answers(monkeypatch, answer)
+    s = Settings(port=8123, api_key=api_key, _env_file=None)  # type: ignore[call-arg]
+    assert ask.running_server(s) == ("http://127.0.0.1:8123" if found else None)
+    assert calls == [{"url": "http://127.0.0.1:8123/healthz", "timeout": ask.PROBE_TIMEOUT_S}]
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:8000"),
+        ("0.0.0.0", "http://127.0.0.1:8000"),
+        ("::", "http://[::1]:8000"),
+        ("::1", "http://[::1]:8000"),
+        ("localhost", "http://localhost:8000"),
+    ],
+)
+def test_local_url_reaches_a_wildcard_bind_on_loopback(host: str, url: str) -> None:
+    assert ask.local_url(Settings(host=host, _env_file=None)) == url  # type: ignore[call-arg]
 
 
 def test_render_uses_colour_only_when_asked() -> None:

@@ -1,10 +1,12 @@
 """`sieve doctor`: every check on a fresh data dir, an unreachable LLM server, the FAISS file
-header, the llama.cpp check before llama-cpp-python is installed."""
+header, sieve.db's size with its WAL, the llama.cpp check before llama-cpp-python is installed."""
 
 from __future__ import annotations
 
 import json
+import re
 import socket
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -77,6 +79,35 @@ def test_doctor_warns_when_the_stored_index_type_differs(settings: Settings) -> 
     VectorIndex(8, kind="flat", use_gpu=False).save(settings.index_path)
     status, detail = doctor.check_faiss(settings.model_copy(update={"index_kind": "hnsw"}))
     assert status == "warn" and "stored flat (0 vectors)" in detail and "rebuilt" in detail
+
+
+def test_data_dir_counts_the_database_wal(settings: Settings) -> None:
+    """Until a checkpoint the writes sit in sieve.db-wal: the size must include it."""
+    settings.data_dir.mkdir(parents=True)
+    conn = sqlite3.connect(settings.db_path)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute("CREATE TABLE t (b BLOB)")
+        conn.executemany("INSERT INTO t VALUES (?)", [(bytes(4096),)] * 512)  # 2 MiB
+        conn.commit()
+        assert settings.db_path.stat().st_size <= 8192  # the rows are all in the -wal file
+        _, detail = doctor.check_data_dir(settings)
+    finally:
+        conn.close()
+    found = re.search(r"sieve\.db (\d+\.\d) MiB \(incl\. (\d+\.\d) MiB WAL\)", detail)
+    assert found, detail
+    assert float(found[1]) >= float(found[2]) >= 2.0
+
+
+def test_database_size_adds_wal_and_shm(tmp_path: Path) -> None:
+    db = tmp_path / "sieve.db"
+    assert doctor._data_file_size(db) == "absent"
+    db.write_bytes(bytes(4096))
+    assert doctor._data_file_size(db) == "4.0 KiB"  # no WAL: as before
+    (tmp_path / "sieve.db-wal").write_bytes(bytes(12_900_000))
+    (tmp_path / "sieve.db-shm").write_bytes(bytes(32768))
+    assert doctor._data_file_size(db) == "12.3 MiB (incl. 12.3 MiB WAL)"
 
 
 def test_llamacpp_check_without_llama_cpp_installed(

@@ -1,15 +1,17 @@
 """`sieve ... --server URL` against a real uvicorn server on loopback: ingest, docs list and
-rm, ask; and a server that is not there (a clear error, no traceback)."""
+rm, ask; `sieve ask` finding the server on the configured port by itself; and a server that is
+not there (a clear error, no traceback)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
-from app.cli import main
+from app.cli import ask, main
 from app.main import create_app
 from app.settings import Settings
 from index import Embedder
@@ -51,6 +53,24 @@ def test_commands_against_a_live_server(
     assert "2 document(s) deleted" in capsys.readouterr().out
     assert main(["docs", "list", "--server", server]) == 0
     assert "no documents" in capsys.readouterr().out
+
+
+def test_ask_uses_the_server_on_the_configured_port(
+    server: str,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "a.md").write_text("# Kettles\n\nThe kettle boils water in two minutes.\n")
+    assert main(["ingest", str(tmp_path), "--server", server]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(ask, "_ask_local", lambda *a: pytest.fail("loaded the models in-process"))
+    configured = settings.model_copy(update={"port": urlsplit(server).port})
+    assert main(["ask", "How fast does the kettle boil?"], configured) == 0
+    captured = capsys.readouterr()
+    assert "two minutes" in captured.out and "[1] Kettles" in captured.out
+    assert ask.LOADING_NOTE not in captured.err
 
 
 @pytest.mark.parametrize(
