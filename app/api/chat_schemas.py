@@ -146,6 +146,9 @@ def any_content_type(model: type[M]) -> Callable[[Request], Awaitable[M]]:
         raw = await request.body()
         try:
             data = json.loads(raw) if raw.strip() else {}
+        except RecursionError:
+            msg = "body is not valid JSON: nested too deeply"
+            raise RequestValidationError([{"loc": ("body",), "msg": msg}]) from None
         except (ValueError, UnicodeDecodeError) as exc:
             msg = f"body is not valid JSON: {exc}"
             raise RequestValidationError([{"loc": ("body",), "msg": msg}]) from exc
@@ -157,11 +160,29 @@ def any_content_type(model: type[M]) -> Callable[[Request], Awaitable[M]]:
     return parse
 
 
+DEFS_TEMPLATE = "#/components/schemas/{model}"
+
+
 def json_body_doc(model: type[BaseModel]) -> dict[str, Any]:
-    """``openapi_extra`` documenting the body of a route that parses it itself."""
+    """``openapi_extra`` documenting the body of a route that parses it itself. Its nested
+    models refer to ``components/schemas``, where :func:`hoist_defs` moves them (a ``$defs``
+    left inside a request body is unresolvable for Swagger UI and ReDoc)."""
     return {
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
+            "content": {
+                "application/json": {"schema": model.model_json_schema(ref_template=DEFS_TEMPLATE)}
+            },
         }
     }
+
+
+def hoist_defs(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Move the ``$defs`` of :func:`json_body_doc` bodies into ``components/schemas``."""
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    for item in openapi.get("paths", {}).values():
+        for operation in item.values():
+            content = (operation.get("requestBody") or {}).get("content", {})
+            for media in content.values():
+                schemas.update(media.get("schema", {}).pop("$defs", {}))
+    return openapi
