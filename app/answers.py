@@ -61,9 +61,10 @@ class Citation:
     score: float  # the pruner's reranking score
     kept: list[SentenceRecord]
     kept_scores: list[float]
-    pruned_count: int
+    pruned_count: int  # sentences not sent: pruned, or kept by the pruner but over the budget
     found_by: dict[str, tuple[int, float]] = field(default_factory=dict)
     sentence_scores: list[float] = field(default_factory=list)  # every sentence of the chunk
+    over_budget: frozenset[int] = frozenset()  # indices the pruner kept but the budget cut
 
 
 @dataclass
@@ -77,6 +78,13 @@ class Answer:
     tokens_candidates: int  # all retrieved passages
     tokens_before: int  # the top_k reranked passages, unpruned
     tokens_after: int  # the context sent, after pruning and budget
+    # what left the top_k reranked passages (those tokens_before counts), and why: the pruner
+    # dropped it, or the pruner kept it and the token budget had no room (a passage that
+    # sends nothing loses its header too, counted with its sentences' cut)
+    sentences_pruned: int = 0
+    sentences_over_budget: int = 0
+    tokens_pruned: int = 0
+    tokens_over_budget: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
     retrieval: str = "hybrid"
     retrievers: dict[str, int] = field(default_factory=dict)  # candidates found by each

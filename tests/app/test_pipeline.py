@@ -96,6 +96,33 @@ def test_budget_counts_headers_and_skips_sentences_that_do_not_fit(client: TestC
     assert r["stats"]["tokens_before"] > r["stats"]["tokens_after"]
 
 
+def test_budget_cuts_are_told_apart_from_pruned_sentences(client: TestClient) -> None:
+    """A sentence the pruner kept but max_context_tokens had no room for is marked "budget",
+    not "pruned", and counted apart in the stats."""
+    client.post("/documents", json={"title": "Library rules", "text": TEXT})
+    question = {"question": "When does the library open and close?", "max_context_tokens": 20}
+    tight = client.post("/ask", json=question).json()
+    stats, citation = tight["stats"], tight["citations"][0]
+    source = citation["source"]
+    assert {s["dropped"] for s in source} == {None, "budget", "pruned"}
+    assert all(s["kept"] == (s["dropped"] is None) for s in source)
+    budget = [s for s in source if s["dropped"] == "budget"]
+    pruned = [s for s in source if s["dropped"] == "pruned"]
+    assert min(s["score"] for s in budget) > max(s["score"] for s in pruned)  # kept by the pruner
+    assert citation["over_budget_sentences"] == len(budget) == stats["sentences_over_budget"]
+    assert citation["pruned_sentences"] == len(budget) + len(pruned)  # unchanged meaning
+    assert stats["sentences_pruned"] == len(pruned)
+    assert stats["tokens_pruned"] > 0 and stats["tokens_over_budget"] > 0
+    # one passage: whatever was not sent was either pruned or over the budget
+    cut = stats["tokens_pruned"] + stats["tokens_over_budget"]
+    assert stats["tokens_before"] == stats["tokens_after"] + cut
+
+    roomy = client.post("/ask", json={**question, "max_context_tokens": 4000}).json()
+    assert roomy["stats"]["tokens_over_budget"] == roomy["stats"]["sentences_over_budget"] == 0
+    assert roomy["stats"]["tokens_pruned"] == stats["tokens_pruned"]  # the same pruner cut
+    assert "budget" not in {s["dropped"] for s in roomy["citations"][0]["source"]}
+
+
 def test_no_pruning_means_no_compression(client: TestClient) -> None:
     client.post("/documents", json={"title": "Library rules", "text": TEXT})
     r = client.post("/ask", json={"question": "When does it open?", "prune_threshold": 0.0})

@@ -188,6 +188,7 @@ def test_upload_ask_stream_and_sources(driver: Any, base_url: str, tmp_path: Pat
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
     driver.find_element("css selector", "#documents button.danger").click()
+    _wait(driver, "#documents .confirm-delete").click()  # ✕ asks first
     _wait(driver, "#doc-summary")
     from selenium.webdriver.support.ui import WebDriverWait
 

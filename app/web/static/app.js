@@ -1,6 +1,7 @@
 // The Sieve web UI: upload (drag and drop or picker, one progress bar per file), list and
-// delete documents, and ask questions with streamed, cited answers, in the collection picked
-// at the top; when the server requires API keys, the key is asked for there too.
+// delete documents (after a confirmation), and ask questions with streamed, cited answers, in
+// the collection picked at the top; when the server requires API keys, the key is asked for
+// there too.
 
 import {
   askStream, configure, deleteDocument, listCollections, listDocuments, serverInfo, uploadFile,
@@ -157,11 +158,23 @@ async function start() {
 
 // ---------------------------------------------------------------- documents
 
+// document id -> file name (where it says more than the title), for the sources of answers
+const fileNames = new Map();
+
+/** The upload's file name when it says more than the title ("json": sent as JSON, no file). */
+function fileName(doc) {
+  const name = doc.source || "";
+  return name && name !== "json" && name !== doc.title ? name : "";
+}
+
 async function refreshDocuments() {
   const summary = $("doc-summary");
   try {
     const { total, documents } = await listDocuments(100, 0);
+    fileNames.clear();
+    for (const doc of documents) if (fileName(doc)) fileNames.set(doc.id, fileName(doc));
     $("documents").replaceChildren(...documents.map(documentRow));
+    $("chat-hint")?.toggleAttribute("hidden", total > 0); // "Upload a document, then ask…"
     summary.textContent = total === 0 ? "No documents yet."
       : total > documents.length ? `Showing ${documents.length} of ${total} documents.`
         : `${total} document${total === 1 ? "" : "s"}.`;
@@ -170,27 +183,46 @@ async function refreshDocuments() {
   }
 }
 
+/** One document: title (and file name), counts, and ✕, which asks before it deletes. */
 function documentRow(doc) {
-  const remove = el("button", {
-    class: "icon danger", type: "button", title: `Delete ${doc.title}`,
-    "aria-label": `Delete ${doc.title}`,
-    onclick: async () => {
-      remove.disabled = true;
-      try {
-        await deleteDocument(doc.id);
-        await refreshDocuments();
-      } catch (err) {
-        remove.disabled = false;
-        $("doc-summary").textContent = `Could not delete ${doc.title}: ${describe(err)}`;
-      }
-    },
+  const name = fileName(doc);
+  const label = name ? `${doc.title} (${name})` : doc.title;
+  const ask = el("button", {
+    class: "icon danger", type: "button", title: `Delete ${label}`, "aria-label": `Delete ${label}`,
+    onclick: () => confirming(true),
   }, "✕");
+  const yes = el("button", { class: "confirm-delete", type: "button", onclick: remove }, "Delete");
+  const no = el("button", {
+    class: "confirm-cancel", type: "button", onclick: () => confirming(false),
+  }, "Cancel");
+  const confirm = el("div", {
+    class: "confirm", role: "group", "aria-label": `Delete ${label}?`, hidden: true,
+    onkeydown: (e) => { if (e.key === "Escape") confirming(false); },
+  }, el("span", {}, "Delete this document?"), yes, no);
+  function confirming(on) {
+    confirm.hidden = !on;
+    ask.hidden = on;
+    (on ? no : ask).focus();
+  }
+  async function remove() {
+    yes.disabled = no.disabled = true;
+    try {
+      await deleteDocument(doc.id);
+      await refreshDocuments();
+    } catch (err) {
+      yes.disabled = no.disabled = false;
+      confirming(false);
+      $("doc-summary").textContent = `Could not delete ${label}: ${describe(err)}`;
+    }
+  }
   return el("li", { class: "document", "data-id": doc.id },
     el("div", { class: "doc-main" },
-      el("span", { class: "doc-title" }, doc.title),
-      el("span", { class: "muted doc-meta" },
-        `${doc.format} · ${doc.chunk_count} chunks · ${doc.char_count.toLocaleString("en")} chars`)),
-    remove);
+      el("div", { class: "doc-head" },
+        el("span", { class: "doc-title", title: doc.title }, doc.title),
+        name ? el("span", { class: "doc-source", title: name }, name) : null),
+      el("span", { class: "muted doc-meta" }, `${doc.format} · ${doc.chunk_count} chunks`
+        + ` · ${doc.char_count.toLocaleString("en")} chars`)),
+    ask, confirm);
 }
 
 async function uploadAll(files) {
@@ -212,9 +244,10 @@ async function uploadAll(files) {
       bar.value = 1;
       row.classList.add("ok");
       state.textContent = doc.duplicate ? "already stored" : `added · ${doc.chunk_count} chunks`;
-    } catch (err) {
+    } catch (err) { // stop the bar (no longer indeterminate) and say why
+      bar.value = 1;
       row.classList.add("failed");
-      state.textContent = describe(err);
+      state.textContent = `Failed: ${describe(err)}`;
     }
     refreshDocuments();
   }
@@ -249,12 +282,38 @@ function askOptions(question) {
   const retrieval = $("opt-retrieval").value;
   const topK = $("opt-top-k").value;
   const prune = $("opt-prune").value;
+  const budget = $("opt-budget").value;
   const llm = $("opt-llm").value;
   if (retrieval) body.retrieval = retrieval;
   if (llm) body.llm = llm;
   if (topK) body.top_k = Number(topK);
   if (prune) body.prune_threshold = Number(prune);
+  if (budget) body.max_context_tokens = Number(budget);
   return body;
+}
+
+// The server refuses longer questions (422). The textarea has no maxlength: that would cut a
+// pasted question silently, so the length is counted here and the question refused in words.
+const MAX_CHARS = Number($("question").dataset.maxChars) || 4000;
+const COUNT_FROM = Math.floor(MAX_CHARS * 0.75); // the counter shows from here on
+const thousands = (x) => x.toLocaleString("en");
+
+function questionNote(text = "") {
+  $("question-message").textContent = text;
+  $("question-note").classList.toggle("problem", Boolean(text));
+}
+
+/** Update the counter; true when the question is within the limit (else say so). */
+function checkLength() {
+  const length = $("question").value.trim().length;
+  const count = $("question-count");
+  count.hidden = length < COUNT_FROM;
+  count.textContent = `${thousands(length)} / ${thousands(MAX_CHARS)}`;
+  const over = length - MAX_CHARS;
+  $("question").setAttribute("aria-invalid", String(over > 0));
+  questionNote(over > 0 ? `Too long: a question may have up to ${thousands(MAX_CHARS)}`
+    + ` characters; shorten it by ${thousands(over)} to ask.` : "");
+  return over <= 0;
 }
 
 /** One question and its answer; the handlers fill it in as stream events arrive. */
@@ -276,7 +335,8 @@ function answerView(question) {
   const redraw = () => { pending = false; renderAnswerText(text, answer, prefix, known); };
   const showContext = (data) => {
     known = new Set(data.citations.map((c) => c.n));
-    sources.replaceChildren(...data.citations.map((c) => renderSource(c, prefix)));
+    sources.replaceChildren(
+      ...data.citations.map((c) => renderSource(c, prefix, fileNames.get(c.document_id))));
     meta.querySelector(".stats")?.remove();
     meta.append(renderStats(data.stats));
     if (data.abstained) message.classList.add("abstained");
@@ -311,13 +371,22 @@ async function ask(event) {
   const button = $("ask-button");
   if (controller) { controller.abort(); return; } // the button reads "Stop" while streaming
   const question = $("question").value.trim();
-  if (!question) return;
+  if (!question) {
+    questionNote("Type a question first.");
+    $("question").focus();
+    return;
+  }
+  if (!checkLength()) {
+    $("question").focus();
+    return;
+  }
   const view = answerView(question);
   controller = new AbortController();
   button.textContent = "Stop";
   try {
     await askStream("", askOptions(question), view, controller.signal);
     $("question").value = "";
+    checkLength();
   } catch (err) {
     view.fail(err.name === "AbortError" ? "stopped" : describe(err));
   } finally {
@@ -328,6 +397,7 @@ async function ask(event) {
 
 function setUpChat() {
   $("ask-form").addEventListener("submit", ask);
+  $("question").addEventListener("input", checkLength);
   $("question").addEventListener("keydown", (e) => { // Enter asks, Shift+Enter a new line
     if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("ask-form").requestSubmit(); }
   });

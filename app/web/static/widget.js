@@ -39,7 +39,7 @@
     header button { background: none; border: 0; color: #fff; font-size: 18px; cursor: pointer; }
     .log { flex: 1; overflow-y: auto; padding: 10px 14px; overflow-wrap: anywhere; }
     .q { margin: 10px 0 4px; font-weight: 600; }
-    .a { white-space: pre-wrap; }
+    .a { white-space: pre-line; } /* only the paragraph breaks drawAnswer leaves */
     .a.wait::after { content: "…"; color: #6b7280; }
     .cite { display: inline-block; padding: 0 4px; margin: 0 1px; border-radius: 4px;
       background: #e7eefc; color: #2c5cc5; font-size: 11px; font-weight: 600;
@@ -111,8 +111,11 @@
   bubble.addEventListener("click", () => toggle(!panel.classList.contains("open")));
   close.addEventListener("click", () => toggle(false));
 
-  /** Answer text with [n] markers as small badges that highlight source n. */
-  function drawAnswer(target, text, list) {
+  /** Answer text with [n] markers as small badges that highlight source n. It reads as prose:
+   * a single line break (a hard-wrapped source) is a space, blank lines are paragraphs. */
+  function drawAnswer(target, answer, list) {
+    const text = answer.split(/\n[ \t]*\n\s*/).map((p) => p.replace(/\s+/g, " ").trim())
+      .filter(Boolean).join("\n\n");
     target.textContent = "";
     let last = 0;
     for (const m of text.matchAll(/\[(\d+)\]/g)) {
