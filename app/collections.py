@@ -29,7 +29,7 @@ class InvalidCollectionNameError(ValueError):
 
 
 def check_name(name: str) -> str:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):  # match() would let "name\n" through ($ before a newline)
         raise InvalidCollectionNameError(name)
     return name
 

@@ -11,6 +11,7 @@ with SQLite when a collection opens, so they follow.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import queue
@@ -24,12 +25,16 @@ from typing import Any, Literal
 
 from app.collections import Collections
 from app.library import IngestResult
-from app.parsing import ParsedDocument, parse_document, parse_text
+from app.parsing import ParsedDocument
+from app.uploads import JobFile, UploadLimits, check_file
 
 logger = logging.getLogger(__name__)
 
 Status = Literal["queued", "running", "done", "failed"]
 MAX_ATTEMPTS = 3  # starts of one job; past this a job that crashes the process is failed
+# characters of parsed documents kept in memory for queued jobs (the request parsed them to check
+# them); past it a job's documents are parsed again from its stored files when it runs
+PARSED_CACHE_CHARS = 32_000_000
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -67,18 +72,6 @@ class QueueFullError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class JobFile:
-    """One document of a job as the client sent it: a file, or a JSON document (``data`` is
-    then ``{"title", "text", "format", "metadata"}`` as UTF-8 JSON)."""
-
-    kind: Literal["file", "json"]
-    name: str
-    data: bytes
-    content_type: str | None = None
-    external_id: str | None = None
-
-
-@dataclass(frozen=True)
 class Job:
     id: str
     collection: str
@@ -97,38 +90,38 @@ class Job:
         return self.status in ("done", "failed")
 
 
-def parse_job_file(f: JobFile) -> ParsedDocument:
-    """The document of one stored file (the same parsing an upload is validated with)."""
-    if f.kind == "json":
-        doc = json.loads(f.data)
-        parsed = parse_text(doc["title"], doc["text"], doc.get("format", "txt"))
-        return ParsedDocument(
-            parsed.title,
-            parsed.text,
-            parsed.sections,
-            parsed.format,
-            {**parsed.metadata, **doc.get("metadata", {})},
-        )
-    return parse_document(f.data, f.name, f.content_type)
+def parse_job_file(f: JobFile, limits: UploadLimits) -> ParsedDocument:
+    """The document of one stored file, read as an upload is checked (within the limits, PDF,
+    docx and HTML in a child process)."""
+    return check_file(f, limits).document
 
 
 class JobQueue:
     """Persisted ingestion jobs and the one worker thread that runs them in order."""
 
     def __init__(
-        self, collections: Collections, max_queued: int = 256, keep_days: float = 30.0
+        self,
+        collections: Collections,
+        max_queued: int = 256,
+        keep_days: float = 30.0,
+        limits: UploadLimits | None = None,
     ) -> None:
         self.collections = collections
+        # for stored files parsed again (resumed jobs); default: the settings' defaults
+        self.limits = limits or UploadLimits.of(collections.settings)
         self.store = collections.store
         self.store.ensure_schema(SCHEMA)
         self.max_queued = max_queued
         self.keep_days = keep_days  # finished jobs older than this are dropped at start
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._events: dict[str, threading.Event] = {}
+        # callers awaiting a job on an event loop: woken from the worker thread, hold no thread
+        self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]] = {}
         self._errors: dict[str, Exception] = {}  # why a job failed, for a caller waiting on it
         # documents the request already parsed (to check them): the worker need not parse the
-        # stored files again. A resumed job has none here and parses its files.
+        # stored files again. A resumed job, or one past PARSED_CACHE_CHARS, parses its files.
         self._parsed: dict[str, list[ParsedDocument]] = {}
+        self._parsed_chars = 0
         self._events_lock = threading.Lock()
         self._thread = threading.Thread(target=self._work, name="sieve-ingest", daemon=True)
 
@@ -203,8 +196,10 @@ class JobQueue:
         with self._events_lock:
             if waiting:
                 self._events[job_id] = threading.Event()
-            if parsed is not None:
+            chars = sum(len(d.text) for d in parsed) if parsed is not None else 0
+            if parsed is not None and self._parsed_chars + chars <= PARSED_CACHE_CHARS:
                 self._parsed[job_id] = list(parsed)
+                self._parsed_chars += chars
         self._queue.put(job_id)
         job = self.get(job_id)
         assert job is not None
@@ -235,6 +230,33 @@ class JobQueue:
             event = self._events.get(job_id)
         if event is not None:
             event.wait(timeout)
+        with self._events_lock:
+            error = self._errors.pop(job_id, None)
+        return self.get(job_id), error
+
+    async def wait_async(self, job_id: str, timeout: float) -> tuple[Job | None, Exception | None]:
+        """:meth:`wait` for an event loop: holds no thread while the job runs. After
+        ``timeout`` the job is returned as it is (still queued or running), and its error, if it
+        fails later, stays for GET /jobs/{id} (as ``error``)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._events_lock:
+            event = self._events.get(job_id)
+            if event is not None and not event.is_set():
+                self._waiters.setdefault(job_id, []).append((loop, future))
+            else:
+                future.set_result(None)
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            with self._events_lock:
+                waiting = self._waiters.get(job_id, [])
+                if (loop, future) in waiting:
+                    waiting.remove((loop, future))
+                if job_id in self._events and not self._waiters.get(job_id):
+                    self._waiters.pop(job_id, None)
+                    self._events.pop(job_id, None)  # nobody waits for its exception any more
+            return self.get(job_id), None
         with self._events_lock:
             error = self._errors.pop(job_id, None)
         return self.get(job_id), error
@@ -271,8 +293,9 @@ class JobQueue:
         ]
         with self._events_lock:
             ready = self._parsed.pop(job_id, None)
+            self._parsed_chars -= sum(len(d.text) for d in ready or [])
         try:
-            parsed = ready if ready is not None else [parse_job_file(f) for f in files]
+            parsed = ready if ready is not None else [parse_job_file(f, self.limits) for f in files]
             documents = [(doc, f.name) for doc, f in zip(parsed, files, strict=True)]
             library = self.collections.get(job.collection)
 
@@ -313,8 +336,16 @@ class JobQueue:
             event = self._events.pop(job_id, None)
             if event is not None and exc is not None:
                 self._errors[job_id] = exc
+            waiters = self._waiters.pop(job_id, [])
         if event is not None:
             event.set()
+        for loop, future in waiters:
+            loop.call_soon_threadsafe(_wake, future)
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 _COLUMNS = (

@@ -305,7 +305,10 @@ class Library:
         self, parsed: ParsedDocument, source: str, external_id: str | None = None
     ) -> _Prepared:
         drafts = chunk_document(
-            parsed, self.settings.chunk_target_words, self.settings.chunk_max_words
+            parsed,
+            self.settings.chunk_target_words,
+            self.settings.chunk_max_words,
+            self.settings.max_document_chunks,
         )
         if not drafts:
             raise ParseError(f"{source}: no text to index")

@@ -15,6 +15,7 @@ from app.api.limits import BodySizeLimitMiddleware
 from app.api.routes import (
     admin,
     ask,
+    docs,
     documents,
     graph,
     health,
@@ -54,6 +55,10 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         version="0.1.0",
         summary="Question answering over your documents, with pruned, cited context.",
         lifespan=lifespan,
+        # served by app/api/routes/docs.py: local assets, a CSP, and SIEVE_PUBLIC_DOCS
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.add_middleware(BodySizeLimitMiddleware, settings=settings)  # 413 while streaming
     if settings.cors_origin_list:  # the widget on other sites: POST /ask only
@@ -65,6 +70,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     install_error_handlers(app)
     app.include_router(health.router)  # public: status only, unless the admin key is sent
     app.include_router(web.router)  # public: the UI's static files (it sends the key itself)
+    app.include_router(docs.router)  # /docs, /redoc, /openapi.json: keyed or not per settings
     # every other route: an API key (when auth is on), the rate limit, then the route's own
     # scope check (app/api/access.py)
     keyed = [Depends(get_principal)]

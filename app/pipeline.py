@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 
 from app.answers import (
     Answer,
@@ -93,12 +93,16 @@ class Pipeline:
         encode: Callable[[Sequence[str]], np.ndarray] | None = None,
         rerank: str = "fused",
         max_pending: int = 0,
+        threads: int = 4,
         blend_weight: float = BLEND_COSINE_WEIGHT,
     ) -> None:
         rerank_order([], rerank, [])  # validates the mode early
         if max_pending < 0:
             raise ValueError(f"max_pending must be >= 0, got {max_pending}")
         self.max_pending = max_pending  # questions in progress at once (0: no limit)
+        # the threads that retrieve and prune: their own, so a burst of questions never takes the
+        # pool that serves the light routes (document lists, jobs, health)
+        self.limiter = CapacityLimiter(threads)
         self._pending = 0  # only touched on the event loop, so no lock
         self.collections = collections
         self.embedder = embedder
@@ -153,7 +157,9 @@ class Pipeline:
         question, llm = self.check(question, options)
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        answer = await to_thread.run_sync(self._retrieve_and_prune, question, options, timings)
+        answer = await to_thread.run_sync(
+            self._retrieve_and_prune, question, options, timings, limiter=self.limiter
+        )
         if not answer.citations:
             answer.answer, answer.abstained = ABSTAIN_ANSWER, True
         else:
@@ -175,14 +181,18 @@ class Pipeline:
         question, llm = self.check(question, options)
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        fused, graph = await to_thread.run_sync(self._retrieve, question, options, timings)
+        fused, graph = await to_thread.run_sync(
+            self._retrieve, question, options, timings, limiter=self.limiter
+        )
         yield Retrieved(
             options.retrieval,
             len(fused),
             _retriever_counts(fused, options.retrieval),
             dict(timings),
         )
-        answer = await to_thread.run_sync(self._prune, question, options, fused, graph, timings)
+        answer = await to_thread.run_sync(
+            self._prune, question, options, fused, graph, timings, limiter=self.limiter
+        )
         answer.timings_ms = dict(timings)  # the stages so far; the final answer has all
         yield ContextReady(answer)
         if not answer.citations:
@@ -442,7 +452,8 @@ class Pipeline:
 
         ``tokens_before`` is what the top_k reranked passages would cost unpruned (what a RAG
         service without a pruner sends); ``tokens_after`` is what is sent, headers included.
-        A sentence that does not fit is skipped, and smaller ones after it may still fit.
+        A sentence that does not fit is skipped, and smaller ones after it may still fit; it is
+        marked ``over_budget`` on its citation, and counted apart from what the pruner dropped.
         """
         candidates = [c.chunk for c in fused]
         sources = {c.chunk.id: c.found_by for c in fused}
@@ -464,6 +475,7 @@ class Pipeline:
             cost[(c.id, s.index)] for c, _ in ranked[: options.top_k] for s in c.sentences
         )
         citations: list[Citation] = []
+        sent: dict[int, set[int]] = {}  # chunk id -> indices of the sentences sent
         used = 0
         for (chunk, result), header in zip(ranked, header_tokens, strict=True):
             if len(citations) == options.top_k:
@@ -474,6 +486,7 @@ class Pipeline:
                 if used + spent + cost[(chunk.id, i)] <= options.max_context_tokens:
                     kept.append(chunk.sentences[i])
                     spent += cost[(chunk.id, i)]
+            sent[chunk.id] = {s.index for s in kept}
             if not kept:
                 continue
             used += spent
@@ -488,8 +501,10 @@ class Pipeline:
                     pruned_count=len(chunk.sentences) - len(kept),
                     found_by=sources[chunk.id],
                     sentence_scores=list(result.sentence_scores),
+                    over_budget=frozenset(result.kept) - sent[chunk.id],
                 )
             )
+        by_pruner, by_budget = _cuts(ranked[: options.top_k], sent, cost, header_tokens)
         return Answer(
             answer="",
             abstained=False,
@@ -500,6 +515,10 @@ class Pipeline:
             tokens_candidates=sum(sentence_tokens),
             tokens_before=before,
             tokens_after=used,
+            sentences_pruned=by_pruner[0],
+            tokens_pruned=by_pruner[1],
+            sentences_over_budget=by_budget[0],
+            tokens_over_budget=by_budget[1],
         )
 
     def _title(self, chunk: ChunkRecord) -> str:
@@ -533,6 +552,29 @@ def _facts_chunk(facts: Sequence[str]) -> ChunkRecord:
         pos += len(fact) + 1
     text = " ".join(facts)
     return ChunkRecord(GRAPH_FACTS_ID, "", 0, (), text, 0, len(text), sentences)
+
+
+def _cuts(
+    ranked: Sequence[tuple[ChunkRecord, PrunedContext]],
+    sent: dict[int, set[int]],
+    cost: dict[tuple[int, int], int],
+    header_tokens: Sequence[int],
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """What the ``ranked`` passages lost, as ((sentences, tokens) pruned, (sentences, tokens)
+    over budget): a sentence the pruner dropped is pruned; one it kept that was not sent is
+    over budget. A passage that sends nothing loses its header as well: to the budget if the
+    pruner kept any of it, else to pruning."""
+    sentences, tokens = [0, 0], [0, 0]  # [pruned, over budget]
+    for (chunk, result), header in zip(ranked, header_tokens, strict=False):
+        kept, sent_here = set(result.kept), sent.get(chunk.id, set())
+        for s in chunk.sentences:
+            if s.index not in sent_here:
+                why = int(s.index in kept)
+                sentences[why] += 1
+                tokens[why] += cost[(chunk.id, s.index)]
+        if not sent_here:
+            tokens[int(bool(kept))] += header
+    return (sentences[0], tokens[0]), (sentences[1], tokens[1])
 
 
 def _header(n: int, title: str, chunk: ChunkRecord) -> str:

@@ -18,6 +18,7 @@ from app.llm.resilient import with_resilience
 from app.pipeline import AskOptions, Pipeline
 from app.settings import Settings
 from app.triples import TripleWorker
+from app.uploads import UploadChecker, UploadLimits
 from graph import GraphRetriever, KnowledgeGraph
 from graph.triples import TripleCache
 from index import CachedEncoder, Embedder
@@ -87,6 +88,10 @@ def _resilient(llm: LLM, settings: Settings) -> LLM:
     )
 
 
+class RequestLimitError(ValueError):
+    """A request asks for more work than the server allows (→ 422)."""
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -95,6 +100,7 @@ class Services:
     pruner: Pruner
     pipeline: Pipeline
     jobs: JobQueue
+    uploads: UploadChecker  # reads and checks uploaded files, bounded (app/uploads.py)
     triples: TripleWorker | None = None
 
     @classmethod
@@ -130,6 +136,7 @@ class Services:
             rerank=settings.rerank,
             blend_weight=settings.rerank_blend_weight,
             max_pending=settings.max_pending_asks,
+            threads=settings.ask_threads,
         )
         if settings.llm_fallback:
             pipeline.fallback = llms["extractive"]  # always enabled (llm_backend_list)
@@ -161,8 +168,14 @@ class Services:
             settings.llm,
         )
         # resumes unfinished jobs, forgets long-finished ones
-        jobs = JobQueue(collections, settings.max_queued_jobs, settings.keep_jobs_days).start()
-        return cls(settings, embedder, collections, pruner, pipeline, jobs, triples)
+        jobs = JobQueue(
+            collections,
+            settings.max_queued_jobs,
+            settings.keep_jobs_days,
+            UploadLimits.of(settings),
+        ).start()
+        uploads = UploadChecker(settings)
+        return cls(settings, embedder, collections, pruner, pipeline, jobs, uploads, triples)
 
     @property
     def library(self) -> Library:
@@ -170,7 +183,16 @@ class Services:
         return self.collections.default
 
     def options(self, **overrides: Any) -> AskOptions:
-        """The configured defaults, with every override that is not None applied."""
+        """The configured defaults, with every override that is not None applied; a
+        ``candidates`` or ``top_k`` over its configured maximum is refused (422)."""
+        s = self.settings
+        for name, most in (("candidates", s.max_candidates), ("top_k", s.max_top_k)):
+            value = overrides.get(name)
+            if value is not None and value > most:
+                raise RequestLimitError(
+                    f"{name} is {value}, over this server's maximum of {most} "
+                    f"(SIEVE_MAX_{name.upper()})"
+                )
         return replace(
             self.default_options(), **{k: v for k, v in overrides.items() if v is not None}
         )

@@ -93,6 +93,44 @@ class Settings(BaseSettings):
         description="Largest accepted request body on every other route (/ask, /v1, /api…); "
         "bigger bodies get 413 while they stream in.",
     )
+    # bounded work per upload: checked while extracting, so a small file cannot become hours of
+    # parsing or embedding (413 with the limit named)
+    max_document_chars: int = Field(
+        5_000_000, gt=0, description="Most characters of text extracted from one document."
+    )
+    max_document_pages: int = Field(2000, gt=0, description="Most pages read from one PDF.")
+    max_document_paragraphs: int = Field(
+        200_000, gt=0, description="Most paragraphs (docx) or lines (txt, md, html) per document."
+    )
+    max_document_chunks: int = Field(
+        20_000, gt=0, description="Most chunks one document may become."
+    )
+    max_job_chunks: int = Field(
+        40_000, gt=0, description="Most chunks of all documents of one upload (one job)."
+    )
+    max_files_per_upload: int = Field(100, gt=0, description="Most files in one multipart upload.")
+    parse_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="PDF and docx files are parsed in a child process killed after this long.",
+    )
+    parse_memory_mb: int = Field(
+        1536, ge=256, description="Address-space limit of that child process (MiB)."
+    )
+    max_parallel_parses: int = Field(
+        2, gt=0, description="Uploads parsed at once; more wait (asynchronously) for a turn."
+    )
+    upload_wait_s: float = Field(
+        120.0,
+        gt=0,
+        description="An upload that waits for its job answers 202 with the job after this long.",
+    )
+    # API docs (/docs, /redoc, /openapi.json)
+    public_docs: bool = Field(
+        False,
+        description="With auth on, serve the API docs and schema without a key (off: the schema "
+        "needs a key and the docs pages are off). With auth off they are always served.",
+    )
     # knowledge graph
     graph: bool = Field(
         True,
@@ -128,12 +166,33 @@ class Settings(BaseSettings):
         description="Chunks fetched per retriever, and fused candidates given to the pruner.",
     )
     top_k: int = Field(5, gt=0, le=100, description="Passages kept after reranking.")
-    max_pending_asks: int = Field(
-        64,
-        ge=0,
-        description="Questions answered at once (all endpoints); more get 503 with Retry-After "
-        "(0: no limit).",
+    max_candidates: int = Field(
+        100, gt=0, le=1000, description="Largest `candidates` a request may ask for (422 past it)."
     )
+    max_top_k: int = Field(
+        20, gt=0, le=100, description="Largest `top_k` a request may ask for (422 past it)."
+    )
+    max_pending_asks: int = Field(
+        16,
+        ge=0,
+        description="Questions in progress at once (all endpoints); more get 503 with Retry-After "
+        "(0: no limit). They run on their own threads (ask_threads), never on the pool that "
+        "serves the light routes.",
+    )
+    ask_threads: int = Field(
+        4, gt=0, le=32, description="Worker threads that retrieve and prune questions."
+    )
+    # slow or too many clients (`sieve serve`)
+    max_connections: int = Field(
+        512, gt=0, description="Open connections + requests at most; more get 503."
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="A client must send its request line and headers within this."
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="Longest wait for the next piece of a request body (408 past it)."
+    )
+    keep_alive_s: float = Field(5.0, gt=0, description="Idle keep-alive connections close after.")
     pruner: Literal["provence", "similarity"] = Field(
         "provence", description="provence: the trained pruner+reranker; similarity: baseline."
     )

@@ -8,6 +8,7 @@ after a delete and stays valid as the FAISS id of its vector.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -90,6 +91,17 @@ class CollectionInfo:
     chunks: int
 
 
+def create_private(path: Path) -> None:
+    """Create ``path`` empty with mode 0600, or take group/other access away from an existing
+    one (earlier versions made it 0644): documents and API key hashes are the owner's only."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            os.chmod(path, mode & 0o700)
+
+
 class DocumentStore:
     """Thread-safe access to one SQLite file. Every write is one transaction.
 
@@ -99,6 +111,7 @@ class DocumentStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(self.path)  # SQLite gives its -wal and -shm files the same mode
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(
             self.path, check_same_thread=False, isolation_level=None, timeout=30.0
@@ -431,11 +444,15 @@ class DocumentStore:
         by_id = {int(r["id"]): chunk_of(r, sentences.get(int(r["id"]), [])) for r in rows}
         return [by_id[i] for i in ids if i in by_id]
 
-    def chunks_of(self, document_id: str) -> list[ChunkRecord]:
+    def chunks_of(
+        self, document_id: str, limit: int | None = None, offset: int = 0
+    ) -> list[ChunkRecord]:
+        """The document's chunks in order; ``limit``/``offset``: one page of them."""
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT {CHUNK_COLUMNS} FROM chunks WHERE document_id = ? ORDER BY ordinal",
-                (document_id,),
+                f"SELECT {CHUNK_COLUMNS} FROM chunks WHERE document_id = ? ORDER BY ordinal"
+                " LIMIT ? OFFSET ?",
+                (document_id, -1 if limit is None else limit, offset),
             ).fetchall()
             sentences = self._sentences([int(r["id"]) for r in rows])
         return [chunk_of(r, sentences.get(int(r["id"]), [])) for r in rows]

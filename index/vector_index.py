@@ -185,6 +185,7 @@ class VectorIndex:
         with self._lock:
             index = faiss.index_gpu_to_cpu(self._index) if self.on_gpu else self._index
             faiss.write_index(index, str(tmp))
+        os.chmod(tmp, 0o600)  # the vectors are the documents' content: the owner's only
         with tmp.open("rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -1,4 +1,7 @@
-"""Typed dependencies: routes receive the services built in the lifespan."""
+"""Typed dependencies: routes receive the services built in the lifespan.
+
+They are coroutines because they never block: FastAPI runs a plain function dependency on the
+worker thread pool, and a saturated pool must not delay even the cheapest route."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from app.services import Services
 from app.settings import Settings
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -20,15 +23,15 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_library(services: ServicesDep) -> Library:
+async def get_library(services: ServicesDep) -> Library:
     return services.library
 
 
-def get_pipeline(services: ServicesDep) -> Pipeline:
+async def get_pipeline(services: ServicesDep) -> Pipeline:
     return services.pipeline
 
 
-def get_app_settings(services: ServicesDep) -> Settings:
+async def get_app_settings(services: ServicesDep) -> Settings:
     return services.settings
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
 from app.api.access import (
     AmbiguousCollectionError,
@@ -16,13 +17,15 @@ from app.api.access import (
     RateLimitedError,
     UnauthorizedError,
 )
+from app.api.chat_schemas import hoist_defs
 from app.collections import InvalidCollectionNameError
 from app.conversation import ConversationError
 from app.jobs import QueueFullError
 from app.library import DocumentNotFoundError
 from app.llm import LLMBusyError, LLMError
-from app.parsing import ParseError, UnsupportedFormatError
+from app.parsing import ExtractionLimitError, ParseError, UnsupportedFormatError
 from app.pipeline import OverloadedError, UnknownBackendError, UnknownRetrievalError
+from app.services import RequestLimitError
 from index import ContentConflictError, UnknownCollectionError
 
 logger = logging.getLogger(__name__)
@@ -45,6 +48,8 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (UnknownCollectionError, 404),
     (ContentConflictError, 409),
     (UnsupportedFormatError, 415),
+    (ExtractionLimitError, 413),
+    (RequestLimitError, 422),
     (ParseError, 422),
     (UploadTooLargeError, 413),
     (BadUploadError, 400),
@@ -76,6 +81,8 @@ def install_error_handlers(app: FastAPI) -> None:
     for exc_type, status in _STATUS:
         app.add_exception_handler(exc_type, _handler(status))
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RecursionError, _too_deep)
+    app.add_exception_handler(ClientDisconnect, _disconnected)
     _document_error_body(app)
 
 
@@ -85,7 +92,7 @@ def _document_error_body(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schemas = generate().get("components", {}).get("schemas", {})
+            schemas = hoist_defs(generate()).get("components", {}).get("schemas", {})
             if "HTTPValidationError" in schemas:
                 schemas["HTTPValidationError"] = ERROR_SCHEMA
         return app.openapi_schema or generate()
@@ -119,6 +126,20 @@ def error_body(path: str, status: int, reason: str) -> dict[str, Any]:
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     reason = describe_validation(exc.errors())
     return JSONResponse(status_code=422, content=error_body(request.url.path, 422, reason))
+
+
+async def _too_deep(request: Request, exc: Exception) -> JSONResponse:
+    """A body nested deeper than a parser can walk (e.g. 100,000 ``[``): the client's fault."""
+    reason = "request body is nested too deeply"
+    return JSONResponse(status_code=400, content=error_body(request.url.path, 400, reason))
+
+
+async def _disconnected(request: Request, exc: Exception) -> Response:
+    """The client went away mid-request: nobody reads the answer, so no traceback, no 500."""
+    logger.info(
+        "%s %s: client disconnected before the request was read", request.method, request.url.path
+    )
+    return Response(status_code=400)
 
 
 def _handler(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware capping the size of every request body while it streams in.
+"""Pure ASGI middleware capping the size of every request body while it streams in, and the
+wait for each piece of it (a client trickling a body gets 408 after ``body_timeout_s``).
 
 A declared ``Content-Length`` over the limit is refused before the app reads a byte; a chunked
 (or lying) body is counted as it arrives and refused with 413 as soon as it passes the limit, so
@@ -9,6 +10,7 @@ The limits are read from ``Settings`` on each request.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 
@@ -24,6 +26,10 @@ _MB = 1024 * 1024
 
 class BodyTooLargeError(Exception):
     """Raised into the app by ``receive`` once the body passed the limit."""
+
+
+class BodyTimeoutError(Exception):
+    """Raised into the app by ``receive`` when the next piece of the body is too slow."""
 
 
 class BodySizeLimitMiddleware:
@@ -51,14 +57,24 @@ class BodySizeLimitMiddleware:
 
         received = 0
         exceeded = False
+        slow = False
+        body_done = False
         started = False
+        timeout = self.settings.body_timeout_s
 
         async def counting_receive() -> Message:
-            nonlocal received, exceeded
-            if exceeded:
-                raise BodyTooLargeError
-            message = await receive()
+            nonlocal received, exceeded, slow, body_done
+            if exceeded or slow:
+                raise BodyTooLargeError if exceeded else BodyTimeoutError
+            if body_done:  # e.g. a streaming route waiting for http.disconnect: no deadline
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), timeout)
+            except TimeoutError:
+                slow = True
+                raise BodyTimeoutError from None
             if message["type"] == "http.request":
+                body_done = not message.get("more_body", False)
                 received += len(message.get("body", b""))
                 if received > limit:
                     exceeded = True
@@ -67,17 +83,20 @@ class BodySizeLimitMiddleware:
 
         async def guarded_send(message: Message) -> None:
             nonlocal started
-            if exceeded:
-                return  # whatever the app made of the error, the client gets our 413
+            if exceeded or slow:
+                return  # whatever the app made of the error, the client gets our 413/408
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
-        with contextlib.suppress(BodyTooLargeError):  # the app did not catch it: fine too
+        with contextlib.suppress(BodyTooLargeError, BodyTimeoutError):  # uncaught by the app
             await self.app(scope, counting_receive, guarded_send)
         if exceeded and not started:
             reason = f"request body is over the {limit}-byte limit ({setting})"
             await _refuse(send, path, reason)
+        elif slow and not started:
+            reason = f"request body too slow: no data for {timeout:g} s (body_timeout_s)"
+            await _refuse(send, path, reason, 408)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -88,12 +107,12 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _refuse(send: Send, path: str, reason: str) -> None:
-    body = json.dumps(error_body(path, 413, reason)).encode()
+async def _refuse(send: Send, path: str, reason: str, status: int = 413) -> None:
+    body = json.dumps(error_body(path, status, reason)).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),

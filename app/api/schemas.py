@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.collections import NAME_PATTERN
 from app.jobs import Job
+from app.parsing.common import UNSAFE_INLINE
 from app.pipeline import Answer, Citation
 from index import DEFAULT_COLLECTION, ChunkRecord, DocumentRecord
 
@@ -16,6 +17,7 @@ MAX_TEXT_CHARS = 20_000_000
 
 
 MAX_EXTERNAL_ID_CHARS = 500
+MAX_METADATA_FIELDS = 50
 
 
 class DocumentIn(BaseModel):
@@ -39,6 +41,36 @@ class DocumentIn(BaseModel):
         if not value.strip():
             raise ValueError("must not be blank")
         return value
+
+    @field_validator("title", "external_id")
+    @classmethod
+    def _one_safe_line(cls, value: str | None) -> str | None:
+        if value is not None:
+            _refuse_control(value)
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _safe_metadata(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_METADATA_FIELDS:
+            raise ValueError(f"at most {MAX_METADATA_FIELDS} metadata fields, got {len(value)}")
+        for key, item in value.items():
+            if not key or len(key) > 100 or len(item) > 2000:
+                raise ValueError("metadata keys are 1-100 characters, values at most 2000")
+            _refuse_control(key)
+            _refuse_control(item)
+        return value
+
+
+def _refuse_control(value: str) -> None:
+    """Labels shown in terminals and pages: no control or bidi-override characters (the same
+    rule as text files, which refuse binary control characters)."""
+    found = UNSAFE_INLINE.search(value)
+    if found is not None:
+        raise ValueError(
+            "must not contain control or bidi-override characters "
+            f"(found U+{ord(found.group()):04X})"
+        )
 
 
 class DocumentOut(BaseModel):
@@ -157,7 +189,10 @@ class ChunkOut(BaseModel):
 
 class DocumentDetail(DocumentOut):
     text: str
-    chunks: list[ChunkOut]
+    chunk_offset: int = Field(0, description="Ordinal of the first chunk in `chunks`.")
+    chunks: list[ChunkOut] = Field(
+        description="One page of chunks (chunk_limit, chunk_offset); chunk_count is the total."
+    )
 
 
 class DeleteRequest(BaseModel):
@@ -215,6 +250,11 @@ class SourceSentence(BaseModel):
     text: str
     score: float = Field(description="The pruner's keep score of the sentence.")
     kept: bool = Field(description="Sent to the LLM (false: pruned, or over the token budget).")
+    dropped: Literal["pruned", "budget"] | None = Field(
+        None,
+        description='Why it was not sent: "pruned" (the pruner dropped it) or "budget" (the '
+        "pruner kept it, max_context_tokens had no room); null when sent.",
+    )
 
 
 class CitationOut(BaseModel):
@@ -228,7 +268,12 @@ class CitationOut(BaseModel):
     text: str = Field(description="The kept sentences of the passage.")
     sentences: list[SentenceOut] = Field(description="Kept sentences with document offsets.")
     kept_sentences: int
-    pruned_sentences: int
+    pruned_sentences: int = Field(
+        description="Sentences not sent: pruned, plus over_budget_sentences."
+    )
+    over_budget_sentences: int = Field(
+        0, description="Sentences the pruner kept that did not fit max_context_tokens."
+    )
     retrievers: dict[str, RetrieverHit] = Field(description="The retrievers that found it.")
     source: list[SourceSentence] = Field(
         description="Every sentence of the passage, kept or pruned, in order."
@@ -252,6 +297,7 @@ class CitationOut(BaseModel):
             ],
             kept_sentences=len(c.kept),
             pruned_sentences=c.pruned_count,
+            over_budget_sentences=len(c.over_budget),
             retrievers={
                 name: RetrieverHit(rank=rank, score=float(score))
                 for name, (rank, score) in c.found_by.items()
@@ -262,10 +308,19 @@ class CitationOut(BaseModel):
                     text=s.text,
                     score=round(c.sentence_scores[s.index], 6) if c.sentence_scores else 0.0,
                     kept=s.index in kept,
+                    dropped=_dropped(s.index, kept, c.over_budget),
                 )
                 for s in c.chunk.sentences
             ],
         )
+
+
+def _dropped(
+    index: int, sent: set[int], over_budget: frozenset[int]
+) -> Literal["pruned", "budget"] | None:
+    if index in sent:
+        return None
+    return "budget" if index in over_budget else "pruned"
 
 
 class AskStats(BaseModel):
@@ -273,7 +328,25 @@ class AskStats(BaseModel):
     tokens_candidates: int = Field(description="Tokens of all retrieved passages.")
     tokens_before: int = Field(description="Tokens of the top_k reranked passages, unpruned.")
     tokens_after: int = Field(description="Tokens of the context sent to the LLM (headers too).")
-    compression: float = Field(description="1 - tokens_after / tokens_before: what pruning saved.")
+    compression: float = Field(
+        description="1 - tokens_after / tokens_before: what pruning and the budget saved."
+    )
+    tokens_pruned: int = Field(
+        0,
+        description="Of tokens_before: tokens the pruner dropped (headers of passages it "
+        "emptied too).",
+    )
+    tokens_over_budget: int = Field(
+        0, description="Of tokens_before: tokens the pruner kept that max_context_tokens left out."
+    )
+    sentences_pruned: int = Field(
+        0, description="Sentences of the top_k reranked passages that the pruner dropped."
+    )
+    sentences_over_budget: int = Field(
+        0,
+        description="Sentences of the top_k reranked passages the pruner kept that did not "
+        "fit max_context_tokens.",
+    )
     timings_ms: dict[str, float]
     retrieval: str = Field(description="The retrieval mode used.")
     retrievers: dict[str, int] = Field(
@@ -289,6 +362,10 @@ class AskStats(BaseModel):
             tokens_before=a.tokens_before,
             tokens_after=a.tokens_after,
             compression=round(a.compression, 4),
+            tokens_pruned=a.tokens_pruned,
+            tokens_over_budget=a.tokens_over_budget,
+            sentences_pruned=a.sentences_pruned,
+            sentences_over_budget=a.sentences_over_budget,
             timings_ms=dict(a.timings_ms),
             retrieval=a.retrieval,
             retrievers=a.retrievers,

@@ -3,7 +3,8 @@
 from app.parsing.chunking import chunk_document
 from app.parsing.detect import detect_format
 from app.parsing.formats import parse_document, parse_text
-from app.parsing.sentences import MAX_SENTENCE_CHARS, split_sentences
+from app.parsing.limits import DEFAULT_LIMITS, ExtractionLimitError, ExtractionLimits
+from app.parsing.sentences import MAX_SENTENCE_CHARS, iter_sentences, split_sentences
 from app.parsing.types import (
     ChunkDraft,
     ParsedDocument,
@@ -14,8 +15,11 @@ from app.parsing.types import (
 )
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "MAX_SENTENCE_CHARS",
     "ChunkDraft",
+    "ExtractionLimitError",
+    "ExtractionLimits",
     "ParseError",
     "ParsedDocument",
     "Section",
@@ -23,6 +27,7 @@ __all__ = [
     "UnsupportedFormatError",
     "chunk_document",
     "detect_format",
+    "iter_sentences",
     "parse_document",
     "parse_text",
     "split_sentences",

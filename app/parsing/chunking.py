@@ -9,14 +9,23 @@ A small remainder at the end of a section joins the chunk before it when that st
 
 from __future__ import annotations
 
-from app.parsing.sentences import split_sentences
+from collections.abc import Iterator
+
+from app.parsing.limits import ExtractionLimitError
+from app.parsing.sentences import iter_sentences
 from app.parsing.types import ChunkDraft, ParsedDocument, Section, Span
 
 
 def chunk_document(
-    doc: ParsedDocument, target_words: int = 200, max_words: int = 300
+    doc: ParsedDocument,
+    target_words: int = 200,
+    max_words: int = 300,
+    max_chunks: int | None = None,
 ) -> list[ChunkDraft]:
-    """Chunks of every section in document order; sections without sentences yield none."""
+    """Chunks of every section in document order; sections without sentences yield none.
+
+    ``max_chunks``: raise ``ExtractionLimitError`` as soon as the document passes it (the
+    sentences are split lazily, so the work done is bounded by the limit, not the text)."""
     if target_words <= 0:
         raise ValueError(f"target_words must be > 0, got {target_words}")
     if max_words < target_words:
@@ -26,29 +35,41 @@ def chunk_document(
         )
     chunks: list[ChunkDraft] = []
     for section in doc.sections:
-        chunks.extend(_chunk_section(doc.text, section, target_words, max_words))
+        for chunk in _chunk_section(doc.text, section, target_words, max_words):
+            chunks.append(chunk)
+            if max_chunks is not None and len(chunks) > max_chunks:
+                raise ExtractionLimitError(
+                    f"'{doc.title}' would become more than {max_chunks} chunks "
+                    "(limit: SIEVE_MAX_DOCUMENT_CHUNKS); split it into smaller documents"
+                )
     return chunks
 
 
 def _chunk_section(
     text: str, section: Section, target_words: int, max_words: int
-) -> list[ChunkDraft]:
-    groups: list[tuple[list[Span], int]] = []  # (sentences, words) per chunk
+) -> Iterator[ChunkDraft]:
+    """Chunks of one section, made as the sentences come (the last one may absorb a small
+    remainder, so each chunk is yielded once the next one has started)."""
+    held: tuple[list[Span], int] | None = None  # a finished chunk, yielded once the next starts
     current: list[Span] = []
     words = 0
-    for span in split_sentences(text, section.start, section.end):
+    for span in iter_sentences(text, section.start, section.end):
         count = len(text[span.start : span.end].split())
         if current and words + count > max_words:
-            groups.append((current, words))
-            current, words = [], 0
+            if held is not None:
+                yield ChunkDraft(section.heading_path, held[0], section.page)
+            held, current, words = (current, words), [], 0
         current.append(span)
         words += count
         if words >= target_words:
-            groups.append((current, words))
-            current, words = [], 0
+            if held is not None:
+                yield ChunkDraft(section.heading_path, held[0], section.page)
+            held, current, words = (current, words), [], 0
     if current:
-        if groups and words < target_words / 4 and groups[-1][1] + words <= max_words:
-            last, last_words = groups.pop()
-            current, words = last + current, last_words + words
-        groups.append((current, words))
-    return [ChunkDraft(section.heading_path, spans, section.page) for spans, _ in groups]
+        if held is not None and words < target_words / 4 and held[1] + words <= max_words:
+            current, held = held[0] + current, None
+        if held is not None:
+            yield ChunkDraft(section.heading_path, held[0], section.page)
+        yield ChunkDraft(section.heading_path, current, section.page)
+    elif held is not None:
+        yield ChunkDraft(section.heading_path, held[0], section.page)

@@ -17,6 +17,7 @@ from app.parsing.types import ParsedDocument, ParseError, Section
 SUPPORTED = "txt, md, html, pdf, docx"
 MAX_HEADING_CHARS = 200  # a heading path entry is a label; cap pathological "headings"
 MAX_TITLE_LINE_CHARS = 120
+MAX_TITLE_CHARS = 500
 
 # C0 controls other than \t \n \v \f \r and ESC (ANSI colours in logs are still text).
 _CONTROL = re.compile(r"[\x01-\x08\x0e-\x1a\x1c-\x1f\x7f]")
@@ -36,12 +37,19 @@ def display_name(filename: str) -> str:
 def file_stem(filename: str) -> str:
     """``'reports/Q3 notes.md'`` -> ``'Q3 notes'``; the fallback title of every format."""
     base = filename.replace("\\", "/").rsplit("/", 1)[-1]
-    return PurePosixPath(base).stem.strip() or "untitled"
+    return clean_inline(PurePosixPath(base).stem) or "untitled"
+
+
+# Characters that never belong in a one-line label (title, heading, file name): C0/C1 controls
+# (ESC sequences rewrite an operator's terminal) and the bidi embeddings/overrides/isolates that
+# reorder what a reader sees ("Trojan source").
+UNSAFE_INLINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def clean_inline(text: str, limit: int | None = None) -> str:
-    """Collapse runs of whitespace to one space; cut to ``limit`` chars with an ellipsis."""
-    cleaned = " ".join(text.split())
+    """Collapse runs of whitespace to one space, drop control and bidi-override characters;
+    cut to ``limit`` chars with an ellipsis."""
+    cleaned = " ".join(UNSAFE_INLINE.sub(" ", text).split())
     if limit is not None and len(cleaned) > limit:
         cleaned = cleaned[: limit - 1].rstrip() + "…"
     return cleaned
@@ -128,10 +136,13 @@ def finish(
     sections: list[Section],
     metadata: dict[str, str] | None = None,
 ) -> ParsedDocument:
-    """Build the record, refusing documents with nothing to index."""
+    """Build the record, refusing documents with nothing to index. The title is made one safe
+    line (it is shown in terminals and pages), and so are metadata values."""
     if not sections:
         raise ParseError(f"'{name}' contains no text (nothing but headings or blank content)")
-    return ParsedDocument(title, text, sections, fmt, metadata or {})
+    safe = {k: clean_inline(v) for k, v in (metadata or {}).items()}
+    title = clean_inline(title, MAX_TITLE_CHARS) or file_stem(name)
+    return ParsedDocument(title, text, sections, fmt, safe)
 
 
 class HeadingStack:
@@ -193,6 +204,11 @@ class TextBuilder:
     def start_section(self, path: tuple[str, ...], page: int | None = None) -> None:
         self._close()
         self._open = (path, self._length, page)
+
+    @property
+    def length(self) -> int:
+        """Characters written so far."""
+        return self._length
 
     def build(self) -> tuple[str, list[Section]]:
         self._close()

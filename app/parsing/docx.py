@@ -19,6 +19,7 @@ from docx.oxml.ns import qn
 from docx.text.paragraph import Paragraph
 
 from app.parsing.common import TextBuilder, clean_inline, file_stem, finish
+from app.parsing.limits import DEFAULT_LIMITS, ExtractionLimits
 from app.parsing.types import ParsedDocument, ParseError
 
 logger = logging.getLogger(__name__)
@@ -28,12 +29,13 @@ _TR, _TC, _PPR, _NUMPR = qn("w:tr"), qn("w:tc"), qn("w:pPr"), qn("w:numPr")
 _HEADING_STYLE = re.compile(r"heading ([1-9])", re.IGNORECASE)
 
 
-def parse_docx(data: bytes, name: str) -> ParsedDocument:
-    """``data`` is a zip holding ``word/document.xml`` (checked by the caller)."""
+def parse_docx(data: bytes, name: str, limits: ExtractionLimits = DEFAULT_LIMITS) -> ParsedDocument:
+    """``data`` is a zip holding ``word/document.xml`` (checked by the caller). The body is
+    walked paragraph by paragraph and the walk stops once ``limits`` are passed."""
     out = TextBuilder()
     try:
         document = Document(io.BytesIO(data))
-        titles = _render(document, out)
+        titles = _render(document, out, _Budget(limits, name))
         core_title = clean_inline(document.core_properties.title or "")
         author = clean_inline(document.core_properties.author or "")
     except ParseError:
@@ -46,17 +48,31 @@ def parse_docx(data: bytes, name: str) -> ParsedDocument:
     return finish(name, "docx", title, text, sections, {"author": author} if author else None)
 
 
-def _render(document: Any, out: TextBuilder) -> dict[str, str]:
+class _Budget:
+    """Counts paragraphs (and table rows) and characters written, against the limits."""
+
+    def __init__(self, limits: ExtractionLimits, name: str) -> None:
+        self.limits, self.name = limits, name
+        self.blocks = 0
+
+    def spend(self, out: TextBuilder) -> None:
+        self.blocks += 1
+        self.limits.check_paragraphs(self.blocks, self.name)
+        self.limits.check_chars(out.length, self.name)
+
+
+def _render(document: Any, out: TextBuilder, budget: _Budget) -> dict[str, str]:
     """Write the body into ``out``; returns the first "title" and "heading" paragraph texts."""
     titles: dict[str, str] = {}
     styles: dict[str | None, str] = {}  # style id -> name: python-docx's lookup scans every style
     stack = list(reversed(list(document.element.body.iterchildren())))
     while stack:  # a stack, not recursion: content controls may nest
         element = stack.pop()
+        budget.spend(out)
         if element.tag == _P:
             _paragraph(element, document, out, titles, styles)
         elif element.tag == _TBL:
-            _table(element, document, out)
+            _table(element, document, out, budget)
         elif element.tag == _SDT:
             content = element.find(_SDT_CONTENT)
             if content is not None:
@@ -103,10 +119,11 @@ def _is_list_item(element: Any, style_name: str) -> bool:
     return numbered or style_name.lower().startswith("list")
 
 
-def _table(table: Any, document: Any, out: TextBuilder) -> None:
+def _table(table: Any, document: Any, out: TextBuilder, budget: _Budget) -> None:
     """One line per row; a cell's paragraphs (and nested tables) are flattened to its text."""
     out.request_break(2)
     for row in table.iterchildren(_TR):
+        budget.spend(out)
         cells = [
             clean_inline(" ".join(Paragraph(p, document).text for p in cell.iter(_P)))
             for cell in row.iterchildren(_TC)

@@ -14,6 +14,7 @@ from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError
 
 from app.parsing.common import TextBuilder, clean_inline, file_stem, finish, first_line_title
+from app.parsing.limits import DEFAULT_LIMITS, ExtractionLimits
 from app.parsing.types import ParsedDocument, ParseError
 
 logger = logging.getLogger(__name__)
@@ -21,9 +22,11 @@ logger = logging.getLogger(__name__)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def parse_pdf(data: bytes, name: str) -> ParsedDocument:
-    """``data`` starts with ``%PDF-`` (checked by the caller)."""
-    pages, meta_title, author = _read(data, name)
+def parse_pdf(data: bytes, name: str, limits: ExtractionLimits = DEFAULT_LIMITS) -> ParsedDocument:
+    """``data`` starts with ``%PDF-`` (checked by the caller). Pages are read one by one and
+    the reading stops as soon as the page count or the text extracted so far passes
+    ``limits`` (a single page can still be slow: run untrusted PDFs in ``parse_isolated``)."""
+    pages, meta_title, author = _read(data, name, limits)
     out = TextBuilder()
     for number, page_text in enumerate(pages, start=1):
         out.start_section((f"Page {number}",), page=number)
@@ -42,13 +45,19 @@ def parse_pdf(data: bytes, name: str) -> ParsedDocument:
     return finish(name, "pdf", title, text, sections, metadata)
 
 
-def _read(data: bytes, name: str) -> tuple[list[str], str, str]:
+def _read(data: bytes, name: str, limits: ExtractionLimits) -> tuple[list[str], str, str]:
     """Page texts, metadata title and author; any failure of pypdf becomes a ParseError."""
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             _decrypt(reader, name)
-        pages = [_clean(page.extract_text() or "") for page in reader.pages]
+        limits.check_pages(len(reader.pages), name)
+        pages: list[str] = []
+        chars = 0
+        for page in reader.pages:
+            pages.append(_clean(page.extract_text() or ""))
+            chars += len(pages[-1])
+            limits.check_chars(chars, name)
         info = reader.metadata
         title = clean_inline(str(info.title or "")) if info is not None else ""
         author = clean_inline(str(info.author or "")) if info is not None else ""

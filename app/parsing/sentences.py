@@ -119,20 +119,23 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[S
 
     Every non-whitespace character of the range lies in exactly one span.
     """
+    return list(iter_sentences(text, start, end))
+
+
+def iter_sentences(text: str, start: int = 0, end: int | None = None) -> Iterator[Span]:
+    """:func:`split_sentences` one sentence at a time (a caller with a limit stops early)."""
     stop = len(text) if end is None else end
     if not 0 <= start <= stop <= len(text):
         raise ValueError(
             f"need 0 <= start <= end <= len(text), got start={start}, end={end}, "
             f"len(text)={len(text)}"
         )
-    spans: list[Span] = []
     for block_start, block_end in _blocks(text, start, stop):
         for group_start, group_end in _line_groups(text, block_start, block_end):
             for piece_start, piece_end in _sentences(text, group_start, group_end):
                 s, e = trim(text, piece_start, piece_end)
                 if s < e:
-                    spans.extend(_cap(text, s, e))
-    return spans
+                    yield from _cap(text, s, e)
 
 
 def _blocks(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:

@@ -37,7 +37,7 @@ class ParsedDocument:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # millions of them for a long document: no __dict__
 class Span:
     """A sentence: ``text[start:end]`` with surrounding whitespace excluded."""
 

@@ -20,11 +20,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(app: Any, timeout_s: float = 60.0) -> Iterator[str]:
+def live_server(app: Any, timeout_s: float = 60.0, **config: Any) -> Iterator[str]:
     """Yields the base URL (``http://127.0.0.1:PORT``) once the app has started (lifespan
-    included), and stops it on exit."""
+    included), and stops it on exit. ``config``: more ``uvicorn.Config`` options."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **config)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + timeout_s

@@ -10,6 +10,7 @@ import gzip
 import io
 import random
 import zipfile
+import zlib
 
 from docx import Document
 from fpdf import FPDF
@@ -183,3 +184,35 @@ if __name__ == "__main__":  # one-off measurements at full scale: python -m test
                 [sys.executable, "-c", _MEASURE, tmp.name, name], capture_output=True, text=True
             )
         print(f"{name}: {size} bytes, {(run.stdout or run.stderr).strip()[-300:]}")
+
+
+def shared_stream_pdf(pages: int, lines: int, line: bytes = b"a" * 60) -> bytes:
+    """A small PDF whose ``pages`` pages all draw ONE compressed content stream of ``lines``
+    text lines: the file stays kilobytes while extraction does ``pages`` x ``lines`` work."""
+    ops = b"BT /F1 12 Tf 72 720 Td 14 TL " + b"".join(b"(%s) Tj T* " % line for _ in range(lines))
+    stream = zlib.compress(ops + b"ET", 9)
+    kids = b" ".join(b"%d 0 R" % (5 + i) for i in range(pages))
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [ %s ] /Count %d >>" % (kids, pages),
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(stream), stream),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    page = (
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 3 0 R"
+        b" /Resources << /Font << /F1 4 0 R >> >> >>"
+    )
+    objects += [page] * pages
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)

@@ -14,6 +14,7 @@ import pytest
 
 from app.parsing import (
     MAX_SENTENCE_CHARS,
+    ExtractionLimitError,
     ParseError,
     UnsupportedFormatError,
     chunk_document,
@@ -75,9 +76,16 @@ def _parse_bounded(data: bytes, name: str) -> tuple[str, int]:
 
 
 def test_one_huge_line_is_split_in_bounded_sentences() -> None:
-    data = malformed.long_line(8 * 1024 * 1024)  # 50 MB: 1.7 s, 200 MB peak RSS (one-off)
+    data = malformed.long_line(4 * 1024 * 1024)  # under SIEVE_MAX_DOCUMENT_CHARS (5 M)
     text, chunks = _parse_bounded(data, "line.txt")
-    assert len(text) == len(data) and chunks > 1000
+    assert len(text) == len(data) and chunks > 500
+
+
+def test_text_over_the_character_limit_is_refused_before_splitting() -> None:
+    started = time.perf_counter()
+    with pytest.raises(ExtractionLimitError, match="SIEVE_MAX_DOCUMENT_CHARS"):
+        parse_document(malformed.long_line(8 * 1024 * 1024), "line.txt")
+    assert time.perf_counter() - started < 1.0
 
 
 def test_deeply_nested_html_does_not_recurse() -> None:

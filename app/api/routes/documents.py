@@ -7,10 +7,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from app.api.access import ForbiddenError, Principal, PrincipalDep, readable, writable
@@ -30,15 +29,16 @@ from app.api.schemas import (
     uploaded,
 )
 from app.collections import NAME_PATTERN
-from app.jobs import JobFile
 from app.library import DocumentNotFoundError
-from app.parsing import ParsedDocument, parse_document, parse_text
+from app.parsing.common import UNSAFE_INLINE
+from app.services import Services
+from app.uploads import JobFile
 from index import DocumentRecord
 
 router = APIRouter(prefix="/documents", tags=["documents"])
 MAX_NAME_CHARS = 255
 MAX_OFFSET = 2**31  # SQLite refuses integers past 2**63 (a 500 if passed through)
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_CHARS = UNSAFE_INLINE
 
 _UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
@@ -99,23 +99,26 @@ async def upload_documents(
     wait: bool = Query(
         True,
         description="Answer when the documents are indexed (201); false: at once with the "
-        "queued job (202, poll GET /jobs/{id}).",
+        "queued job (202, poll GET /jobs/{id}). A waiting upload answers 202 too once "
+        "SIEVE_UPLOAD_WAIT_S pass.",
     ),
 ) -> Any:
-    """Every file is read and checked first (4xx, nothing stored, when one is bad); then the
-    upload becomes a persisted ingestion job (it survives a restart) that stores all its
-    documents or none. A file with an external id replaces the document stored under that id,
-    atomically."""
+    """The caller's right to write is checked before a byte of the body is read. Then every
+    file is read and checked (4xx, nothing stored, when one is bad), within limits on size,
+    extracted text and chunks; then the upload becomes a persisted ingestion job (it survives a
+    restart) that stores all its documents or none. A file with an external id replaces the
+    document stored under that id, atomically."""
     content_type = request.headers.get("content-type", "")
     max_bytes = int(settings.max_upload_mb * 1024 * 1024)
     declared = request.headers.get("content-length", "")
     max_request = int(settings.max_request_mb * 1024 * 1024)
+    _authorise_upload(services, principal, collection)  # 403 before any parsing
     if declared.isdigit() and int(declared) > max_request:  # refuse before reading the body
         raise UploadTooLargeError(f"request is {declared} bytes, limit is {max_request}")
     if content_type.startswith("application/json"):
-        upload = await _json_document(request, max_bytes)
+        upload = await _json_document(request, services, max_bytes)
     elif content_type.startswith("multipart/form-data"):
-        upload = await _multipart_documents(request, max_bytes)
+        upload = await _multipart_documents(request, max_bytes, settings.max_files_per_upload)
     else:
         raise BadUploadError(
             f"content type {content_type or 'missing'!r} not supported: send multipart/form-data"
@@ -125,33 +128,43 @@ async def upload_documents(
         raise BadUploadError(
             f"collection {collection!r} in the query but {upload.collection!r} in the body"
         )
-    name = writable(services, principal, collection or upload.collection)
-    library = services.collections.get(name)
-    for parsed, source in upload.documents:  # e.g. a document with no text to index → 422
-        library.check(parsed, source)
-    job = services.jobs.submit(
-        name, principal.name, upload.files, wait, [doc for doc, _ in upload.documents]
+    name = writable(services, principal, collection or upload.collection)  # before parsing
+    documents = await services.uploads.check(upload.files)  # 4xx for a bad or too big file
+    job = services.jobs.submit(name, principal.name, upload.files, wait, documents)
+    del upload, documents  # stored with the job: not kept in memory while it waits
+    if wait:
+        finished, error = await services.jobs.wait_async(job.id, settings.upload_wait_s)
+        if error is not None:
+            raise error  # mapped to its 4xx/5xx like any other (e.g. 409 for a content conflict)
+        if finished is not None and finished.status == "done" and finished.result is not None:
+            return UploadResponse(documents=uploaded(finished.result), job=job.id)
+        if finished is not None and finished.status == "failed":
+            raise RuntimeError(f"ingestion job {job.id} failed: {finished.error}")
+        job = finished or job  # still queued or running: answer like wait=false
+    return JSONResponse(
+        JobOut.of(job).model_dump(), status_code=202, headers={"Location": f"/jobs/{job.id}"}
     )
-    if not wait:
-        return JSONResponse(
-            JobOut.of(job).model_dump(), status_code=202, headers={"Location": f"/jobs/{job.id}"}
-        )
-    finished, error = await run_in_threadpool(services.jobs.wait, job.id)
-    if error is not None:
-        raise error  # mapped to its 4xx/5xx like any other (e.g. 409 for a content conflict)
-    if finished is None or finished.status != "done" or finished.result is None:
-        raise RuntimeError(f"ingestion job {job.id} failed: {finished and finished.error}")
-    return UploadResponse(documents=uploaded(finished.result), job=job.id)
+
+
+def _authorise_upload(services: Services, principal: Principal, requested: str | None) -> None:
+    """Refuse a caller who may not write before the body is read: one that may write nowhere
+    (a read key), or not the collection the query names. A collection named in the body is
+    checked once the body is read, and still before any file is parsed."""
+    if requested is not None:
+        writable(services, principal, requested)
+    elif principal.key is not None and not any(
+        principal.key.can_write(c) for c in principal.key.collections
+    ):
+        raise ForbiddenError("this key may not write any collection (it is a read key)")
 
 
 @dataclass(frozen=True)
 class _Upload:
-    documents: list[tuple[ParsedDocument, str]]  # parsed to check them, before any job
-    files: list[JobFile]  # as sent: what the job stores and parses again
+    files: list[JobFile]  # as sent: what the job stores (checked before it is submitted)
     collection: str | None
 
 
-async def _json_document(request: Request, max_bytes: int) -> _Upload:
+async def _json_document(request: Request, services: Services, max_bytes: int) -> _Upload:
     parts: list[bytes] = []
     size = 0
     async for part in request.stream():  # stop at the limit instead of buffering the body first
@@ -160,27 +173,23 @@ async def _json_document(request: Request, max_bytes: int) -> _Upload:
             raise UploadTooLargeError(f"request body is over the {max_bytes}-byte limit")
         parts.append(part)
     body = b"".join(parts)
+    del parts
     try:
-        doc = DocumentIn.model_validate(json.loads(body))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        doc = DocumentIn.model_validate(await services.uploads.decode_json(body))
+    except (ValueError, UnicodeDecodeError) as exc:
+        if isinstance(exc, ValidationError):
+            raise BadUploadError(f"invalid document: {describe_validation(exc.errors())}") from exc
         raise BadUploadError(f"request body is not valid UTF-8 JSON: {exc}") from exc
-    except ValidationError as exc:
-        raise BadUploadError(f"invalid document: {describe_validation(exc.errors())}") from exc
-    parsed = parse_text(doc.title, doc.text, doc.format)
-    merged = ParsedDocument(
-        parsed.title,
-        parsed.text,
-        parsed.sections,
-        parsed.format,
-        {**parsed.metadata, **doc.metadata},
-    )
     stored = {"title": doc.title, "text": doc.text, "format": doc.format, "metadata": doc.metadata}
     file = JobFile("json", "json", json.dumps(stored).encode(), None, doc.external_id)
-    return _Upload([(merged, "json")], [file], doc.collection)
+    return _Upload([file], doc.collection)
 
 
-async def _multipart_documents(request: Request, max_bytes: int) -> _Upload:
-    form = await request.form()
+async def _multipart_documents(request: Request, max_bytes: int, max_files: int) -> _Upload:
+    try:
+        form = await request.form(max_files=max_files, max_fields=max_files + 16)
+    except HTTPException as exc:  # starlette's own refusals: too many files or fields
+        raise BadUploadError(f"{exc.detail} (at most {max_files} files per upload)") from exc
     uploads = [
         v
         for k, v in form.multi_items()
@@ -195,12 +204,13 @@ async def _multipart_documents(request: Request, max_bytes: int) -> _Upload:
         )
     if any(not e or len(e) > MAX_EXTERNAL_ID_CHARS for e in external):
         raise BadUploadError(f"an external_id is empty or over {MAX_EXTERNAL_ID_CHARS} chars")
+    if any(UNSAFE_INLINE.search(e) for e in external):
+        raise BadUploadError("an external_id holds control or bidi-override characters")
     if len(set(external)) != len(external):
         raise BadUploadError("the same external_id twice in one upload")
     named = [str(v) for k, v in form.multi_items() if k == "collection"]
     if len(named) > 1 or (named and not re.fullmatch(NAME_PATTERN, named[0])):
         raise BadUploadError("give one valid `collection` field at most")
-    parsed: list[tuple[ParsedDocument, str]] = []
     files: list[JobFile] = []
     ids: list[str | None] = list(external) or [None] * len(uploads)
     for upload, external_id in zip(uploads, ids, strict=True):
@@ -208,10 +218,9 @@ async def _multipart_documents(request: Request, max_bytes: int) -> _Upload:
         data = await upload.read(max_bytes + 1)
         if len(data) > max_bytes:
             raise UploadTooLargeError(f"{name} is larger than the {max_bytes}-byte limit")
-        doc = await run_in_threadpool(parse_document, data, name, upload.content_type)
-        parsed.append((doc, name))
         files.append(JobFile("file", name, data, upload.content_type, external_id))
-    return _Upload(parsed, files, named[0] if named else None)
+    await form.close()
+    return _Upload(files, named[0] if named else None)
 
 
 def _safe_name(upload: StarletteUploadFile) -> str:
@@ -261,14 +270,24 @@ def _visible(
 
 @router.get("/{document_id}", response_model=DocumentDetail, responses={404: {}})
 def get_document(
-    document_id: str, services: ServicesDep, principal: PrincipalDep
+    document_id: str,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    chunk_limit: int = Query(
+        100, ge=0, le=1000, description="Chunks in this page (the document's text is whole)."
+    ),
+    chunk_offset: int = Query(0, ge=0, le=MAX_OFFSET, description="First chunk of the page."),
+    text: bool = Query(True, description="false: leave the document's text out."),
 ) -> DocumentDetail:
+    """The document with one page of its chunks (``chunk_count`` says how many there are): a
+    long document never becomes one response of all its chunks."""
     record = _visible(services, principal, document_id, write=False)
     store = services.collections.store
     return DocumentDetail(
         **DocumentOut.of(record).model_dump(),
-        text=store.get_text(document_id) or "",
-        chunks=[ChunkOut.of(c) for c in store.chunks_of(document_id)],
+        text=(store.get_text(document_id) or "") if text else "",
+        chunk_offset=chunk_offset,
+        chunks=[ChunkOut.of(c) for c in store.chunks_of(document_id, chunk_limit, chunk_offset)],
     )
 
 

@@ -1,7 +1,11 @@
-"""Liveness/readiness."""
+"""Liveness/readiness: answered on the event loop, never behind questions or uploads.
+
+The public answer needs no I/O and no thread; only the admin's detailed one reads counts from
+SQLite on a worker thread."""
 
 from __future__ import annotations
 
+from anyio import to_thread
 from fastapi import APIRouter, Request
 
 from app.api.access import get_gatekeeper
@@ -9,12 +13,13 @@ from app.api.deps import ServicesDep
 from app.api.schemas import BreakerHealth, GraphHealth, Health
 from app.auth import bearer_token, check_admin
 from app.llm.resilient import ResilientLLM
+from app.services import Services
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", response_model=Health)
-def healthz(services: ServicesDep, request: Request) -> Health:
+async def healthz(services: ServicesDep, request: Request) -> Health:
     gate = get_gatekeeper(request)
     token = bearer_token(request.headers.get("authorization")) or ""
     public = Health(
@@ -25,6 +30,10 @@ def healthz(services: ServicesDep, request: Request) -> Health:
     )
     if gate.enabled and not check_admin(token, gate.admin_key):
         return public
+    return await to_thread.run_sync(_details, services, gate.enabled)
+
+
+def _details(services: Services, auth: bool) -> Health:
     library, worker = services.library, services.triples
     # every open collection's graph; sizes() never waits for an ingest holding a graph
     sizes = [lib.graph.sizes() for lib in services.collections.opened()]
@@ -32,7 +41,7 @@ def healthz(services: ServicesDep, request: Request) -> Health:
     store = services.collections.store
     return Health(
         status="ok",
-        auth=gate.enabled,
+        auth=auth,
         collections=len(services.collections.names()),
         documents=store.count_documents(),
         chunks=store.count_chunks(),
