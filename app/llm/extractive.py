@@ -40,7 +40,9 @@ class ExtractiveLLM:
             ranked = [t for t in ranked if t[0] >= floor]
         # Read in context order (passage, then position) so the answer flows like the source.
         ranked.sort(key=lambda t: (t[1], t[2]))
-        return [f"{text} [{n}]" for _, n, _, text in ranked]
+        # one line each: a sentence of hard-wrapped text (licences, man pages, mail) keeps the
+        # file's line breaks and indentation, which read as broken prose in any chat client
+        return [f"{' '.join(text.split())} [{n}]" for _, n, _, text in ranked]
 
     async def aclose(self) -> None:
         return None
