@@ -57,7 +57,7 @@ class Embedder:
         self,
         model_path: str | Path | None = None,
         device: str = "auto",
-        batch_size: int = 64,
+        batch_size: int = 16,
         expected_sha256: str | None = None,
     ) -> None:
         if batch_size <= 0:

@@ -144,7 +144,9 @@ async def _disconnected(request: Request, exc: Exception) -> Response:
 
 def _handler(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
     async def handle(request: Request, exc: Exception) -> JSONResponse:
-        if status >= 500:
+        if status == 503:  # overload, answered on purpose with Retry-After: not an error
+            logger.info("%s %s refused: %s", request.method, request.url.path, exc)
+        elif status >= 500:
             logger.error("%s %s failed: %s", request.method, request.url.path, exc)
         body = error_body(request.url.path, status, str(exc))
         retry = getattr(exc, "retry_after_s", None)

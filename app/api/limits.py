@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -61,6 +62,8 @@ class BodySizeLimitMiddleware:
         body_done = False
         started = False
         timeout = self.settings.body_timeout_s
+        min_rate = self.settings.min_body_kbps * 1024  # bytes/s, once `timeout` has passed
+        began = time.monotonic()
 
         async def counting_receive() -> Message:
             nonlocal received, exceeded, slow, body_done
@@ -79,6 +82,10 @@ class BodySizeLimitMiddleware:
                 if received > limit:
                     exceeded = True
                     raise BodyTooLargeError
+                elapsed = time.monotonic() - began
+                if not body_done and elapsed > timeout and received < min_rate * elapsed:
+                    slow = True  # a trickle (slowloris): each piece in time, the whole never
+                    raise BodyTimeoutError
             return message
 
         async def guarded_send(message: Message) -> None:
@@ -95,7 +102,10 @@ class BodySizeLimitMiddleware:
             reason = f"request body is over the {limit}-byte limit ({setting})"
             await _refuse(send, path, reason)
         elif slow and not started:
-            reason = f"request body too slow: no data for {timeout:g} s (body_timeout_s)"
+            reason = (
+                f"request body too slow: a pause over {timeout:g} s (body_timeout_s) or under "
+                f"{self.settings.min_body_kbps:g} KB/s on average (min_body_kbps)"
+            )
             await _refuse(send, path, reason, 408)
 
 

@@ -512,3 +512,30 @@ def test_splitting_and_chunking_grow_linearly(make: Any) -> None:
 
     small, big = cost(10_000), cost(40_000)
     assert big < 8 * small + 0.05, f"{small:.3f} s -> {big:.3f} s for 4x the input"
+
+
+def test_a_body_trickled_byte_by_byte_gets_408(tmp_path: Path, embedder: Embedder) -> None:
+    """Each byte comes well within body_timeout_s, but the average rate is far below
+    min_body_kbps: cut once body_timeout_s has passed."""
+    settings = _settings(tmp_path, body_timeout_s=1.0, min_body_kbps=1.0)
+    app = create_app(settings, embedder)
+    with live_server(app, **uvicorn_options(settings)) as url:
+        write = _key_via_http(url, "write")
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(
+                f"POST /documents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {write}\r\n"
+                "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n".encode()
+            )
+            started = time.perf_counter()
+            sock.settimeout(0.2)
+            reply = b""
+            while not reply and time.perf_counter() - started < 8:
+                sock.sendall(b" ")
+                try:
+                    reply = sock.recv(4096)
+                except TimeoutError:
+                    continue
+        assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
+        assert b"min_body_kbps" in reply
+        assert time.perf_counter() - started < 4.0

@@ -71,7 +71,7 @@ def test_extractive_drops_sentences_far_below_the_best() -> None:
 
 def test_extractive_answers_read_as_prose() -> None:
     """A sentence of hard-wrapped text loses its line breaks and indentation."""
-    wrapped = "If You institute patent\n      litigation, then any patent\n      licenses terminate."
+    wrapped = "If You institute patent\n    litigation, then any patent\n    licenses terminate."
     passages = [Passage(1, "Licence", (), [ContextSentence(wrapped, 0.9)])]
     answer = asyncio.run(ExtractiveLLM().generate("q", passages))
     assert answer == "If You institute patent litigation, then any patent licenses terminate. [1]"
