@@ -5,7 +5,9 @@ Pieces are cut in three passes, each only at whitespace (or right after a CJK fu
 1. blocks: a blank line always ends a sentence;
 2. lines: a single newline ends one when the next line starts a list item, table row, heading or
    quote; when the line before is a table row; or when the line before is short (a heading, a
-   label), has no final punctuation and the next line starts the way a sentence does;
+   label), has no final punctuation and the next line starts the way a sentence does. In a
+   hard-wrapped block (licences, man pages, mail: lines up to a common width) a line that
+   stopped only because the next word would not fit goes on, capital letter or not;
 3. sentences: after ``.`` ``!`` ``?`` (plus closing quotes/brackets) followed by whitespace and a
    sentence start (capital, digit, opening quote/bracket), unless the period ends an
    abbreviation ("Dr.", "e.g.", "U.S."), an initial ("J. R. R. Tolkien") or a list number.
@@ -26,6 +28,8 @@ from app.parsing.types import Span
 
 MAX_SENTENCE_CHARS = 1000
 SHORT_LINE_CHARS = 80  # a line shorter than this without final punctuation may be a heading
+MIN_WRAP_WIDTH = 50  # blocks whose longest line is shorter are lists or verse, not wrapped prose
+WRAP_SLACK = 8  # wrappers differ (hanging indents, fill columns): "did not fit" within this much
 
 _BLANK_LINES = re.compile(r"\n(?:[^\S\n]*\n)+")
 _TERMINAL = re.compile(r"[.!?…。！？]+[\"'”’»)\]}]*")
@@ -149,20 +153,36 @@ def _blocks(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
 
 def _line_groups(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
     """Runs of lines that may hold one sentence across line breaks."""
+    width = _wrap_width(text, start, end)
     group_start = line_start = start
     newline = text.find("\n", start, end)
     while newline >= 0:
         following = text.find("\n", newline + 1, end)
         next_end = end if following < 0 else following
-        if _breaks_line(text[line_start:newline], text[newline + 1 : next_end]):
+        if _breaks_line(text[line_start:newline], text[newline + 1 : next_end], width):
             yield group_start, newline
             group_start = newline + 1
         line_start, newline = newline + 1, following
     yield group_start, end
 
 
-def _breaks_line(line: str, next_line: str) -> bool:
-    """Whether the newline between these two lines ends a sentence on its own."""
+def _wrap_width(text: str, start: int, end: int) -> int:
+    """The width a block looks hard-wrapped at (its longest line), or 0 when it does not look
+    wrapped: one line, or lines too short to be prose wrapped by an editor."""
+    if text.count("\n", start, end) < 1:
+        return 0
+    width, pos = 0, start
+    while pos <= end:
+        newline = text.find("\n", pos, end)
+        stop = end if newline < 0 else newline
+        width = max(width, len(text[pos:stop].rstrip()))
+        pos = stop + 1
+    return width if width >= MIN_WRAP_WIDTH else 0
+
+
+def _breaks_line(line: str, next_line: str, width: int = 0) -> bool:
+    """Whether the newline between these two lines ends a sentence on its own. ``width``: the
+    block's wrap width (0: not hard-wrapped)."""
     before, after = line.strip(), next_line.lstrip()
     if not before or not after or _LINE_OPENER.match(after):
         return True
@@ -172,6 +192,8 @@ def _breaks_line(line: str, next_line: str) -> bool:
         return False
     if before.rstrip(_CLOSERS)[-1:] in (".", "!", "?", "…"):
         return False  # the sentence rules decide (an abbreviation may continue)
+    if width and len(line.rstrip()) + 1 + len(after.split(None, 1)[0]) > width - WRAP_SLACK:
+        return False  # hard-wrapped: the next word did not fit on this line, the line goes on
     return _starts_sentence(after[0])
 
 

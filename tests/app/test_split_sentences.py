@@ -163,3 +163,65 @@ def test_text_without_any_whitespace_is_hard_cut() -> None:
 def test_blank_input_gives_no_spans() -> None:
     assert split_sentences("") == []
     assert split_sentences(" \n\t ") == []
+
+
+# ---- hard-wrapped text (licences, man pages, plain-text mail) ----------------------------------
+
+_CLAUSE = (
+    "Moreover, Your grants from a particular Contributor are reinstated on an ongoing basis "
+    "if such Contributor notifies You of the non-compliance by some reasonable means, this is "
+    "the first time You have received notice of non-compliance with this License from such "
+    "Contributor, and You become compliant prior to 30 days after Your receipt of the notice. "
+    "Nothing in This Section grants Any Right to Use the Trade Names of The Licensor."
+)
+
+
+@pytest.mark.parametrize("width", [60, 72, 79])
+@pytest.mark.parametrize("indent", ["", "    "])
+def test_hard_wrapped_sentences_are_not_cut_at_capitalised_line_starts(
+    width: int, indent: str
+) -> None:
+    import textwrap
+
+    wrapped = textwrap.fill(
+        _CLAUSE, width, initial_indent=indent, subsequent_indent=indent, break_on_hyphens=False
+    )
+    assert any(line.split()[0][0].isupper() for line in wrapped.splitlines()[1:])  # the trap
+    got = [" ".join(s.split()) for s in sentences(wrapped)]
+    assert got == [
+        _CLAUSE[: _CLAUSE.index(" Nothing")],
+        _CLAUSE[_CLAUSE.index("Nothing") :],
+    ]
+
+
+def test_headings_numbered_clauses_and_lists_in_wrapped_text_stay_apart() -> None:
+    import textwrap
+
+    body = textwrap.fill(_CLAUSE, 72, initial_indent="   ", subsequent_indent="   ")
+    text = (
+        "                      TERMS AND CONDITIONS\n\n"
+        "8. Litigation. Any litigation relating to this License may be brought\n"
+        "only in the courts of a jurisdiction where the defendant maintains its\n"
+        "principal place of business.\n\n"
+        f"{body}\n\n"
+        "   - first item of a list\n"
+        "   - Second item of a list\n\n"
+        "                    END OF TERMS AND CONDITIONS\n"
+    )
+    got = [" ".join(s.split()) for s in sentences(text)]
+    assert got[0] == "TERMS AND CONDITIONS"
+    assert got[1] == "8. Litigation."
+    assert got[2].startswith("Any litigation") and got[2].endswith("place of business.")
+    assert "- first item of a list" in got and "- Second item of a list" in got
+    assert got[-1] == "END OF TERMS AND CONDITIONS"
+    assert sum(g.startswith("Moreover") for g in got) == 1
+    check_invariants(text, split_sentences(text), 0, len(text))
+
+
+def test_a_short_title_line_above_prose_still_ends_its_sentence() -> None:
+    text = (
+        "Installation\n"
+        "Run the installer and follow the prompts until it says that it is done.\n"
+        "Then restart the machine before you use it for the first time."
+    )
+    assert sentences(text)[0] == "Installation"
