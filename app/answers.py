@@ -65,6 +65,7 @@ class Citation:
     found_by: dict[str, tuple[int, float]] = field(default_factory=dict)
     sentence_scores: list[float] = field(default_factory=list)  # every sentence of the chunk
     over_budget: frozenset[int] = frozenset()  # indices the pruner kept but the budget cut
+    answer_scores: list[float] = field(default_factory=list)  # per kept sentence (pruner.answer)
 
 
 @dataclass

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 
 import numpy as np
 from anyio import CapacityLimiter, to_thread
@@ -34,7 +35,7 @@ from app.library import Library
 from app.llm import LLM, ContextSentence, LLMError, Passage, render_context
 from graph import GraphRetriever, GraphSearchResult, KnowledgeGraph
 from index import DEFAULT_COLLECTION, ChunkRecord, Embedder, SentenceRecord
-from pruner import PrunedContext, Pruner
+from pruner import PrunedContext, Pruner, answer_scores
 
 logger = logging.getLogger(__name__)
 
@@ -301,6 +302,8 @@ class Pipeline:
             order = self.order(question, candidates, pruned, options.collection)
         with _timed(timings, "budget"):
             answer = self._budget(fused, pruned, options, order)
+        with _timed(timings, "answer_scores"):
+            answer.citations = self._score_answers(question, answer.citations)
         answer.retrieval = options.retrieval
         answer.retrievers = _retriever_counts(fused, options.retrieval)
         if options.explain:
@@ -521,6 +524,23 @@ class Pipeline:
             tokens_over_budget=by_budget[1],
         )
 
+    def _score_answers(self, question: str, citations: list[Citation]) -> list[Citation]:
+        """The citations with how well each sent sentence answers the question
+        (``pruner.answer``): one embedding pass over the sent sentences (the question's vector
+        is cached from retrieval)."""
+        texts = [s.text for c in citations for s in c.kept]
+        if not texts:
+            return citations
+        vectors = self.encode([question, *texts])
+        cosines = (vectors[1:] @ vectors[0]).tolist()
+        out, pos = [], 0
+        for c in citations:
+            n = len(c.kept)
+            scores = answer_scores([s.text for s in c.kept], c.kept_scores, cosines[pos : pos + n])
+            out.append(replace(c, answer_scores=scores))
+            pos += n
+        return out
+
     def _title(self, chunk: ChunkRecord) -> str:
         if chunk.id == GRAPH_FACTS_ID:
             return GRAPH_FACTS_TITLE
@@ -582,12 +602,14 @@ def _header(n: int, title: str, chunk: ChunkRecord) -> str:
 
 
 def _passage(c: Citation) -> Passage:
+    answers: list[float | None] = list(c.answer_scores) or [None] * len(c.kept)
     return Passage(
         n=c.n,
         title=c.title,
         heading_path=c.chunk.heading_path,
         sentences=[
-            ContextSentence(s.text, score) for s, score in zip(c.kept, c.kept_scores, strict=True)
+            ContextSentence(s.text, score, answer)
+            for s, score, answer in zip(c.kept, c.kept_scores, answers, strict=True)
         ],
     )
 

@@ -1,5 +1,6 @@
 """Context pruning + reranking: the contract, the similarity baseline, the Provence-style model."""
 
+from pruner.answer import answer_scores, is_heading_like
 from pruner.base import PrunedContext, Pruner, assemble, check_threshold
 from pruner.configuration import PrunerConfig
 from pruner.inference import ContextPruner
@@ -14,6 +15,8 @@ __all__ = [
     "PrunerModel",
     "PrunerOutput",
     "SimilarityPruner",
+    "answer_scores",
     "assemble",
     "check_threshold",
+    "is_heading_like",
 ]

@@ -28,7 +28,8 @@ class LLMTransientError(LLMError):
 @dataclass(frozen=True)
 class ContextSentence:
     text: str
-    score: float
+    score: float  # the pruner's keep probability
+    answer: float | None = None  # how well it answers the question (pruner.answer); None: unknown
 
 
 @dataclass(frozen=True)

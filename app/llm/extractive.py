@@ -1,4 +1,6 @@
-"""Extractive answers: no model, just the best kept sentences with their [n] citations."""
+"""Extractive answers: no model, just the best kept sentences with their [n] citations: best by
+answer score (``pruner.answer``: keep probability mixed with the question-sentence cosine,
+headings never eligible) when the pipeline computed one."""
 
 from __future__ import annotations
 
@@ -31,8 +33,14 @@ class ExtractiveLLM:
             yield piece if i == 0 else " " + piece
 
     def _sentences(self, passages: list[Passage]) -> list[str]:
+        # by answer score when the pipeline gave one (precision: the sentence that answers),
+        # else by keep probability (recall: what the pruner kept)
         ranked = sorted(
-            ((s.score, p.n, i, s.text) for p in passages for i, s in enumerate(p.sentences)),
+            (
+                (s.score if s.answer is None else s.answer, p.n, i, s.text)
+                for p in passages
+                for i, s in enumerate(p.sentences)
+            ),
             key=lambda t: (-t[0], t[1], t[2]),
         )[: self.max_sentences]
         if ranked:
