@@ -255,6 +255,11 @@ class SourceSentence(BaseModel):
         description='Why it was not sent: "pruned" (the pruner dropped it) or "budget" (the '
         "pruner kept it, max_context_tokens had no room); null when sent.",
     )
+    answer_score: float | None = Field(
+        None,
+        description="How well a sent sentence answers the question (keep score mixed with the "
+        "question-sentence cosine; 0 for headings); the extractive answer uses the best ones.",
+    )
 
 
 class CitationOut(BaseModel):
@@ -282,6 +287,7 @@ class CitationOut(BaseModel):
     @classmethod
     def of(cls, c: Citation) -> CitationOut:
         kept = {s.index for s in c.kept}
+        answers = dict(zip((s.index for s in c.kept), c.answer_scores, strict=False))
         return cls(
             n=c.n,
             document_id=c.chunk.document_id,
@@ -309,10 +315,15 @@ class CitationOut(BaseModel):
                     score=round(c.sentence_scores[s.index], 6) if c.sentence_scores else 0.0,
                     kept=s.index in kept,
                     dropped=_dropped(s.index, kept, c.over_budget),
+                    answer_score=_rounded(answers.get(s.index)),
                 )
                 for s in c.chunk.sentences
             ],
         )
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
 
 
 def _dropped(

@@ -73,6 +73,10 @@ def test_upload_ask_citations_point_at_real_offsets(client: TestClient) -> None:
             assert doc_text[s["start"] : s["end"]] == s["text"]
     stats = answer["stats"]
     assert stats["tokens_after"] <= stats["tokens_before"] and 0 <= stats["compression"] <= 1
+    for citation in answer["citations"]:  # sent sentences carry an answer score, others none
+        for s in citation["source"]:
+            assert (s["answer_score"] is not None) == s["kept"]
+            assert s["answer_score"] is None or 0 <= s["answer_score"] <= 1
     assert {"embed", "vector_search", "graph_search", "prune", "llm", "total"} <= set(
         stats["timings_ms"]
     )

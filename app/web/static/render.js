@@ -97,12 +97,15 @@ function passage(citation) {
     ? citation.source
     : (citation.sentences || []).map((s) => ({ ...s, kept: true }));
   const p = el("p", { class: "passage" });
+  // the sentence that best answers the question (server-side answer score), marked apart
+  const best = Math.max(0, ...sentences.map((s) => s.answer_score || 0));
   sentences.forEach((s, i) => {
     if (i) p.append(" ");
     const fate = s.kept ? "kept" : s.dropped === "budget" ? "over-budget" : "pruned";
-    p.append(el("span", {
-      class: fate, title: `${FATE[fate]} · keep score ${fmt(s.score, 3)}`,
-    }, s.text));
+    const answer = best > 0 && s.answer_score === best;
+    const title = `${FATE[fate]} · keep score ${fmt(s.score, 3)}`
+      + (s.answer_score != null ? ` · answer score ${fmt(s.answer_score, 3)}` : "");
+    p.append(el("span", { class: answer ? `${fate} answer` : fate, title }, s.text));
   });
   return p;
 }
