@@ -16,10 +16,12 @@ from pruner import PrunedContext
 K = TypeVar("K", bound=Hashable)
 
 RRF_K = 60  # the constant of the original paper; damps the weight of top ranks
-RERANK_MODES = ("blend", "fused", "pruner")
+RERANK_MODES = ("blend", "fused", "mix", "pruner")
 # weight of the query-passage cosine in ``blend``, chosen by bench/rerank.py on SQuAD dev-split
 # questions that are disjoint from the ones it reports on
 BLEND_COSINE_WEIGHT = 3.0
+# weight of the query-passage cosine in ``mix``, chosen by bench/heldout.py on the tune families
+MIX_COSINE_WEIGHT = 2.0
 
 
 def rrf(rankings: Sequence[Sequence[K]], k: int = RRF_K) -> list[tuple[K, float]]:
@@ -71,6 +73,17 @@ def fuse(
     return [Candidate(chunks[i], score, found_by[i]) for i, score in fused if i in kept]
 
 
+def mix_scores(
+    pruned: Sequence[PrunedContext],
+    cosines: Sequence[float],
+    weight: float = MIX_COSINE_WEIGHT,
+) -> list[float]:
+    """The pruner's rank head plus ``weight`` × the bi-encoder cosine of question and passage:
+    the cross-encoder's judgement, held to what MiniLM already knows on text unlike its
+    training data (bench/heldout.py: the rank head alone falls below the cosine there)."""
+    return [p.rerank_score + weight * c for p, c in zip(pruned, cosines, strict=True)]
+
+
 def blend_scores(
     pruned: Sequence[PrunedContext],
     cosines: Sequence[float],
@@ -95,13 +108,16 @@ def rerank_order(
     ``fused``: reciprocal-rank fusion of the retrieval order (the input order) and the pruner's,
     so a reranker that is weak on some text cannot sink the retrievers' best candidates, while
     passages both rank high rise to the top. ``blend``: by :func:`blend_scores` (needs the
-    query-passage ``cosines``)."""
+    query-passage ``cosines``). ``mix``: by :func:`mix_scores` (the same cosines)."""
     if mode not in RERANK_MODES:
         raise ValueError(f"rerank mode must be one of {list(RERANK_MODES)}, got {mode!r}")
-    if mode == "blend":
+    if mode in ("blend", "mix"):
         if cosines is None:
-            raise ValueError("rerank mode 'blend' needs the query-passage cosines")
-        scores = blend_scores(pruned, cosines, weight)
+            raise ValueError(f"rerank mode {mode!r} needs the query-passage cosines")
+        if mode == "blend":
+            scores = blend_scores(pruned, cosines, weight)
+        else:
+            scores = mix_scores(pruned, cosines, weight)
         return sorted(range(len(pruned)), key=lambda i: -scores[i])
     by_pruner = sorted(range(len(pruned)), key=lambda i: -pruned[i].rerank_score)
     if mode == "pruner":

@@ -30,7 +30,7 @@ from app.answers import (
     Token,
 )
 from app.collections import Collections
-from app.fusion import BLEND_COSINE_WEIGHT, Candidate, fuse, rerank_order
+from app.fusion import BLEND_COSINE_WEIGHT, MIX_COSINE_WEIGHT, Candidate, fuse, rerank_order
 from app.library import Library
 from app.llm import LLM, ContextSentence, LLMError, Passage, render_context
 from graph import GraphRetriever, GraphSearchResult, KnowledgeGraph
@@ -96,6 +96,7 @@ class Pipeline:
         max_pending: int = 0,
         threads: int = 4,
         blend_weight: float = BLEND_COSINE_WEIGHT,
+        mix_weight: float = MIX_COSINE_WEIGHT,
     ) -> None:
         rerank_order([], rerank, [])  # validates the mode early
         if max_pending < 0:
@@ -114,6 +115,7 @@ class Pipeline:
         self._graphs: dict[str, GraphRetriever] = {}
         self.rerank = rerank
         self.blend_weight = blend_weight
+        self.mix_weight = mix_weight
         # called with every finished answer (metrics); must be cheap and must not raise
         self.observers: list[Callable[[Answer], None]] = []
         # answers instead of a failed LLM, from the same context (None: the failure is raised)
@@ -426,8 +428,10 @@ class Pipeline:
     ) -> list[int]:
         """Candidate positions, best first, in the configured rerank mode (or ``mode``)."""
         mode = mode or self.rerank
-        cosines = self._cosines(question, candidates, collection) if mode == "blend" else None
-        return rerank_order(pruned, mode, cosines, self.blend_weight)
+        with_cosines = mode in ("blend", "mix")
+        cosines = self._cosines(question, candidates, collection) if with_cosines else None
+        weight = self.mix_weight if mode == "mix" else self.blend_weight
+        return rerank_order(pruned, mode, cosines, weight)
 
     def _cosines(
         self, question: str, candidates: Sequence[ChunkRecord], collection: str

@@ -135,6 +135,7 @@ class Services:
             encode=encode,
             rerank=settings.rerank,
             blend_weight=settings.rerank_blend_weight,
+            mix_weight=settings.rerank_mix_weight,
             max_pending=settings.max_pending_asks,
             threads=settings.ask_threads,
         )

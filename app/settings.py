@@ -213,13 +213,17 @@ class Settings(BaseSettings):
     pruner_path: Path | None = Field(
         None, description="Pruner checkpoint dir; default: the one shipped in pruner/checkpoint."
     )
-    rerank: Literal["blend", "fused", "pruner"] = Field(
+    rerank: Literal["blend", "fused", "mix", "pruner"] = Field(
         "fused",
         description="Passage order: blend (pruner's best sentence score + weight x query-passage "
-        "cosine), fused (RRF of retrieval and pruner ranks) or pruner (its rank head alone).",
+        "cosine), fused (RRF of retrieval and pruner ranks), mix (pruner's rank head + weight x "
+        "query-passage cosine) or pruner (its rank head alone).",
     )
     rerank_blend_weight: float = Field(
         3.0, ge=0, le=100, description="Cosine weight of the blend order (bench/rerank.py)."
+    )
+    rerank_mix_weight: float = Field(
+        2.0, ge=0, le=100, description="Cosine weight of the mix order (bench/heldout.py)."
     )
     pruner_batch_size: int = Field(
         8,

@@ -281,7 +281,13 @@ def plot(reports: dict[str, dict[str, Any]], path: Any) -> None:
 
     names = list(reports)
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5))
-    shown = ["pruner rank head", "MiniLM cosine", "BM25", "fused RRF(cosine, rank head)"]
+    shown = [
+        "pruner rank head",
+        "MiniLM cosine",
+        "BM25",
+        "fused RRF(cosine, rank head)",
+        "mix (rank head + 2 x cosine)",
+    ]
     width = 0.8 / len(shown)
     for i, order in enumerate(shown):
         left.bar(
@@ -292,20 +298,31 @@ def plot(reports: dict[str, dict[str, Any]], path: Any) -> None:
         )
     left.set_xticks([j + 0.4 for j in range(len(names))], names, rotation=30, ha="right")
     left.set_ylabel("MRR@10")
-    left.set_title("passage order per family (tune | held out)")
-    left.legend(fontsize=8)
-    for n in names:
+    left.set_ylim(0.4, 1.02)
+    left.set_title("passage order per family (4 tune, then 6 held out)")
+    left.legend(fontsize=7, loc="lower left")
+    marks = {"pruner": "o", "cosine_matched": "x", "mix a=0.25 matched": "^"}
+    for i, n in enumerate(names):
         p = reports[n]["pruning"]
         kept = "answer_kept" if p["pruner"]["answer_kept"] is not None else "evidence_recall"
         x = p["pruner"]["tokens_removed"]
-        right.scatter(x, p["pruner"][kept], marker="o")
-        right.scatter(x, p["cosine_matched"][kept], marker="x")
-        right.annotate(n, (x, p["pruner"][kept]), fontsize=7)
-    right.set_xlabel("tokens removed (pruner default; cosine matched to it)")
-    right.set_ylabel("answer kept / evidence recall (o pruner, x cosine)")
-    right.set_title("pruning at matched compression")
+        for key, mark in marks.items():
+            right.scatter(x, p[key][kept], marker=mark, color=f"C{i % 10}")
+        right.annotate(
+            n, (x, p["pruner"][kept]), fontsize=7, xytext=(4, 0), textcoords="offset points"
+        )
+    right.set_xlabel("tokens removed (pruner default; the others matched to it)")
+    right.set_ylabel("answer kept (else evidence recall)")
+    right.set_title("pruning: o keep probability, x sentence cosine, ^ 0.75 keep + 0.25 cosine")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def replot() -> None:
+    """Draw heldout.png again from heldout.json (no model run)."""
+    import json
+
+    plot(json.loads((RESULTS / "heldout.json").read_text())["families"], RESULTS / "heldout.png")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -366,7 +366,7 @@ def main() -> None:
         # pruner reranking of the hybrid candidates, on questions it never trained on
         held_out = [i for i, q in enumerate(questions) if not q.trained_on]
         prune_ms: list[float] = []
-        reranked: dict[str, list[list[str]]] = {"fused": [], "blend": [], "pruner": []}
+        reranked: dict[str, list[list[str]]] = {"fused": [], "blend": [], "mix": [], "pruner": []}
         for i in held_out:
             cands = hybrid[i]
             t = time.perf_counter()
@@ -386,6 +386,7 @@ def main() -> None:
         )
         rows["rerank fused (held-out)"] = recall(reranked["fused"], held_gold, KS[:2])
         rows["rerank blend (held-out)"] = recall(reranked["blend"], held_gold, KS[:2])
+        rows["rerank mix (held-out)"] = recall(reranked["mix"], held_gold, KS[:2])
         rows["rerank head alone (held-out)"] = recall(reranked["pruner"], held_gold, KS[:2])
         for name, row in rows.items():
             print(f"{name:36s} {row}", flush=True)

@@ -180,6 +180,19 @@ def test_rerank_order_fuses_retrieval_and_pruner_ranks() -> None:
         rerank_order(pruned, "best")
 
 
+def test_mix_adds_the_cosine_to_the_rank_head() -> None:
+    from app.fusion import mix_scores, rerank_order
+    from pruner import assemble
+
+    pruned = [assemble(["s."], [0.5], 0.1, r) for r in (0.9, 0.5, 0.1)]
+    cosines = [0.1, 0.4, 0.2]
+    assert mix_scores(pruned, cosines, 2.0) == pytest.approx([1.1, 1.3, 0.5])
+    assert rerank_order(pruned, "mix", cosines, 2.0) == [1, 0, 2]
+    assert rerank_order(pruned, "mix", cosines, 0.0) == [0, 1, 2]  # the rank head alone
+    with pytest.raises(ValueError, match="cosines"):
+        rerank_order(pruned, "mix")
+
+
 def test_blend_adds_the_cosine_to_the_best_sentence() -> None:
     from app.fusion import blend_scores, rerank_order
     from pruner import assemble
