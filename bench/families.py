@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from app.parsing import split_sentences
-from pruner.data import split_of
+from pruner.data import split_of, unquote
 
 
 @dataclass(frozen=True)
@@ -207,14 +207,6 @@ def squad(data: Path, rng: random.Random) -> list[Case]:
     return cases
 
 
-def _unquote(field: str) -> str:
-    """A CSV-quoted field as text: the re-formatted WikiQA train rows quote every field that
-    holds a comma or a quote ("...""Rebel""...")."""
-    if len(field) >= 2 and field[0] == field[-1] == '"':
-        return field[1:-1].replace('""', '"')
-    return field
-
-
 def _wikiqa_groups(path: Path) -> list[tuple[str, list[str], list[int]]]:
     """(raw question field, sentences, labels) per run of rows with the same question."""
     groups: list[tuple[str, list[str], list[int]]] = []
@@ -224,7 +216,7 @@ def _wikiqa_groups(path: Path) -> list[tuple[str, list[str], list[int]]]:
                 continue  # 5 columns, or the original 7 (unquoted, with document id, title)
             if not groups or groups[-1][0] != row[1]:
                 groups.append((row[1], [], []))
-            groups[-1][1].append(detok(_unquote(row[3]) if len(row) == 5 else row[5]))
+            groups[-1][1].append(detok(unquote(row[3]) if len(row) == 5 else row[5]))
             groups[-1][2].append(int(row[-1]))
     return groups
 
@@ -245,7 +237,7 @@ def wikiqa(data: Path, rng: random.Random) -> list[Case]:
         pool = [c for q, c in groups if q != question]
         others = [Candidate("", c.sentences, False, ()) for c in rng.sample(pool, NEGATIVES)]
         at = (0, gold.evidence[0])
-        cases.append(make_case("wikiqa", _unquote(question), [gold], others, (), at, rng))
+        cases.append(make_case("wikiqa", unquote(question), [gold], others, (), at, rng))
     return cases
 
 

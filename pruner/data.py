@@ -124,18 +124,28 @@ def squad_v2_unanswerable(path: Path) -> Iterator[Example]:
                     )
 
 
+def unquote(field: str) -> str:
+    """A CSV-quoted field as text. The re-formatted WikiQA train rows (5 columns) quote every
+    field holding a comma or a quote ("...""Rebel""..."); read with QUOTE_NONE, v1 and v2
+    trained on those sentences with the quotes left in."""
+    if len(field) >= 2 and field[0] == field[-1] == '"':
+        return field[1:-1].replace('""', '"')
+    return field
+
+
 def wikiqa(path: Path) -> Iterator[Example]:
     groups: OrderedDict[str, tuple[list[str], list[int]]] = OrderedDict()
     with path.open(encoding="utf-8") as fh:
         for row in csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
             if row[0] == "QuestionID" or len(row) < 5:
                 continue
-            sentence = row[5] if len(row) == 7 else row[3]
+            sentence = row[5] if len(row) == 7 else unquote(row[3])
             sentences, labels = groups.setdefault(row[1], ([], []))
             sentences.append(_detokenize(sentence))
             labels.append(int(row[-1]))
     for question, (sentences, labels) in groups.items():
-        yield Example(question, sentences, labels, "wikiqa", question)
+        # the split key stays the field as written, so the train/dev split of v1/v2 is unchanged
+        yield Example(unquote(question), sentences, labels, "wikiqa", question)
 
 
 def scifact(claims: Path, corpus: Path) -> Iterator[Example]:

@@ -53,6 +53,18 @@ def test_wikiqa_scifact_hotpotqa(tmp_path: Path) -> None:
     [w] = list(wikiqa(tmp_path / "w.tsv"))
     assert w.sentences == ["It is tall.", "It is 300 m (high)."] and w.labels == [0, 1]
 
+
+def test_wikiqa_csv_quoted_rows_lose_their_quotes_but_keep_their_split_key(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "w.tsv").write_text(
+        'Q1\t"who sang ""rebel"", then?"\tS1\t"The song "" Rebel "" was a hit, then ."\t1\n'
+    )
+    [w] = list(wikiqa(tmp_path / "w.tsv"))
+    assert w.question == 'who sang "rebel", then?'
+    assert w.sentences == ['The song " Rebel " was a hit, then.']
+    assert w.doc == '"who sang ""rebel"", then?"'  # the train/dev split of v1/v2 is unchanged
+
     (tmp_path / "corpus.jsonl").write_text(json.dumps({"doc_id": 7, "abstract": ["A.", "B."]}))
     (tmp_path / "claims.jsonl").write_text(
         json.dumps(
