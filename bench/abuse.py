@@ -33,7 +33,6 @@ import argparse
 import contextlib
 import json
 import random
-import select
 import signal
 import socket
 import struct
@@ -51,12 +50,12 @@ from typing import Any
 import httpx
 
 from bench.abuse_payloads import docx_bomb, files, multipart_body, nested_md, pdf_bomb, prose
+from bench.abuse_report import HEALTHZ_TARGET_MS, RSS_TARGET_MB, plot, table
 from bench.abuse_server import HOST, Monitor, Server, log_window, settle, tree_rss_mb
+from bench.abuse_sockets import open_slow, trickle_all
 from bench.common import RESULTS, machine, percentiles, write_json
 from bench.crash import document
 
-RSS_TARGET_MB = 300.0
-HEALTHZ_TARGET_MS = 500.0
 REFUSE_WITHIN_S = 1.0  # a read-key upload must be refused this fast
 FAST_S = 5.0  # a 4xx for a malformed request (deep JSON, over-limit /ask)
 UPLOAD_WAIT_S = 120.0  # the server's upload_wait_s: a waiting upload answers 202 after it
@@ -299,69 +298,6 @@ def deep_json(ctx: Ctx) -> list[Result]:
     return out
 
 
-@dataclass
-class Slow:
-    """A socket that sends its request one byte at a time."""
-
-    label: str
-    sock: socket.socket
-    trickle: bytes  # empty: send nothing more (a stalled body)
-    limit_s: float  # the server should end it within this
-    started: float = field(default_factory=time.perf_counter)
-    sent: int = 0
-    ended: float | None = None
-    outcome: str = "open"
-
-    def finish(self, outcome: str) -> None:
-        self.outcome, self.ended = outcome, time.perf_counter()
-        self.sock.close()
-
-    def poll(self) -> None:
-        """Readable: the server answered (e.g. 408) or closed."""
-        try:
-            data = self.sock.recv(4096)
-        except OSError:
-            data = b""
-        status = data.split(b" ", 2)[1].decode() if data.startswith(b"HTTP/1.") else "closed"
-        self.finish(status)
-
-    def send_next(self) -> None:
-        if self.sent >= len(self.trickle):
-            return
-        try:
-            self.sock.send(self.trickle[self.sent : self.sent + 1])
-            self.sent += 1
-        except OSError:
-            self.finish("reset")
-
-
-def open_slow(port: int, label: str, head: bytes, trickle: bytes, limit_s: float) -> Slow:
-    sock = socket.create_connection((HOST, port), timeout=5)
-    sock.sendall(head)
-    sock.setblocking(False)
-    return Slow(label, sock, trickle, limit_s)
-
-
-def trickle_all(slows: list[Slow], cap_s: float, every_s: float) -> None:
-    end = next_send = time.perf_counter()
-    end += cap_s
-    for _ in range(int(cap_s * 100) + 100):  # bounded: select waits up to 50 ms a turn
-        live = [s for s in slows if s.ended is None]
-        if not live or time.perf_counter() >= end:
-            break
-        ready, _, _ = select.select([s.sock for s in live], [], [], 0.05)
-        for s in live:
-            if s.sock in ready:
-                s.poll()
-        if time.perf_counter() >= next_send:
-            for s in (s for s in live if s.ended is None):
-                s.send_next()
-            next_send += every_s
-    for s in slows:
-        if s.ended is None:
-            s.sock.close()
-
-
 def slowloris(ctx: Ctx, header_timeout_s: float, body_timeout_s: float) -> list[Result]:
     """Request lines + headers one byte at a time; upload bodies that trickle one byte at a
     time (alternately: that stall after 64 bytes). Each must be ended within the server's
@@ -531,58 +467,6 @@ def judge(name: str, results: list[Result], mon: Monitor, idle: float) -> dict[s
 
 
 # ---- the report ------------------------------------------------------------------------------
-
-
-def table(rows: list[dict[str, Any]]) -> str:
-    head = f"{'attack':<34} {'pass':<5} {'max s':>7} {'p50 s':>7} {'+RSS MB':>8} {'healthz ms':>10}"
-    out = [head + "  statuses | failed targets"]
-    for r in rows:
-        if "skipped" in r:
-            out.append(f"{r['name']:<34} {'skip':<5} ({r['skipped']})")
-            continue
-        statuses = " ".join(f"{k}x{v}" for k, v in sorted(r["statuses"].items()))
-        failed = ",".join(k for k, v in r["targets"].items() if v is False) or "-"
-        restarted = "  [restarted]" if "restarted_after" in r else ""
-        out.append(
-            f"{r['name']:<34} {'PASS' if r['passed'] else 'FAIL':<5} "
-            f"{r['request_s']['max'] or 0:>7.2f} {r['request_s']['p50'] or 0:>7.2f} "
-            f"{r['rss_mb']['delta']:>8.1f} {r['probes']['/healthz']['worst_ms'] or 0:>10.1f}  "
-            f"{statuses} | {failed}{restarted}"
-        )
-    return "\n".join(out)
-
-
-def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    done = [r for r in rows if "skipped" not in r]
-    names = [r["name"] for r in done]
-    colors = ["tab:green" if r["passed"] else "tab:red" for r in done]
-    panels = [
-        ("attack requests: max wall time, s", [r["request_s"]["max"] or 0 for r in done], None),
-        ("peak RSS over idle, MB", [r["rss_mb"]["delta"] for r in done], RSS_TARGET_MB),
-        ("worst /healthz, ms", [r["probes"]["/healthz"]["worst_ms"] or 0 for r in done],
-         HEALTHZ_TARGET_MS),
-    ]  # fmt: skip
-    fig, axes = plt.subplots(1, 3, figsize=(15, 0.45 * len(done) + 1.6), sharey=True)
-    for ax, (title, values, target) in zip(axes, panels, strict=True):
-        ax.bar_label(ax.barh(names, values, color=colors), fmt="%.3g", fontsize=7, padding=2)
-        if target is not None:
-            ax.axvline(target, color="black", ls="--", lw=1, label=f"target {target:.0f}")
-            ax.legend(fontsize=8)
-        ax.set_xscale("symlog", linthresh=1.0)
-        ax.set_title(title, fontsize=10)
-    axes[0].invert_yaxis()
-    fig.suptitle("Sieve under attack (green: all targets met, red: some missed)", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-# ---- main ------------------------------------------------------------------------------------
 
 
 def run(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:

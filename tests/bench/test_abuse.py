@@ -14,9 +14,10 @@ from pathlib import Path
 import docx
 from pypdf import PdfReader
 
-from bench.abuse import QUICK, Result, Sizes, Slow, parse_args, trickle_all
+from bench.abuse import QUICK, Result, Sizes, parse_args
 from bench.abuse_payloads import docx_bomb, nested_md, pdf_bomb
 from bench.abuse_server import log_window, process_tree, tree_rss_mb
+from bench.abuse_sockets import Slow, trickle_all
 
 
 def test_pdf_pages_share_one_compressed_stream() -> None:
