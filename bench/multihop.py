@@ -56,6 +56,7 @@ class Question:
     gold: frozenset[tuple[str, str]]  # (title, text) of every supporting paragraph
     source: str
     trained_on: bool  # by the pruner
+    answers: tuple[str, ...] = ()  # answer strings (yes/no answers left out)
 
 
 def _hotpot(path: Path, source: str, trained: Callable[[str], bool]) -> Any:
@@ -74,7 +75,11 @@ def _hotpot(path: Path, source: str, trained: Callable[[str], bool]) -> Any:
         )
         yield (
             list(paragraphs.items()),
-            Question(item["question"], gold, source, trained(item["_id"])) if gold else None,
+            Question(
+                item["question"], gold, source, trained(item["_id"]), _answers([item["answer"]])
+            )
+            if gold
+            else None,
         )
 
 
@@ -86,7 +91,12 @@ def _musique(path: Path) -> Any:
             for p in item["paragraphs"]
             if p["is_supporting"]
         )
-        yield paragraphs, Question(item["question"], gold, "musique_train100", False)
+        answers = _answers([item["answer"], *item.get("answer_aliases", [])])
+        yield paragraphs, Question(item["question"], gold, "musique_train100", False, answers)
+
+
+def _answers(texts: list[str]) -> tuple[str, ...]:
+    return tuple(t for t in texts if t.strip() and t.strip().lower() not in ("yes", "no"))
 
 
 def load() -> tuple[list[tuple[str, str]], list[Question]]:
@@ -225,6 +235,40 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+
+
+def _end_to_end(
+    services: Any, questions: list[Question], candidates: list[list[Candidate]]
+) -> dict[str, Any]:
+    """What the service would SEND to the LLM for each held-out question (its hybrid candidates
+    pruned, ordered and cut to the token budget), unpruned (threshold 0) vs at the default
+    threshold: answer string in the context and tokens sent, per rerank order."""
+    out: dict[str, Any] = {}
+    for mode in ("fused", "mix"):
+        for label, threshold in (("unpruned", 0.0), ("default", None)):
+            options = services.options(prune_threshold=threshold)
+            kept = tokens = answered = 0
+            for q, cands in zip(questions, candidates, strict=True):
+                services.pipeline.rerank = mode
+                answer = services.pipeline._prune(q.text, options, cands, None, {})
+                tokens += answer.tokens_after
+                if q.answers:
+                    kept += 1
+                    context = answer.context.casefold()
+                    answered += any(a.casefold() in context for a in q.answers)
+            out[f"{mode} {label}"] = {
+                "answer_in_context": round(answered / max(kept, 1), 4),
+                "tokens_sent_mean": round(tokens / max(len(questions), 1), 1),
+                "questions_with_answers": kept,
+            }
+        un, de = out[f"{mode} unpruned"], out[f"{mode} default"]
+        out[f"{mode} default vs unpruned"] = {
+            "answers_kept": round(de["answer_in_context"] / max(un["answer_in_context"], 1e-9), 4),
+            "token_share": round(de["tokens_sent_mean"] / max(un["tokens_sent_mean"], 1e-9), 4),
+        }
+    services.pipeline.rerank = services.settings.rerank
+    print("end to end:", json.dumps(out), flush=True)
+    return out
 
 
 def main() -> None:
@@ -380,6 +424,9 @@ def main() -> None:
             for mode, ranked in reranked.items():
                 order = services.pipeline.order(questions[i].text, passages, pruned, mode=mode)
                 ranked.append(ranked_docs(cands, order))
+        end_to_end = _end_to_end(
+            services, [questions[i] for i in held_out], [hybrid[i] for i in held_out]
+        )
         held_gold = [gold[i] for i in held_out]
         rows["hybrid (held-out questions)"] = recall(
             [found["hybrid"][i] for i in held_out], held_gold, KS
@@ -420,6 +467,7 @@ def main() -> None:
         "ingest": ingest,
         "query_ms_per_stage": {s: percentiles(v) for s, v in stage_ms.items()},
         "prune_ms": percentiles(prune_ms),
+        "end_to_end_context": end_to_end,
         "memory": memory,
     }
     path = write_json(args.name, result)
