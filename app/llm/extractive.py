@@ -46,8 +46,12 @@ class ExtractiveLLM:
         if ranked:
             floor = ranked[0][0] * self.relative
             ranked = [t for t in ranked if t[0] >= floor]
-        # Read in context order (passage, then position) so the answer flows like the source.
-        ranked.sort(key=lambda t: (t[1], t[2]))
+        # The passage of the best sentence first (the answer leads), then the others by their
+        # best sentence; within a passage in reading order, so the answer flows like the source.
+        lead: dict[int, float] = {}
+        for score, n, _, _ in ranked:
+            lead.setdefault(n, -score)
+        ranked.sort(key=lambda t: (lead[t[1]], t[1], t[2]))
         # one line each: a sentence of hard-wrapped text (licences, man pages, mail) keeps the
         # file's line breaks and indentation, which read as broken prose in any chat client
         return [f"{' '.join(text.split())} [{n}]" for _, n, _, text in ranked]

@@ -69,6 +69,21 @@ def test_extractive_drops_sentences_far_below_the_best() -> None:
         ExtractiveLLM(relative=1.5)
 
 
+def test_extractive_answer_leads_with_the_best_sentence() -> None:
+    """Its passage comes first; a passage's own sentences stay in reading order."""
+    passages = [
+        Passage(1, "A", (), [ContextSentence("Weaker one.", 0.5, 0.55)]),
+        Passage(
+            2,
+            "B",
+            (),
+            [ContextSentence("Context first.", 0.5, 0.6), ContextSentence("Best.", 0.9, 0.7)],
+        ),
+    ]
+    answer = asyncio.run(ExtractiveLLM(max_sentences=3, relative=0.5).generate("q", passages))
+    assert answer == "Context first. [2] Best. [2] Weaker one. [1]"
+
+
 def test_extractive_answers_read_as_prose() -> None:
     """A sentence of hard-wrapped text loses its line breaks and indentation."""
     wrapped = "If You institute patent\n    litigation, then any patent\n    licenses terminate."
