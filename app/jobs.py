@@ -248,18 +248,27 @@ class JobQueue:
                 future.set_result(None)
         try:
             await asyncio.wait_for(asyncio.shield(future), timeout)
-        except TimeoutError:
-            with self._events_lock:
-                waiting = self._waiters.get(job_id, [])
-                if (loop, future) in waiting:
-                    waiting.remove((loop, future))
-                if job_id in self._events and not self._waiters.get(job_id):
-                    self._waiters.pop(job_id, None)
-                    self._events.pop(job_id, None)  # nobody waits for its exception any more
+        except (TimeoutError, asyncio.CancelledError) as stopped:
+            self._forget_waiter(job_id, loop, future)  # timed out, or the client went away
+            if isinstance(stopped, asyncio.CancelledError):
+                raise
             return self.get(job_id), None
         with self._events_lock:
             error = self._errors.pop(job_id, None)
         return self.get(job_id), error
+
+    def _forget_waiter(
+        self, job_id: str, loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]
+    ) -> None:
+        """Drop one waiter; with none left, nobody will read the job's exception either."""
+        with self._events_lock:
+            waiting = self._waiters.get(job_id, [])
+            if (loop, future) in waiting:
+                waiting.remove((loop, future))
+            if not waiting:
+                self._waiters.pop(job_id, None)
+                self._events.pop(job_id, None)
+                self._errors.pop(job_id, None)
 
     # ---- worker ---------------------------------------------------------------------------------
     def _work(self) -> None:

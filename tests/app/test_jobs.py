@@ -168,3 +168,29 @@ def test_long_finished_jobs_are_forgotten_at_start(settings: Settings, embedder:
     assert fresh.get(job.id) is None
     assert collections.store.count_documents() == 1  # only the job's record goes
     collections.close()
+
+
+def test_an_async_waiter_that_times_out_or_is_cancelled_leaves_nothing_behind(
+    settings: Settings, embedder: Embedder
+) -> None:
+    import asyncio
+
+    collections = Collections(settings, embedder)
+    queue = JobQueue(collections)  # not started: every job stays queued
+    file = JobFile("file", "v.txt", TEXT.encode())
+
+    async def scenario() -> tuple[str, str]:
+        timed = queue.submit("default", "local", [file], True)
+        job, error = await queue.wait_async(timed.id, timeout=0.05)
+        assert job is not None and error is None
+        cancelled = queue.submit("default", "local", [file], True)
+        task = asyncio.create_task(queue.wait_async(cancelled.id, timeout=30))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return job.status, cancelled.status
+
+    assert asyncio.run(scenario()) == ("queued", "queued")
+    assert not queue._waiters and not queue._events and not queue._errors
+    collections.close()
