@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from app.api.access import Gatekeeper, get_principal
+from app.api.auth_first import AuthFirstMiddleware
 from app.api.cors import PathCORSMiddleware
 from app.api.errors import install_error_handlers
 from app.api.limits import BodySizeLimitMiddleware
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         openapi_url=None,
     )
     app.add_middleware(BodySizeLimitMiddleware, settings=settings)  # 413 while streaming
+    app.add_middleware(AuthFirstMiddleware)  # outside it: no key, no body read (401 first)
     if settings.cors_origin_list:  # the widget on other sites: POST /ask only
         app.add_middleware(PathCORSMiddleware, origins=settings.cors_origin_list)
     # metrics, request id and access log of every request; added last so it is outermost and

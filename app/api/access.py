@@ -120,9 +120,18 @@ def get_gatekeeper(request: Request) -> Gatekeeper:
     return gate
 
 
+PRINCIPAL_STATE = "sieve_principal"  # set by AuthFirstMiddleware for requests with a body
+
+
 def get_principal(request: Request) -> Principal:
-    """The caller (cached per request by FastAPI, so routes may ask for it again)."""
-    principal = get_gatekeeper(request).principal(request.headers.get("authorization"))
+    """The caller (cached per request by FastAPI, so routes may ask for it again). A request
+    with a body was authenticated (and rate-limited) before its body was read."""
+    found = getattr(request.state, PRINCIPAL_STATE, None)
+    principal = (
+        found
+        if isinstance(found, Principal)
+        else get_gatekeeper(request).principal(request.headers.get("authorization"))
+    )
     request.state.principal = principal.name  # the access log names the key, not the secret
     return principal
 

@@ -68,7 +68,7 @@ def _refuse_control(value: str) -> None:
     found = UNSAFE_INLINE.search(value)
     if found is not None:
         raise ValueError(
-            "must not contain control or bidi-override characters "
+            "must not contain control, bidi-override or lone surrogate characters "
             f"(found U+{ord(found.group()):04X})"
         )
 

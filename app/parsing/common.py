@@ -43,7 +43,8 @@ def file_stem(filename: str) -> str:
 # Characters that never belong in a one-line label (title, heading, file name): C0/C1 controls
 # (ESC sequences rewrite an operator's terminal) and the bidi embeddings/overrides/isolates that
 # reorder what a reader sees ("Trojan source").
-UNSAFE_INLINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# Lone surrogates too: they cannot be encoded, so a stored one breaks every response listing it.
+UNSAFE_INLINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def clean_inline(text: str, limit: int | None = None) -> str:

@@ -130,6 +130,41 @@ def test_a_read_key_gets_403_before_sending_its_body(tmp_path: Path, embedder: E
             assert time.perf_counter() - started < 1.0
 
 
+def test_no_key_or_a_wrong_key_gets_401_before_the_body_is_read(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    """FastAPI parses a JSON body before route dependencies run: the key is checked first."""
+    app = create_app(_settings(tmp_path), embedder)
+    with live_server(app) as url:
+        for path in ("/ask", "/v1/chat/completions", "/documents/delete", "/api/chat"):
+            for auth in ("", "Authorization: Bearer sieve_nope_nope\r\n"):
+                started = time.perf_counter()
+                head = _raw_request(
+                    url,
+                    f"POST {path} HTTP/1.1\r\nHost: x\r\n{auth}"
+                    "Content-Type: application/json\r\nContent-Length: 1900000\r\n\r\n",
+                )
+                assert head.startswith(b"HTTP/1.1 401"), (path, head[:200])
+                assert b"www-authenticate" in head.lower()
+                assert time.perf_counter() - started < 1.0
+
+
+def test_form_fields_sent_as_files_and_media_type_case(keyed: tuple[TestClient, Keys]) -> None:
+    client, keys = keyed
+    r = client.post(
+        "/documents",
+        files=[("files", ("a.md", b"# A\n\nSome text here.")), ("external_id", ("x.txt", b"id"))],
+        headers=keys.write,
+    )
+    assert r.status_code == 400 and "text fields" in r.json()["detail"], r.text
+    r = client.post(
+        "/documents",
+        content=json.dumps(DOC),
+        headers={**keys.write, "content-type": "Application/JSON; charset=utf-8"},
+    )
+    assert r.status_code == 201, r.text
+
+
 def _key_via_http(url: str, role: str) -> str:
     with httpx.Client(base_url=url, headers=ADMIN_H, timeout=30) as http:
         r = http.post("/admin/collections", json={"name": COLLECTION})
@@ -432,14 +467,21 @@ def test_a_trickled_body_gets_408(tmp_path: Path, embedder: Embedder) -> None:
         {**DOC, "metadata": {"author": "a\x1b[2J"}},
         {**DOC, "metadata": {"\x00": "x"}},
         {**DOC, "external_id": "id\r\n"},
+        {**DOC, "metadata": {"k": "\udc00"}},  # a lone surrogate: unencodable in any response
+        {**DOC, "metadata": {"\ud800": "v"}},
     ],
 )
 def test_control_characters_in_labels_are_refused(
     keyed: tuple[TestClient, Keys], doc: dict[str, Any]
 ) -> None:
     client, keys = keyed
-    r = client.post("/documents", json=doc, headers=keys.write)
-    assert r.status_code in (400, 422) and "control" in r.json()["detail"], r.text
+    body = json.dumps(doc)  # ASCII with \u escapes: a lone surrogate travels as the attack does
+    r = client.post(
+        "/documents", content=body, headers={**keys.write, "content-type": "application/json"}
+    )
+    assert r.status_code in (400, 422), r.text
+    assert "control" in r.json()["detail"] or "surrogate" in r.json()["detail"]
+    assert client.get(f"/documents?collection={COLLECTION}", headers=keys.read).status_code == 200
 
 
 def test_titles_read_from_files_lose_their_control_characters(

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from anyio import to_thread
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -108,16 +109,17 @@ async def upload_documents(
     extracted text and chunks; then the upload becomes a persisted ingestion job (it survives a
     restart) that stores all its documents or none. A file with an external id replaces the
     document stored under that id, atomically."""
-    content_type = request.headers.get("content-type", "")
+    content_type = request.headers.get("content-type", "").lower()
     max_bytes = int(settings.max_upload_mb * 1024 * 1024)
     declared = request.headers.get("content-length", "")
     max_request = int(settings.max_request_mb * 1024 * 1024)
     _authorise_upload(services, principal, collection)  # 403 before any parsing
     if declared.isdigit() and int(declared) > max_request:  # refuse before reading the body
         raise UploadTooLargeError(f"request is {declared} bytes, limit is {max_request}")
-    if content_type.startswith("application/json"):
+    media = content_type.split(";", 1)[0].strip()
+    if media == "application/json":
         upload = await _json_document(request, services, max_bytes)
-    elif content_type.startswith("multipart/form-data"):
+    elif media == "multipart/form-data":
         upload = await _multipart_documents(request, max_bytes, settings.max_files_per_upload)
     else:
         raise BadUploadError(
@@ -130,7 +132,9 @@ async def upload_documents(
         )
     name = writable(services, principal, collection or upload.collection)  # before parsing
     documents = await services.uploads.check(upload.files)  # 4xx for a bad or too big file
-    job = services.jobs.submit(name, principal.name, upload.files, wait, documents)
+    job = await to_thread.run_sync(  # up to max_request_mb of BLOBs into SQLite: off the loop
+        services.jobs.submit, name, principal.name, upload.files, wait, documents
+    )
     del upload, documents  # stored with the job: not kept in memory while it waits
     if wait:
         finished, error = await services.jobs.wait_async(job.id, settings.upload_wait_s)
@@ -197,6 +201,10 @@ async def _multipart_documents(request: Request, max_bytes: int, max_files: int)
     ]
     if not uploads:
         raise BadUploadError("no files in the upload: send them in the multipart field `files`")
+    if any(
+        not isinstance(v, str) for k, v in form.multi_items() if k in ("external_id", "collection")
+    ):
+        raise BadUploadError("external_id and collection are text fields, not files")
     external = [str(v).strip() for k, v in form.multi_items() if k == "external_id"]
     if external and len(external) != len(uploads):
         raise BadUploadError(
