@@ -124,6 +124,12 @@ class Settings(BaseSettings):
     max_parallel_parses: int = Field(
         2, gt=0, description="Uploads parsed at once; more wait (asynchronously) for a turn."
     )
+    max_pending_uploads: int = Field(
+        8,
+        gt=0,
+        description="Uploads read or waiting to be checked at once (each holds its body in "
+        "memory); more get 503 with Retry-After before their body is read.",
+    )
     upload_wait_s: float = Field(
         120.0,
         gt=0,

@@ -12,9 +12,10 @@ This module imports nothing heavy: the parsing child process preloads it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -125,12 +126,35 @@ def check_file(f: JobFile, limits: UploadLimits) -> CheckedFile:
     return read_file(f, limits)
 
 
+class UploadsBusyError(RuntimeError):
+    """Too many uploads are being read and checked at once; the client should retry (503)."""
+
+    retry_after_s = 5
+
+
 class UploadChecker:
-    """Checks the files of uploads, ``parallel`` at a time across all requests."""
+    """Checks the files of uploads, ``max_parallel_parses`` at a time across all requests; at
+    most ``max_pending_uploads`` uploads are read or wait to be checked at once (each holds its
+    body in memory), more get 503 before their body is read."""
 
     def __init__(self, settings: Settings) -> None:
         self.limits = UploadLimits.of(settings)
         self._limiter = anyio.CapacityLimiter(settings.max_parallel_parses)
+        self.max_pending = settings.max_pending_uploads
+        self._pending = 0  # only touched on the event loop
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one of the ``max_pending_uploads`` places while an upload is read and checked."""
+        if self._pending >= self.max_pending:
+            raise UploadsBusyError(
+                f"{self._pending} uploads are being read and checked; try again in a few seconds"
+            )
+        self._pending += 1
+        try:
+            yield
+        finally:
+            self._pending -= 1
 
     async def check(self, files: Sequence[JobFile]) -> list[ParsedDocument]:
         """Every file's document, in order; raises the first file's error (4xx), or

@@ -120,9 +120,21 @@ def finish_jobs(client: httpx.Client, rounds: list[Round], timeout_s: float = 30
     return problems
 
 
+def _settled(client: httpx.Client, limit_s: float = 120.0) -> None:
+    """Wait until no job is queued or running: an upload cut off by a kill after its job was
+    stored resumes at the restart, and counting while it commits would race with it."""
+    deadline = time.time() + limit_s
+    while time.time() < deadline:
+        jobs = client.get("/jobs", params={"collection": "default", "limit": 500}).json()["jobs"]
+        if all(j["status"] in ("done", "failed") for j in jobs):
+            return
+        time.sleep(0.2)
+
+
 def check(url: str, rounds: list[Round]) -> dict[str, Any]:
     """Everything acknowledged is there and whole; FAISS agrees with SQLite; search finds it."""
     with httpx.Client(base_url=url, timeout=60) as client:
+        _settled(client)
         docs: list[dict[str, Any]] = []
         while True:
             page = client.get("/documents", params={"limit": 1000, "offset": len(docs)}).json()

@@ -26,6 +26,7 @@ from app.llm import LLMBusyError, LLMError
 from app.parsing import ExtractionLimitError, ParseError, UnsupportedFormatError
 from app.pipeline import OverloadedError, UnknownBackendError, UnknownRetrievalError
 from app.services import RequestLimitError
+from app.uploads import UploadsBusyError
 from index import ContentConflictError, UnknownCollectionError
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (LLMBusyError, 503),
     (OverloadedError, 503),
     (QueueFullError, 503),
+    (UploadsBusyError, 503),
     (LLMError, 502),
     (ConversationError, 422),
 ]

@@ -279,6 +279,45 @@ async def _probe_while_uploading(url: str, write: dict[str, str], count: int) ->
         return worst, listed
 
 
+def test_uploads_past_max_pending_get_503_before_their_body_is_read(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    """Each upload being read or checked holds its body in memory: their number is bounded."""
+    app = create_app(_settings(tmp_path, max_pending_uploads=1), embedder)
+    with live_server(app) as url:
+        write = _key_via_http(url, "write")
+        release = threading.Event()
+        uploads = app.state.services.uploads
+        real_check = uploads.check
+
+        async def slow(files: Any) -> Any:
+            await asyncio.to_thread(release.wait, 30)
+            return await real_check(files)
+
+        uploads.check = slow
+        statuses: list[int] = []
+        with httpx.Client(base_url=url, timeout=60) as http:
+            first = threading.Thread(
+                target=lambda: statuses.append(
+                    http.post("/documents", json=DOC, headers=_bearer(write)).status_code
+                )
+            )
+            first.start()
+            try:
+                time.sleep(0.5)
+                head = _raw_request(
+                    url,
+                    f"POST /documents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {write}\r\n"
+                    "Content-Type: application/json\r\nContent-Length: 30000000\r\n\r\n",
+                )
+                assert head.startswith(b"HTTP/1.1 503"), head[:200]
+                assert b"retry-after" in head.lower()
+            finally:
+                release.set()
+                first.join(30)
+        assert statuses == [201]  # the one that held the place went through
+
+
 def test_an_upload_that_waits_too_long_answers_202_with_its_job(
     tmp_path: Path, embedder: Embedder
 ) -> None:

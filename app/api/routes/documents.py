@@ -31,8 +31,10 @@ from app.api.schemas import (
 )
 from app.collections import NAME_PATTERN
 from app.library import DocumentNotFoundError
+from app.parsing import ParsedDocument
 from app.parsing.common import UNSAFE_INLINE
 from app.services import Services
+from app.settings import Settings
 from app.uploads import JobFile
 from index import DocumentRecord
 
@@ -110,28 +112,15 @@ async def upload_documents(
     restart) that stores all its documents or none. A file with an external id replaces the
     document stored under that id, atomically."""
     content_type = request.headers.get("content-type", "").lower()
-    max_bytes = int(settings.max_upload_mb * 1024 * 1024)
     declared = request.headers.get("content-length", "")
     max_request = int(settings.max_request_mb * 1024 * 1024)
     _authorise_upload(services, principal, collection)  # 403 before any parsing
     if declared.isdigit() and int(declared) > max_request:  # refuse before reading the body
         raise UploadTooLargeError(f"request is {declared} bytes, limit is {max_request}")
-    media = content_type.split(";", 1)[0].strip()
-    if media == "application/json":
-        upload = await _json_document(request, services, max_bytes)
-    elif media == "multipart/form-data":
-        upload = await _multipart_documents(request, max_bytes, settings.max_files_per_upload)
-    else:
-        raise BadUploadError(
-            f"content type {content_type or 'missing'!r} not supported: send multipart/form-data"
-            " with one or more `files`, or application/json {title, text}"
+    with services.uploads.slot():  # 503 past max_pending_uploads, before the body is read
+        upload, name, documents = await _read_and_check(
+            request, services, settings, principal, collection, content_type
         )
-    if collection and upload.collection and collection != upload.collection:
-        raise BadUploadError(
-            f"collection {collection!r} in the query but {upload.collection!r} in the body"
-        )
-    name = writable(services, principal, collection or upload.collection)  # before parsing
-    documents = await services.uploads.check(upload.files)  # 4xx for a bad or too big file
     job = await to_thread.run_sync(  # up to max_request_mb of BLOBs into SQLite: off the loop
         services.jobs.submit, name, principal.name, upload.files, wait, documents
     )
@@ -148,6 +137,35 @@ async def upload_documents(
     return JSONResponse(
         JobOut.of(job).model_dump(), status_code=202, headers={"Location": f"/jobs/{job.id}"}
     )
+
+
+async def _read_and_check(
+    request: Request,
+    services: Services,
+    settings: Settings,
+    principal: Principal,
+    collection: str | None,
+    content_type: str,
+) -> tuple[_Upload, str, list[ParsedDocument]]:
+    """The upload's files as sent, the collection it goes to, and its checked documents."""
+    max_bytes = int(settings.max_upload_mb * 1024 * 1024)
+    media = content_type.split(";", 1)[0].strip()
+    if media == "application/json":
+        upload = await _json_document(request, services, max_bytes)
+    elif media == "multipart/form-data":
+        upload = await _multipart_documents(request, max_bytes, settings.max_files_per_upload)
+    else:
+        raise BadUploadError(
+            f"content type {content_type or 'missing'!r} not supported: send multipart/form-data"
+            " with one or more `files`, or application/json {title, text}"
+        )
+    if collection and upload.collection and collection != upload.collection:
+        raise BadUploadError(
+            f"collection {collection!r} in the query but {upload.collection!r} in the body"
+        )
+    name = writable(services, principal, collection or upload.collection)  # before parsing
+    documents = await services.uploads.check(upload.files)  # 4xx for a bad or too big file
+    return upload, name, documents
 
 
 def _authorise_upload(services: Services, principal: Principal, requested: str | None) -> None:
