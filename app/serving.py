@@ -53,6 +53,12 @@ class _TimedHttpToolsProtocol(HttpToolsProtocol):
 
     def _too_slow(self) -> None:
         self._header_timer = None
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            # a pipelined request is slow while the one before it is still being answered:
+            # let that response finish, then close instead of keeping the connection alive
+            cycle.keep_alive = False
+            return
         if not self.transport.is_closing():
             self.logger.info("closing a connection that sent no complete headers in time")
             self.transport.close()
