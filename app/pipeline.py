@@ -14,7 +14,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 
 import numpy as np
 from anyio import CapacityLimiter, to_thread
@@ -30,12 +29,13 @@ from app.answers import (
     Token,
 )
 from app.collections import Collections
+from app.context import assemble_context, passage_of, score_answers
 from app.fusion import BLEND_COSINE_WEIGHT, MIX_COSINE_WEIGHT, Candidate, fuse, rerank_order
 from app.library import Library
-from app.llm import LLM, ContextSentence, LLMError, Passage, render_context
+from app.llm import LLM, LLMError, Passage
 from graph import GraphRetriever, GraphSearchResult, KnowledgeGraph
 from index import DEFAULT_COLLECTION, ChunkRecord, Embedder, SentenceRecord
-from pruner import PrunedContext, Pruner, answer_scores
+from pruner import PrunedContext, Pruner
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ class Pipeline:
             answer.answer, answer.abstained = ABSTAIN_ANSWER, True
         else:
             with _timed(timings, "llm"):
-                passages = [_passage(c) for c in answer.citations]
+                passages = [passage_of(c) for c in answer.citations]
                 answer.answer = await self._generate(llm, question, passages, answer)
         return self._finish(answer, llm, timings, started)
 
@@ -204,7 +204,7 @@ class Pipeline:
         else:
             pieces: list[str] = []
             llm_started = time.perf_counter()
-            passages = [_passage(c) for c in answer.citations]
+            passages = [passage_of(c) for c in answer.citations]
             async for piece in self._stream(llm, question, passages, answer):
                 if not pieces:  # the streamed text starts like the final (stripped) answer
                     piece = piece.lstrip()
@@ -305,7 +305,7 @@ class Pipeline:
         with _timed(timings, "budget"):
             answer = self._budget(fused, pruned, options, order)
         with _timed(timings, "answer_scores"):
-            answer.citations = self._score_answers(question, answer.citations)
+            answer.citations = score_answers(self.encode, question, answer.citations)
         answer.retrieval = options.retrieval
         answer.retrievers = _retriever_counts(fused, options.retrieval)
         if options.explain:
@@ -454,96 +454,8 @@ class Pipeline:
         options: AskOptions,
         order: Sequence[int],
     ) -> Answer:
-        """Best-reranked passages first (``rerank_order``), their kept sentences whole, within
-        the token budget.
-
-        ``tokens_before`` is what the top_k reranked passages would cost unpruned (what a RAG
-        service without a pruner sends); ``tokens_after`` is what is sent, headers included.
-        A sentence that does not fit is skipped, and smaller ones after it may still fit; it is
-        marked ``over_budget`` on its citation, and counted apart from what the pruner dropped.
-        """
-        candidates = [c.chunk for c in fused]
-        sources = {c.chunk.id: c.found_by for c in fused}
-        titles = {c.document_id: self._title(c) for c in candidates}
-        ranked = [(candidates[i], pruned[i]) for i in order]
-        sentence_tokens = self.embedder.count_tokens(
-            [s.text for c, _ in ranked for s in c.sentences]
-        )
-        header_tokens = self.embedder.count_tokens(
-            [_header(1, titles[c.document_id], c) for c, _ in ranked]
-        )
-        cost: dict[tuple[int, int], int] = {}
-        pos = 0
-        for c, _ in ranked:
-            for s in c.sentences:
-                cost[(c.id, s.index)] = sentence_tokens[pos]
-                pos += 1
-        before = sum(header_tokens[: options.top_k]) + sum(
-            cost[(c.id, s.index)] for c, _ in ranked[: options.top_k] for s in c.sentences
-        )
-        citations: list[Citation] = []
-        sent: dict[int, set[int]] = {}  # chunk id -> indices of the sentences sent
-        used = 0
-        for (chunk, result), header in zip(ranked, header_tokens, strict=True):
-            if len(citations) == options.top_k:
-                break
-            kept: list[SentenceRecord] = []
-            spent = header
-            for i in result.kept:
-                if used + spent + cost[(chunk.id, i)] <= options.max_context_tokens:
-                    kept.append(chunk.sentences[i])
-                    spent += cost[(chunk.id, i)]
-            sent[chunk.id] = {s.index for s in kept}
-            if not kept:
-                continue
-            used += spent
-            citations.append(
-                Citation(
-                    n=len(citations) + 1,
-                    chunk=chunk,
-                    title=titles[chunk.document_id],
-                    score=result.rerank_score,
-                    kept=kept,
-                    kept_scores=[result.sentence_scores[s.index] for s in kept],
-                    pruned_count=len(chunk.sentences) - len(kept),
-                    found_by=sources[chunk.id],
-                    sentence_scores=list(result.sentence_scores),
-                    over_budget=frozenset(result.kept) - sent[chunk.id],
-                )
-            )
-        by_pruner, by_budget = _cuts(ranked[: options.top_k], sent, cost, header_tokens)
-        return Answer(
-            answer="",
-            abstained=False,
-            llm="",
-            citations=citations,
-            context=render_context([_passage(c) for c in citations]),
-            candidates=len(candidates),
-            tokens_candidates=sum(sentence_tokens),
-            tokens_before=before,
-            tokens_after=used,
-            sentences_pruned=by_pruner[0],
-            tokens_pruned=by_pruner[1],
-            sentences_over_budget=by_budget[0],
-            tokens_over_budget=by_budget[1],
-        )
-
-    def _score_answers(self, question: str, citations: list[Citation]) -> list[Citation]:
-        """The citations with how well each sent sentence answers the question
-        (``pruner.answer``): one embedding pass over the sent sentences (the question's vector
-        is cached from retrieval)."""
-        texts = [s.text for c in citations for s in c.kept]
-        if not texts:
-            return citations
-        vectors = self.encode([question, *texts])
-        cosines = (vectors[1:] @ vectors[0]).tolist()
-        out, pos = [], 0
-        for c in citations:
-            n = len(c.kept)
-            scores = answer_scores([s.text for s in c.kept], c.kept_scores, cosines[pos : pos + n])
-            out.append(replace(c, answer_scores=scores))
-            pos += n
-        return out
+        titles = {c.chunk.document_id: self._title(c.chunk) for c in fused}
+        return assemble_context(fused, pruned, options, order, self.embedder.count_tokens, titles)
 
     def _title(self, chunk: ChunkRecord) -> str:
         if chunk.id == GRAPH_FACTS_ID:
@@ -576,46 +488,6 @@ def _facts_chunk(facts: Sequence[str]) -> ChunkRecord:
         pos += len(fact) + 1
     text = " ".join(facts)
     return ChunkRecord(GRAPH_FACTS_ID, "", 0, (), text, 0, len(text), sentences)
-
-
-def _cuts(
-    ranked: Sequence[tuple[ChunkRecord, PrunedContext]],
-    sent: dict[int, set[int]],
-    cost: dict[tuple[int, int], int],
-    header_tokens: Sequence[int],
-) -> tuple[tuple[int, int], tuple[int, int]]:
-    """What the ``ranked`` passages lost, as ((sentences, tokens) pruned, (sentences, tokens)
-    over budget): a sentence the pruner dropped is pruned; one it kept that was not sent is
-    over budget. A passage that sends nothing loses its header as well: to the budget if the
-    pruner kept any of it, else to pruning."""
-    sentences, tokens = [0, 0], [0, 0]  # [pruned, over budget]
-    for (chunk, result), header in zip(ranked, header_tokens, strict=False):
-        kept, sent_here = set(result.kept), sent.get(chunk.id, set())
-        for s in chunk.sentences:
-            if s.index not in sent_here:
-                why = int(s.index in kept)
-                sentences[why] += 1
-                tokens[why] += cost[(chunk.id, s.index)]
-        if not sent_here:
-            tokens[int(bool(kept))] += header
-    return (sentences[0], tokens[0]), (sentences[1], tokens[1])
-
-
-def _header(n: int, title: str, chunk: ChunkRecord) -> str:
-    return Passage(n, title, chunk.heading_path, []).header
-
-
-def _passage(c: Citation) -> Passage:
-    answers: list[float | None] = list(c.answer_scores) or [None] * len(c.kept)
-    return Passage(
-        n=c.n,
-        title=c.title,
-        heading_path=c.chunk.heading_path,
-        sentences=[
-            ContextSentence(s.text, score, answer)
-            for s, score, answer in zip(c.kept, c.kept_scores, answers, strict=True)
-        ],
-    )
 
 
 @contextmanager
