@@ -24,7 +24,7 @@ from app.settings import Settings
 from index import Embedder
 from tests.app.live_server import live_server
 from tests.app.tenants import ADMIN_H, _bearer, _collection, _key, _settings
-from tests.app.test_web import CHROMEDRIVER, CHROMIUM, _require_browser, _wait
+from tests.app.test_web import CHROMEDRIVER, _require_browser, _wait, chrome_options
 
 ASSETS = {
     "swagger-ui-bundle.js": "text/javascript",
@@ -171,23 +171,10 @@ def test_swagger_ui_renders_offline(tmp_path: Path, embedder: Embedder) -> None:
     from selenium.webdriver.chrome.service import Service
 
     settings = Settings(data_dir=tmp_path / "data", _env_file=None)  # type: ignore[call-arg]
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-quic",
+    options = chrome_options(
+        tempfile.mkdtemp(dir=tmp_path, prefix="chromium-"),
         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",  # offline but for us
-        f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path, prefix='chromium-')}",
-        "--window-size=1280,900",
-    ):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    )
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     try:
         with live_server(create_app(settings, embedder)) as base_url:

@@ -41,7 +41,6 @@ from index import DocumentRecord
 router = APIRouter(prefix="/documents", tags=["documents"])
 MAX_NAME_CHARS = 255
 MAX_OFFSET = 2**31  # SQLite refuses integers past 2**63 (a 500 if passed through)
-_CONTROL_CHARS = UNSAFE_INLINE
 
 _UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
@@ -254,7 +253,7 @@ def _safe_name(upload: StarletteUploadFile) -> str:
 
     Control characters (NUL, newlines) are dropped, ``.``/``..`` become ``upload`` and the name
     is cut to MAX_NAME_CHARS, keeping its extension (the format is detected from it)."""
-    raw = _CONTROL_CHARS.sub("", upload.filename or "")
+    raw = UNSAFE_INLINE.sub("", upload.filename or "")
     base = raw.replace("\\", "/").rsplit("/", 1)[-1].strip()
     if base in ("", ".", ".."):
         return "upload"
