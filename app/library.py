@@ -297,10 +297,6 @@ class Library:
         self.graph.remove(chunk_ids)
         self._dirty = True
 
-    def check(self, parsed: ParsedDocument, source: str) -> None:
-        """Raise ``ParseError`` when the document would give nothing to index."""
-        self._prepare(parsed, source)
-
     def _prepare(
         self, parsed: ParsedDocument, source: str, external_id: str | None = None
     ) -> _Prepared:
