@@ -7,9 +7,10 @@ question (or a claim) with 5–10 candidate passages in seeded random order, at 
 relevant, sentence-level evidence where the source has it, answer strings where it has them and
 the one sentence that holds the answer where that is known.
 
-"tune" families come from sources the pruner was trained on and keep only documents of its dev
-split (``pruner.data.split_of``), negatives included, so nothing trained on is evaluated;
-"heldout" families the pruner never saw. Data only: no model code here. ``load`` is the entry
+"tune" families come from sources the pruner was trained on and keep only documents it never
+trained on (the dev split of ``pruner.data.split_of``, negatives included; MultiRC's val
+paragraphs, disjoint from the train part it trained on); "heldout" families the pruner never saw
+(pruner.sources.HELD_OUT). Data only: no model code here. ``load`` is the entry
 point; the multi-hop loaders live in bench/families_multihop.py, the other held-out ones in
 bench/families_domain.py.
 """
@@ -19,14 +20,13 @@ from __future__ import annotations
 import csv
 import json
 import random
-import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from app.parsing import split_sentences
-from pruner.data import split_of, unquote
+from pruner.data import detok, split_of, unquote
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,8 @@ ROLE: dict[str, str] = {
     "hotpot_train": "tune",
     "hotpot_fullwiki": "heldout",
     "musique": "heldout",
-    "fever": "heldout",
-    "multirc": "heldout",
+    "fever": "tune",
+    "multirc": "tune",
     "covid": "heldout",
     "subjqa": "heldout",
 }
@@ -144,42 +144,6 @@ def make_case(
     rng.shuffle(order)
     moved = None if answer_at is None else (order.index(answer_at[0]), answer_at[1])
     return Case(family, question, [candidates[i] for i in order], answers, moved)
-
-
-_PTB = {
-    "-LRB-": "(",
-    "-RRB-": ")",
-    "-LSB-": "[",
-    "-RSB-": "]",
-    "-LCB-": "{",
-    "-RCB-": "}",
-    "-COLON-": ":",
-    "--": "–",
-}
-_OPEN_QUOTE = re.compile(r"``\s*")
-_CLOSE_QUOTE = re.compile(r"\s*''")
-_SPACE_BEFORE = re.compile(r"\s+(?=[.,;:!?%)\]}]|n't\b|'(?:s|re|ve|ll|d|m)\b)")
-_SPACE_AFTER = re.compile(r"(?<=[(\[{])\s+")
-_DOUBLE_STOP = re.compile(r"(?<=\w\.) \.$")  # "Apple Inc. ." at the end of a sentence
-
-
-def detok(text: str) -> str:
-    """Tokenised text (FEVER, MultiRC: PTB; WikiQA: spaces before punctuation) made normal."""
-    text = _DOUBLE_STOP.sub("", text)
-    for token, char in _PTB.items():
-        text = text.replace(token, char)
-    text = _CLOSE_QUOTE.sub('"', _OPEN_QUOTE.sub('"', text))
-    text = _SPACE_AFTER.sub("", _SPACE_BEFORE.sub("", _pair_quotes(text)))
-    return text.strip()
-
-
-def _pair_quotes(text: str) -> str:
-    """'said " hi " to' -> 'said "hi" to' when the sentence's quotes pair up."""
-    parts = text.split('"')
-    if len(parts) % 2 == 0:
-        return text
-    inner = [f'"{parts[i].strip()}"{parts[i + 1]}' for i in range(1, len(parts), 2)]
-    return parts[0] + "".join(inner)
 
 
 # ---------------------------------------------------------------- tune families (dev split only)

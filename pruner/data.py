@@ -133,7 +133,8 @@ def unquote(field: str) -> str:
     return field
 
 
-def wikiqa(path: Path) -> Iterator[Example]:
+def _wikiqa_rows(path: Path) -> Iterator[tuple[str, str, list[str], list[int]]]:
+    """(raw question field, question, sentences, labels) per WikiQA question."""
     groups: OrderedDict[str, tuple[list[str], list[int]]] = OrderedDict()
     with path.open(encoding="utf-8") as fh:
         for row in csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
@@ -141,11 +142,16 @@ def wikiqa(path: Path) -> Iterator[Example]:
                 continue
             sentence = row[5] if len(row) == 7 else unquote(row[3])
             sentences, labels = groups.setdefault(row[1], ([], []))
-            sentences.append(_detokenize(sentence))
+            sentences.append(detok(sentence))
             labels.append(int(row[-1]))
     for question, (sentences, labels) in groups.items():
+        yield question, unquote(question), sentences, labels
+
+
+def wikiqa(path: Path) -> Iterator[Example]:
+    for key, question, sentences, labels in _wikiqa_rows(path):
         # the split key stays the field as written, so the train/dev split of v1/v2 is unchanged
-        yield Example(unquote(question), sentences, labels, "wikiqa", question)
+        yield Example(question, sentences, labels, "wikiqa", key)
 
 
 def scifact(claims: Path, corpus: Path) -> Iterator[Example]:
@@ -175,13 +181,40 @@ def hotpotqa(path: Path) -> Iterator[Example]:
             yield Example(item["question"], cleaned, labels, "hotpotqa", item["_id"])
 
 
-_SPACE_BEFORE = re.compile(r"\s+([.,;:!?%)\]])")
-_SPACE_AFTER = re.compile(r"([(\[])\s+")
+_PTB = {
+    "-LRB-": "(",
+    "-RRB-": ")",
+    "-LSB-": "[",
+    "-RSB-": "]",
+    "-LCB-": "{",
+    "-RCB-": "}",
+    "-COLON-": ":",
+    "--": "–",
+}
+_OPEN_QUOTE = re.compile(r"``\s*")
+_CLOSE_QUOTE = re.compile(r"\s*''")
+_SPACE_BEFORE = re.compile(r"\s+(?=[.,;:!?%)\]}]|n't\b|'(?:s|re|ve|ll|d|m)\b)")
+_SPACE_AFTER = re.compile(r"(?<=[(\[{])\s+")
+_DOUBLE_STOP = re.compile(r"(?<=\w\.) \.$")  # "Apple Inc. ." at the end of a sentence
 
 
-def _detokenize(text: str) -> str:
-    """WikiQA sentences are tokenised ("cave ."): undo the obvious cases."""
-    return _SPACE_AFTER.sub(r"\1", _SPACE_BEFORE.sub(r"\1", text)).strip()
+def detok(text: str) -> str:
+    """Tokenised text (FEVER, MultiRC: PTB; WikiQA: spaces before punctuation) made normal."""
+    text = _DOUBLE_STOP.sub("", text)
+    for token, char in _PTB.items():
+        text = text.replace(token, char)
+    text = _CLOSE_QUOTE.sub('"', _OPEN_QUOTE.sub('"', text))
+    text = _SPACE_AFTER.sub("", _SPACE_BEFORE.sub("", _pair_quotes(text)))
+    return text.strip()
+
+
+def _pair_quotes(text: str) -> str:
+    """'said " hi " to' -> 'said "hi" to' when the sentence's quotes pair up."""
+    parts = text.split('"')
+    if len(parts) % 2 == 0:
+        return text
+    inner = [f'"{parts[i].strip()}"{parts[i + 1]}' for i in range(1, len(parts), 2)]
+    return parts[0] + "".join(inner)
 
 
 def build(data_dir: Path, seed: int = 0) -> dict[str, list[Example]]:

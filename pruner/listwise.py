@@ -23,7 +23,6 @@ import json
 import logging
 import math
 import random
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -37,7 +36,14 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from pruner.data import Example, build, split_of, squad_labels
 from pruner.inference import split_sentences
 from pruner.modeling import PrunerModel
-from pruner.train import collate, config_from_args, encode, optimizer_step, save_checkpoint
+from pruner.train import (
+    collate,
+    config_from_args,
+    encode,
+    optimizer_step,
+    require_data,
+    save_checkpoint,
+)
 
 logger = logging.getLogger("pruner.listwise")
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,9 +202,7 @@ def step_loss(
 def train(cfg: ListwiseConfig, encode_texts: Encode | None = None) -> Path:
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
-    data_dir = Path(cfg.data)
-    if not data_dir.is_dir():
-        sys.exit(f"training data not found at {data_dir}: pass --data or put ../shared/data there")
+    data_dir = require_data(cfg.data)
     groups, paragraphs = squad_groups(data_dir, cfg.pool, encode_texts)
     groups += hotpot_groups(data_dir)
     splits = build(data_dir, cfg.seed)

@@ -60,6 +60,14 @@ class TrainConfig:
     sources: str = "all"
 
 
+def require_data(path: str) -> Path:
+    """The training data folder, or exit with a message that says where it was looked for."""
+    data_dir = Path(path)
+    if not data_dir.is_dir():
+        sys.exit(f"training data not found at {data_dir}: pass --data or put ../shared/data there")
+    return data_dir
+
+
 def encode(ex: Example, tok: PreTrainedTokenizerBase, max_len: int) -> tuple[list[int], list[int]]:
     """input ids ``[CLS] q [SEP] s_1 … [SEP]`` and token labels (-100 where ignored)."""
     q = tok(ex.question, add_special_tokens=False)["input_ids"][: max_len // 4]
@@ -146,9 +154,7 @@ def init_model(cfg: TrainConfig) -> tuple[PrunerModel, PreTrainedTokenizerBase]:
 def train(cfg: TrainConfig) -> Path:
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
-    data_dir = Path(cfg.data)
-    if not data_dir.is_dir():
-        sys.exit(f"training data not found at {data_dir}: pass --data or put ../shared/data there")
+    data_dir = require_data(cfg.data)
     splits = build(data_dir, cfg.seed)
     if cfg.sources != "all":
         wanted = {x.strip() for x in cfg.sources.split(",")}
@@ -247,7 +253,11 @@ def config_from_args(cls: type[C], doc: str) -> C:
     sets up logging for a training run."""
     parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     for name, value in asdict(cls()).items():  # type: ignore[call-overload]
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+        flag = f"--{name.replace('_', '-')}"
+        if isinstance(value, bool):  # --resume / --no-resume
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
+        else:
+            parser.add_argument(flag, type=type(value), default=value)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     return cls(**vars(args))

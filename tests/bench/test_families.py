@@ -14,6 +14,7 @@ import pytest
 
 from bench.families import FAMILIES, ROLE, Candidate, Case, detok, load, problems
 from pruner.data import split_of
+from pruner.sources import HELD_OUT
 
 
 def _names(source: str, split: str, n: int, stem: str = "doc") -> list[str]:
@@ -70,7 +71,11 @@ def test_roles_and_families() -> None:
         "wikiqa",
         "scifact",
         "hotpot_train",
+        "fever",
+        "multirc",
     ]
+    # every family pruner v3 never trained on is held out here, and only those
+    assert {f for f in FAMILIES if ROLE[f] == "heldout"} == set(HELD_OUT)
 
 
 def test_detok_undoes_ptb_tokens() -> None:
@@ -275,10 +280,17 @@ def test_fever_claim_doc_and_other_claims_docs(tmp_path: Path) -> None:
             "evidence_groups": [[{"docid": f"Doc_{i}_-LRB-x-RRB-", "sentence_ids": [2]}]],
         }
 
-    _write_jsonl(tmp_path / "eraser_fever" / "fever_val.jsonl", [claim(i) for i in range(6)])
-    cases = load("fever", tmp_path, limit=3)
+    def dev(i: int) -> bool:
+        return split_of("fever", f"Doc_{i}_-LRB-x-RRB-") == "dev"
+
+    dev_ids = [i for i in range(400) if dev(i)][:6]
+    train_ids = [i for i in range(400) if not dev(i)][:6]
+    claims = [claim(i) for i in [*dev_ids, *train_ids]]
+    _write_jsonl(tmp_path / "eraser_fever" / "fever_val.jsonl", claims)
+    cases = load("fever", tmp_path, limit=20)
     _sound(cases, "fever")
-    assert len(cases) == 3
+    assert len(cases) == 6  # pages pruner v3 trained on are neither claims nor negatives
+    assert {c.title for case in cases for c in case.candidates} == {f"Doc {i} (x)" for i in dev_ids}
     for case in cases:
         i = case.question.split()[1].rstrip(".")
         (gold,) = _gold(case)

@@ -62,7 +62,9 @@ def test_wikiqa_csv_quoted_rows_lose_their_quotes_but_keep_their_split_key(
     )
     [w] = list(wikiqa(tmp_path / "w.tsv"))
     assert w.question == 'who sang "rebel", then?'
-    assert w.sentences == ['The song " Rebel " was a hit, then.']
+    # detokenised as bench/families.py reads WikiQA (quotes paired), so training and
+    # evaluation see the same text
+    assert w.sentences == ['The song "Rebel" was a hit, then.']
     assert w.doc == '"who sang ""rebel"", then?"'  # the train/dev split of v1/v2 is unchanged
 
     (tmp_path / "corpus.jsonl").write_text(json.dumps({"doc_id": 7, "abstract": ["A.", "B."]}))
