@@ -85,6 +85,9 @@ class BreadthConfig:
     distill_weight: float = 0.5
     distill_temperature: float = 0.05  # cosine gaps of ~0.1 become clear preferences
     bce_weight: float = 0.25
+    # within-passage contrast of the token head (see within_passage_loss); 0 in the 65-minute
+    # run of the model card, whose token head then lost sentence discrimination
+    sentence_weight: float = 0.0
     shape_prob: float = 0.3  # share of passages given a heading/list/noise shape
     bf16: str = "auto"  # auto | on | off
     save_minutes: float = 10.0
@@ -234,6 +237,21 @@ def group_loss(
     return loss, float(listwise.detach()), float(distill.detach())
 
 
+def within_passage_loss(token_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean over passages holding a gold sentence of −log Σ_gold softmax(token logits over the
+    passage's tokens): the gold sentence's tokens must outscore the rest of THEIR passage, which
+    token BCE alone does not ask once whole irrelevant passages are easy to drop."""
+    valid = labels != -100
+    gold = labels == 1
+    rows = (gold.any(dim=1)).nonzero().flatten()
+    if rows.numel() == 0:
+        return token_logits.new_zeros(())
+    masked = token_logits[rows].float().masked_fill(~valid[rows], float("-inf"))
+    log_p = torch.log_softmax(masked, dim=1)
+    on_gold = log_p.masked_fill(~gold[rows], float("-inf"))
+    return -torch.logsumexp(on_gold, dim=1).mean()
+
+
 def step_loss(
     model: PrunerModel,
     b: dict[str, torch.Tensor],
@@ -246,6 +264,8 @@ def step_loss(
     loss = F.binary_cross_entropy_with_logits(
         out.token_logits[valid].float(), b["labels"][valid].float()
     )
+    if cfg.sentence_weight:
+        loss = loss + cfg.sentence_weight * within_passage_loss(out.token_logits, b["labels"])
     logits = out.rank_logits.float()
     start, listwise, distill = 0, 0.0, 0.0
     for n in sizes:

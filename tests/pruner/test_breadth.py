@@ -21,6 +21,7 @@ from pruner.breadth import (
     prepare,
     shape,
     train,
+    within_passage_loss,
 )
 from pruner.data import split_of
 from pruner.modeling import PrunerModel
@@ -192,6 +193,16 @@ def test_group_loss_terms() -> None:
     assert listwise == 0.0 and torch.isfinite(loss)
 
 
+def test_within_passage_loss_asks_the_gold_tokens_to_beat_their_own_passage() -> None:
+    labels = torch.tensor([[-100, 0, 0, 1, 1, -100], [-100, 0, 0, 0, -100, -100]])
+    sharp = torch.tensor([[0.0, -5.0, -5.0, 5.0, 5.0, 0.0], [0.0, 1.0, 2.0, 3.0, 0.0, 0.0]])
+    flat = torch.zeros(2, 6)
+    # only the first row has gold tokens; its loss is −log of their softmax mass
+    assert math.isclose(within_passage_loss(flat, labels).item(), math.log(2.0), rel_tol=1e-5)
+    assert within_passage_loss(sharp, labels).item() < 1e-3
+    assert within_passage_loss(flat, torch.zeros_like(labels) - 100).item() == 0.0
+
+
 def test_layer_decay_changes_lower_layers_least(tmp_path: Path) -> None:
     model = PrunerModel.from_pretrained(save_tiny_checkpoint(tmp_path / "tiny", layers=3))
     cfg = BreadthConfig(lr=1e-4, layer_decay=0.5, head_lr=1e-3)
@@ -240,6 +251,7 @@ def test_a_tiny_run_writes_a_checkpoint_and_resumes(tmp_path: Path, embedder: Em
         log_every=1,
         warmup_steps=1,
         bf16="off",
+        sentence_weight=1.0,
     )
     out = train(cfg, encode_texts=embedder.encode)
     meta = json.loads((out / "training.json").read_text())
