@@ -247,7 +247,14 @@ def answer_of(w: float) -> Callable[[Scored], list[list[float]]]:
 # ---- the run ----------------------------------------------------------------------------------
 
 
-def family_report(scored: list[Scored], threshold: float) -> dict[str, Any]:
+def sweep(scored: list[Scored]) -> dict[str, dict[str, Any]]:
+    """Pruning at every threshold of THRESHOLDS (keep probability)."""
+    return {f"{t:g}": prune_report(scored, at_threshold("keep", t)) for t in THRESHOLDS}
+
+
+def family_report(
+    scored: list[Scored], threshold: float, swept: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
     pruned = prune_report(scored, at_threshold("keep", threshold))
     removed = pruned["tokens_removed"]
     cos_threshold, cosine = matched(scored, removed, lambda x: x.sent_cos)
@@ -261,7 +268,7 @@ def family_report(scored: list[Scored], threshold: float) -> dict[str, Any]:
             "cosine_matched": {"threshold": cos_threshold, **cosine},
             **{f"mix a={a:g} matched": {"threshold": t, **r} for a, (t, r) in mixes.items()},
         },
-        "sweep": {f"{t:g}": prune_report(scored, at_threshold("keep", t)) for t in THRESHOLDS},
+        "sweep": swept,
         "answer_top1": {
             "keep probability": top1(scored, lambda x: x.keep),
             "MiniLM cosine": top1(scored, lambda x: x.sent_cos),
@@ -401,10 +408,9 @@ def main(argv: list[str] | None = None) -> int:
         scored[name] = [score_case(c, pruner, embedder) for c in load(name, data, args.limit)]
         seconds[name] = round(time.perf_counter() - started, 1)
         print(name, ROLE[name], f"{seconds[name]} s", flush=True)
-    tune = [s for name, s in scored.items() if ROLE[name] == "tune"]
-    rule = choose_threshold(
-        [{f"{t:g}": prune_report(s, at_threshold("keep", t)) for t in THRESHOLDS} for s in tune]
-    )
+    swept = {name: sweep(family) for name, family in scored.items()}
+    tune = [name for name in scored if ROLE[name] == "tune"]
+    rule = choose_threshold([swept[name] for name in tune])
     if args.threshold == "rule":
         threshold = rule
     elif args.threshold == "default":
@@ -413,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         threshold = float(args.threshold)
     reports: dict[str, dict[str, Any]] = {}
     for name, family in scored.items():
-        reports[name] = {**family_report(family, threshold), "seconds": seconds[name]}
+        reports[name] = {**family_report(family, threshold, swept[name]), "seconds": seconds[name]}
         print(name, reports[name]["role"], reports[name]["mrr"], flush=True)
     chosen = choose(reports) if tune else {}
     if tune:

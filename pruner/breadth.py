@@ -30,6 +30,7 @@ training.json + split.json to --out (default runs/pruner-v3, ignored by git).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -116,8 +117,6 @@ def _cosines(
 ) -> np.ndarray:
     """Question × passage cosines (Q, P), cached by a hash of the texts (embedding the pools
     takes minutes on 2 cores; a resumed or repeated run reuses them)."""
-    import hashlib
-
     key = hashlib.sha256("\x00".join([*questions, "\x01", *texts]).encode()).hexdigest()[:16]
     path = cache / f"{name}-{key}.npy" if cache else None
     if path is not None and path.is_file():

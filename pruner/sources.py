@@ -59,6 +59,16 @@ def _add(pool: list[Passage], seen: dict[tuple[str, ...], int], passage: Passage
     return seen[key]
 
 
+def _page(
+    pool: list[Passage], seen: dict[tuple[str, ...], int], title: str, raw: list[str]
+) -> tuple[int, list[int]]:
+    """A PTB-tokenised ERASER document as a pool passage (added once): its index and which raw
+    sentence indices it kept (empty sentences are dropped, so labels must be re-indexed)."""
+    sentences = [detok(x) for x in raw]
+    keep = [i for i, x in enumerate(sentences) if x]
+    return _add(pool, seen, Passage(title, [sentences[i] for i in keep], [0] * len(keep))), keep
+
+
 def _read_jsonl(path: Path) -> Iterator[Any]:
     with path.open(encoding="utf-8") as fh:
         yield from (json.loads(line) for line in fh if line.strip())
@@ -172,39 +182,28 @@ def hotpotqa(data: Path) -> Source:
 def multirc(data: Path) -> Source:
     """ERASER MultiRC train part (396 paragraphs; the val paragraphs are disjoint)."""
     pool: list[Passage] = []
-    at: dict[str, int] = {}
+    seen: dict[tuple[str, ...], int] = {}
     queries: list[Query] = []
     for x in _read_jsonl(data / "eraser_multirc" / "multirc_train_part.jsonl"):
-        sentences = [detok(s) for s in x["sentences"]]
-        keep = [i for i, s in enumerate(sentences) if s]
-        if x["docid"] not in at:
-            at[x["docid"]] = len(pool)
-            pool.append(Passage("", [sentences[i] for i in keep], [0] * len(keep)))
+        at, keep = _page(pool, seen, "", x["sentences"])
         evidence = set(x["evidence_sentence_ids"])
         labels = [int(i in evidence) for i in keep]
         if any(labels):
-            queries.append(Query(x["question"], [(at[x["docid"]], labels)]))
+            queries.append(Query(x["question"], [(at, labels)]))
     return Source("multirc", queries, pool)
 
 
 def fever(data: Path) -> Source:
     """ERASER FEVER claims whose Wikipedia page is in the training split (by page name)."""
     pool: list[Passage] = []
-    at: dict[str, int] = {}
+    seen: dict[tuple[str, ...], int] = {}
     queries: list[Query] = []
     for x in _read_jsonl(data / "eraser_fever" / "fever_val.jsonl"):
-        if not x["evidence_groups"]:
+        name = x["docs"][0]["docid"]
+        if not x["evidence_groups"] or split_of("fever", name) != "train":
             continue
-        doc = x["docs"][0]
-        name = doc["docid"]
-        if split_of("fever", name) != "train":
-            continue
-        sentences = [detok(s) for s in doc["sentences"]]
-        keep = [i for i, s in enumerate(sentences) if s]
-        if name not in at:
-            at[name] = len(pool)
-            title = detok(name.replace("_", " "))
-            pool.append(Passage(title, [sentences[i] for i in keep], [0] * len(keep)))
+        title = detok(name.replace("_", " "))
+        at, keep = _page(pool, seen, title, x["docs"][0]["sentences"])
         ids = {  # any one group is sufficient evidence: every group's sentences are relevant
             i
             for group in x["evidence_groups"]
@@ -214,7 +213,7 @@ def fever(data: Path) -> Source:
         }
         labels = [int(i in ids) for i in keep]
         if any(labels):
-            queries.append(Query(x["claim"], [(at[name], labels)]))
+            queries.append(Query(x["claim"], [(at, labels)]))
     return Source("fever", queries, pool)
 
 
