@@ -16,6 +16,7 @@ from app.library import Library
 from app.llm import LLM, ExtractiveLLM, LlamaCppLLM, OpenAILLM
 from app.llm.resilient import with_resilience
 from app.pipeline import AskOptions, Pipeline
+from app.precision import resolve_precision
 from app.settings import Settings
 from app.triples import TripleWorker
 from app.uploads import UploadChecker, UploadLimits
@@ -32,15 +33,40 @@ def build_pruner(settings: Settings, encode: CachedEncoder) -> Pruner:
     if settings.pruner == "similarity":
         return SimilarityPruner(encode)
     path = (settings.pruner_path or CHECKPOINT).resolve()
-    return _context_pruner(path, settings.device, settings.pruner_batch_size)
+    chosen = resolve_precision(settings.precision, settings.device)
+    return _context_pruner(
+        path,
+        chosen.device,
+        settings.pruner_batch_size,
+        chosen.precision,
+        settings.pruner_cache_size,
+        settings.pruner_max_batch_windows,
+        settings.pruner_max_wait_ms / 1000,
+    )
 
 
 @lru_cache(maxsize=2)
-def _context_pruner(path: Path, device: str, batch_size: int) -> ContextPruner:
-    """One loaded model per checkpoint in a process: it is read-only and thread-safe, so apps
-    built again in the same process (tests, the CLI) share it instead of loading it anew. A
-    checkpoint rewritten in place is picked up after ``_context_pruner.cache_clear()``."""
-    return ContextPruner(path, device=device, batch_size=batch_size).load()
+def _context_pruner(
+    path: Path,
+    device: str,
+    batch_size: int,
+    precision: str = "fp32",
+    cache_size: int = 4096,
+    max_batch_windows: int = 64,
+    max_wait_s: float = 0.0,
+) -> ContextPruner:
+    """One loaded model per checkpoint and setting in a process: it is read-only and thread-safe,
+    so apps built again in the same process (tests, the CLI) share it instead of loading it anew.
+    A checkpoint rewritten in place is picked up after ``_context_pruner.cache_clear()``."""
+    return ContextPruner(
+        path,
+        device=device,
+        batch_size=batch_size,
+        precision=precision,
+        cache_size=cache_size,
+        max_batch_windows=max_batch_windows,
+        max_wait_s=max_wait_s,
+    ).load()
 
 
 def build_llms(settings: Settings) -> dict[str, LLM]:
@@ -108,8 +134,15 @@ class Services:
         """``embedder`` may be passed in already loaded (tests share one per session)."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: we load local files only
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        chosen = resolve_precision(settings.precision, settings.device)
         embedder = (
-            embedder or Embedder(settings.embedder_path, settings.device, settings.embed_batch_size)
+            embedder
+            or Embedder(
+                settings.embedder_path,
+                chosen.device,
+                settings.embed_batch_size,
+                precision=chosen.precision,
+            )
         ).load()
         collections = Collections(settings, embedder)
         encode = CachedEncoder(embedder.encode)

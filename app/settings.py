@@ -56,6 +56,11 @@ class Settings(BaseSettings):
         "(sha256-checked).",
     )
     device: str = Field("auto", description="torch device for models: auto, cpu, cuda, cuda:1…")
+    precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
+        "auto",
+        description="Numeric precision of the embedder and pruner: auto (bf16 on GPUs and on CPUs "
+        "with AMX or AVX-512-BF16, else fp32), fp32, bf16, or int8 (CPU; dynamic quantisation).",
+    )
     embed_batch_size: int = Field(
         16,
         gt=0,
@@ -236,6 +241,22 @@ class Settings(BaseSettings):
         gt=0,
         description="Passages per pruner forward pass (8: as fast as 32 on 2 CPU cores, a "
         "third of the peak memory).",
+    )
+    pruner_cache_size: int = Field(
+        4096,
+        ge=0,
+        description="(question, passage) results kept for repeated questions (0: no cache).",
+    )
+    pruner_max_batch_windows: int = Field(
+        64,
+        gt=0,
+        description="Most passage windows of concurrent requests merged into one pruner call.",
+    )
+    pruner_max_wait_ms: float = Field(
+        0.0,
+        ge=0,
+        le=100,
+        description="How long an idle pruner waits for other requests to batch with (ms).",
     )
     prune_threshold: float | None = Field(
         None,

@@ -82,13 +82,16 @@ def corpus() -> Corpus:
 # ---- the server process --------------------------------------------------------------------
 
 
-def start_server(data: Path, port: int, llm: str, log: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    data: Path, port: int, llm: str, log: Path, extra: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "SIEVE_LOG_FORMAT": "json",
         "SIEVE_LOG_LEVEL": "WARNING",
         "SIEVE_LLM": llm,
         "HF_HUB_OFFLINE": "1",
+        **(extra or {}),
     }
     sieve = Path(sys.executable).with_name("sieve")
     cmd = [str(sieve), "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data)]

@@ -41,6 +41,21 @@ def sha256_file(path: Path, block: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+PRECISIONS = ("fp32", "bf16", "int8")
+
+
+def _in_precision(model: Any, precision: str) -> Any:
+    """bf16 weights, or int8 dynamic quantisation of the Linear layers (CPU); fp32 unchanged.
+    Vectors come back float32 either way (sentence-transformers upcasts before numpy)."""
+    import torch
+
+    if precision == "bf16":
+        return model.to(torch.bfloat16)
+    if precision == "int8":
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    return model
+
+
 def resolve_device(device: str) -> str:
     """``auto`` → ``cuda`` when torch sees a GPU, else ``cpu``; anything else is passed through."""
     if device != "auto":
@@ -59,9 +74,13 @@ class Embedder:
         device: str = "auto",
         batch_size: int = 16,
         expected_sha256: str | None = None,
+        precision: str = "fp32",
     ) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be > 0, got {batch_size}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.precision = precision
         self.model_path = Path(model_path) if model_path else None
         self.device = device
         self.batch_size = batch_size
@@ -93,8 +112,11 @@ class Embedder:
             from sentence_transformers import SentenceTransformer
 
             device = resolve_device(self.device)
-            self._model = SentenceTransformer(str(path), device=device, local_files_only=True)
-            logger.info("embedder loaded from %s on %s", path, device)
+            if self.precision == "int8" and not device.startswith("cpu"):
+                raise ValueError(f"precision int8 runs on CPU only, got device {device!r}")
+            model = SentenceTransformer(str(path), device=device, local_files_only=True)
+            self._model = _in_precision(model, self.precision)
+            logger.info("embedder loaded from %s on %s in %s", path, device, self.precision)
         return self
 
     @property
@@ -124,7 +146,10 @@ class Embedder:
                 convert_to_numpy=True,
                 show_progress_bar=False,
             )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if self.precision != "fp32":  # normalised in bf16/int8: make the rows unit-norm in fp32
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Word-piece token counts (no special tokens, no truncation): the unit of our budgets."""

@@ -7,6 +7,10 @@ Each passage becomes ``[CLS] question [SEP] s_1 … s_n [SEP]``. A passage longe
 window is split at sentence boundaries into windows that each carry the question; their sentence
 scores are merged back and the passage score is the best window's. A sentence's score is the mean
 keep-probability of its tokens. Inputs are sorted by length so batches carry little padding.
+
+Concurrent calls share forward passes (pruner/batching.py: whoever finds the model idle runs
+every queued request's windows together), and a (question, passage) seen before is answered from
+a bounded cache without a forward pass. The model runs in fp32, bf16 or int8 (pruner/precision.py).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +28,9 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from pruner.base import PrunedContext, assemble, check_threshold
+from pruner.batching import Batcher
 from pruner.modeling import PrunerModel
+from pruner.precision import PRECISIONS, check_precision, to_precision
 from pruner.provence_deberta import ProvenceDeberta, is_provence_dir
 
 logger = logging.getLogger(__name__)
@@ -46,25 +53,13 @@ class _Window:
     spans: list[tuple[int, int]]  # token span of each sentence in input_ids
 
 
-class FifoLock:
-    """A non-reentrant lock granted first come, first served (a ticket lock)."""
+@dataclass(frozen=True)
+class _Scored:
+    rank: float  # the window's passage score
+    sentences: list[float]  # keep score of each of its sentences
 
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._next = 0  # next ticket to hand out
-        self._serving = 0  # ticket that holds the lock
 
-    def __enter__(self) -> None:
-        with self._cond:
-            ticket = self._next
-            self._next += 1
-            while ticket != self._serving:
-                self._cond.wait()
-
-    def __exit__(self, *exc: object) -> None:
-        with self._cond:
-            self._serving += 1
-            self._cond.notify_all()
+Key = tuple[str, tuple[str, ...]]  # (question, passage sentences)
 
 
 class ContextPruner:
@@ -75,9 +70,17 @@ class ContextPruner:
         path: str | Path | None = None,
         device: str = "auto",
         batch_size: int = 32,
+        precision: str = "fp32",
+        cache_size: int = 4096,
+        max_batch_windows: int = 256,
+        max_wait_s: float = 0.0,
     ) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be > 0, got {batch_size}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if cache_size < 0:
+            raise ValueError(f"cache_size must be >= 0, got {cache_size}")
         self.path = Path(path) if path else CHECKPOINT
         if not (self.path / "config.json").exists():
             raise FileNotFoundError(f"no pruner checkpoint at {self.path} (config.json missing)")
@@ -85,10 +88,18 @@ class ContextPruner:
         self.batch_size = batch_size
         self._model: PrunerModel | ProvenceDeberta | None = None
         self._tokenizer: PreTrainedTokenizerBase | None = None
+        self.precision = precision
+        self.cache_size = cache_size
         self._load_lock = threading.Lock()
-        # One fast tokenizer and model for every request thread, taken in arrival order: under
-        # load, threading.Lock lets late requests overtake ones that waited for seconds.
-        self._lock = FifoLock()
+        # one fast tokenizer for every request thread: its Rust side is not shared safely
+        self._tok_lock = threading.Lock()
+        # requests' windows are merged into shared forward passes, first come first served
+        self.batcher: Batcher[_Window, _Scored] = Batcher(
+            self._run_windows, max_items=max_batch_windows, max_wait_s=max_wait_s
+        )
+        self._cache: OrderedDict[Key, tuple[list[float], float]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self.cache_hits = 0
 
     def load(self) -> ContextPruner:
         """Load once (safe to call twice, from any thread); once loaded, no lock is taken."""
@@ -107,10 +118,9 @@ class ContextPruner:
             model = ProvenceDeberta.from_dir(self.path)
         else:
             model = PrunerModel.from_pretrained(self.path, local_files_only=True)
-        dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
-        model.to(torch.device(self.device), dtype)  # type: ignore[arg-type]  # transformers stub types .to wrongly
-        self._model = model.eval()
-        logger.info("pruner loaded from %s on %s", self.path, self.device)
+        check_precision(self.precision, self.device)
+        self._model = to_precision(model.eval(), self.precision, self.device)  # type: ignore[assignment]
+        logger.info("pruner loaded from %s on %s in %s", self.path, self.device, self.precision)
 
     @property
     def default_threshold(self) -> float:
@@ -192,8 +202,7 @@ class ContextPruner:
             [[*split_sentences(c)] if isinstance(c, str) else list(c) for c in group]
             for group in groups
         ]
-        with self._lock:
-            scored = self._score(questions, passages, size)
+        scored = self._score(questions, passages, size)
         results: list[list[PrunedContext]] = []
         for group, group_scores in zip(passages, scored, strict=True):
             out = [
@@ -216,8 +225,9 @@ class ContextPruner:
             raise ValueError("question must not be empty")
         passages = [split_sentences(c) if isinstance(c, str) else list(c) for c in contexts]
         scores = [0.0] * len(passages)
-        with self._lock:
+        with self._tok_lock:
             windows = self._windows(question, passages)
+        with self.batcher.exclusive():
             order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
             for start in range(0, len(order), self.batch_size):
                 batch = [windows[i] for i in order[start : start + self.batch_size]]
@@ -228,28 +238,77 @@ class ContextPruner:
         return scores
 
     # ---- internals --------------------------------------------------------------------------
-    @torch.inference_mode()
     def _score(
         self, questions: list[str], passages: list[list[list[str]]], batch_size: int
     ) -> list[list[tuple[list[float], float]]]:
         """Per question, per passage: (sentence keep scores, passage rerank score)."""
-        windows = [w for qi, q in enumerate(questions) for w in self._windows(q, passages[qi], qi)]
-        sentence_scores = [[[0.0] * len(p) for p in group] for group in passages]
-        rank_scores = [[0.0] * len(group) for group in passages]
-        order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
-        for start in range(0, len(order), batch_size):
-            batch = [windows[i] for i in order[start : start + batch_size]]
-            ranks, keeps = self._forward(batch)
-            for w, rank, keep in zip(batch, ranks, keeps, strict=True):
-                ranked = rank_scores[w.question]
-                ranked[w.context] = max(ranked[w.context], rank)
-                target = sentence_scores[w.question][w.context]
-                for sentence, (a, b) in zip(w.sentences, w.spans, strict=True):
-                    target[sentence] = float(keep[a:b].mean()) if b > a else 0.0
-        return [
-            list(zip(sentence_scores[qi], rank_scores[qi], strict=True))
-            for qi in range(len(questions))
+        out: list[list[tuple[list[float], float] | None]] = [
+            [self._cached((q, tuple(p))) if p else ([], 0.0) for p in group]
+            for q, group in zip(questions, passages, strict=True)
         ]
+        todo = [
+            [p if out[qi][ci] is None else [] for ci, p in enumerate(group)]
+            for qi, group in enumerate(passages)
+        ]
+        if any(p for group in todo for p in group):
+            with self._tok_lock:
+                windows = [
+                    w for qi, q in enumerate(questions) for w in self._windows(q, todo[qi], qi)
+                ]
+            if batch_size == self.batch_size:
+                scored = self.batcher.submit(windows)
+            else:  # a caller's own batch size: not merged with others
+                with self.batcher.exclusive():
+                    scored = self._run_windows(windows, batch_size)
+            fresh: dict[tuple[int, int], tuple[list[float], float]] = {}
+            for w, sc in zip(windows, scored, strict=True):
+                sentences, rank = fresh.setdefault(
+                    (w.question, w.context), ([0.0] * len(todo[w.question][w.context]), 0.0)
+                )
+                for si, value in zip(w.sentences, sc.sentences, strict=True):
+                    sentences[si] = value
+                fresh[(w.question, w.context)] = (sentences, max(rank, sc.rank))
+            for (qi, ci), result in fresh.items():
+                out[qi][ci] = result
+                self._remember((questions[qi], tuple(passages[qi][ci])), result)
+        return [[r if r is not None else ([], 0.0) for r in group] for group in out]
+
+    def _cached(self, key: Key) -> tuple[list[float], float] | None:
+        if not self.cache_size:
+            return None
+        with self._cache_lock:
+            found = self._cache.get(key)
+            if found is not None:
+                self._cache.move_to_end(key)
+                self.cache_hits += 1
+                return list(found[0]), found[1]
+        return None
+
+    def _remember(self, key: Key, result: tuple[list[float], float]) -> None:
+        if not self.cache_size:
+            return
+        with self._cache_lock:
+            self._cache[key] = (list(result[0]), result[1])
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
+    @torch.inference_mode()
+    def _run_windows(
+        self, windows: Sequence[_Window], batch_size: int | None = None
+    ) -> list[_Scored]:
+        """Every window's scores, in input order: sorted by length, batch_size per forward."""
+        size = batch_size or self.batch_size
+        scored: list[_Scored | None] = [None] * len(windows)
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
+        for start in range(0, len(order), size):
+            picked = order[start : start + size]
+            ranks, keeps = self._forward([windows[i] for i in picked])
+            for i, rank, keep in zip(picked, ranks, keeps, strict=True):
+                spans = windows[i].spans
+                scored[i] = _Scored(
+                    rank, [float(keep[a:b].mean()) if b > a else 0.0 for a, b in spans]
+                )
+        return [s for s in scored if s is not None]
 
     def _pad(self, batch: list[_Window]) -> tuple[torch.Tensor, torch.Tensor]:
         """Right-padded ids and attention mask (B, T) on the model's device."""

@@ -482,6 +482,19 @@ class BreakerHealth(BaseModel):
     retry_in_s: float | None = Field(description="Seconds until the trial call, while open.")
 
 
+class ModelsHealth(BaseModel):
+    device: str = Field(description="Where the models run: cpu, cuda, cuda:1 …")
+    precision: str = Field(description="fp32, bf16 or int8 (SIEVE_PRECISION; auto picks).")
+    reason: str = Field(description="Why that precision.")
+    embedder_precision: str
+    pruner_precision: str | None = Field(None, description="None for the similarity pruner.")
+    pruner_batches: dict[str, int] = Field(
+        default_factory=dict,
+        description="Merged forward calls, requests served, most requests merged in one call, "
+        "cache hits.",
+    )
+
+
 class Health(BaseModel):
     """Counts and the graph block only for the admin key (or with auth off): an anonymous
     probe learns that the service is up, not what it holds."""
@@ -498,3 +511,4 @@ class Health(BaseModel):
         default_factory=dict, description="Circuit breaker of each model backend."
     )
     graph: GraphHealth | None = None
+    models: ModelsHealth | None = None

@@ -50,17 +50,24 @@ def with_data_dir(settings: Settings, data_dir: str | None) -> Settings:
 
 
 @lru_cache(maxsize=2)
-def load_embedder(path: Path | None, device: str, batch_size: int) -> Embedder:
+def load_embedder(
+    path: Path | None, device: str, batch_size: int, precision: str = "fp32"
+) -> Embedder:
     """One loaded embedder per process: commands that run in-process share it."""
     from index import Embedder
 
-    return Embedder(path, device, batch_size).load()
+    return Embedder(path, device, batch_size, precision=precision).load()
 
 
 def embedder_for(settings: Settings) -> Embedder:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local files only, never the hub
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    return load_embedder(settings.embedder_path, settings.device, settings.embed_batch_size)
+    from app.precision import resolve_precision
+
+    chosen = resolve_precision(settings.precision, settings.device)
+    return load_embedder(
+        settings.embedder_path, chosen.device, settings.embed_batch_size, chosen.precision
+    )
 
 
 class Server:

@@ -1,7 +1,8 @@
 """``sieve doctor``: is this installation able to serve? One line per check: ok, warn or FAIL.
 
 Checks: Python and torch, the bundled MiniLM file's sha256, the embedder loading offline, the
-pruner checkpoint, the GPU, FAISS (version, GPU build, configured vs stored index type), the data
+pruner checkpoint, the precision the models run in (and the CPU features it was chosen from), the
+GPU, FAISS (version, GPU build, configured vs stored index type), the data
 dir (writable, free space, file sizes; sieve.db's with its -wal and -shm files, where SQLite
 keeps recent writes) and the configured LLM backend. Exit 1 when any FAILs.
 Every check is quick (the slowest loads the two small models): ~10 s in all on a CPU.
@@ -111,7 +112,10 @@ def check_embedder(settings: Settings) -> tuple[Status, str]:
     source = settings.embedder_path or "bundled all-MiniLM-L6-v2"
     took = time.perf_counter() - started
     device = embedder.model.device
-    return "ok", f"{source} loads offline on {device} (dim {vector.shape[1]}, {took:.1f} s)"
+    return "ok", (
+        f"{source} loads offline on {device} in {embedder.precision} "
+        f"(dim {vector.shape[1]}, {took:.1f} s)"
+    )
 
 
 def check_pruner(settings: Settings) -> tuple[Status, str]:
@@ -127,6 +131,19 @@ def check_pruner(settings: Settings) -> tuple[Status, str]:
     pruner.process("What is checked?", ["The doctor checks the pruner. It runs."])
     took = time.perf_counter() - started
     return "ok", f"{path} loads and runs ({took:.1f} s)"
+
+
+def check_precision(settings: Settings) -> tuple[Status, str]:
+    from app.precision import cpu_features, resolve_precision
+
+    chosen = resolve_precision(settings.precision, settings.device)
+    features = cpu_features()
+    shown = ", ".join(features) or "none of amx, avx512_bf16, avx512_vnni, avx512"
+    detail = f"{chosen.precision} on {chosen.device} ({chosen.reason}); CPU: {shown}"
+    native = {"amx", "avx512_bf16"} & set(features)
+    if chosen.precision == "bf16" and chosen.device.startswith("cpu") and not native:
+        return "warn", f"{detail}: bf16 is emulated on this CPU, likely slower than fp32"
+    return "ok", detail
 
 
 def check_gpu(settings: Settings) -> tuple[Status, str]:
@@ -287,6 +304,7 @@ CHECKS: list[tuple[str, Callable[[Settings], tuple[Status, str]]]] = [
     ("minilm", check_minilm_file),
     ("embedder", check_embedder),
     ("pruner", check_pruner),
+    ("precision", check_precision),
     ("gpu", check_gpu),
     ("faiss", check_faiss),
     ("data dir", check_data_dir),

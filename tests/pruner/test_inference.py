@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -114,7 +115,7 @@ def test_naver_provence_structure_loads_behind_the_same_interface(tmp_path: Path
 
 
 def test_batch_sizes_and_multi_question_calls_agree(tiny_checkpoint: Path) -> None:
-    pruner = ContextPruner(tiny_checkpoint, device="cpu")
+    pruner = ContextPruner(tiny_checkpoint, device="cpu", cache_size=0)  # every call computes
     contexts = [["Alpha is first.", "Beta follows it."], ["Gamma.", "Delta is long " * 5], ["X."]]
     one = pruner.process("Which letter?", contexts, threshold=0.0, batch_size=1)
     many = pruner.process("Which letter?", contexts, threshold=0.0, batch_size=32)
@@ -144,3 +145,60 @@ def test_process_validates_its_arguments(tiny_checkpoint: Path) -> None:
     assert pruner.process("a?", []) == []
     [[r]] = pruner.process(["a?"], ["One. Two."], threshold=0.0)  # one string context each
     assert r.kept == [0, 1]
+
+
+def test_repeated_questions_are_answered_from_the_cache(tiny_checkpoint: Path) -> None:
+    pruner = ContextPruner(tiny_checkpoint, device="cpu", cache_size=2)
+    contexts = [["Alpha is first.", "Beta follows it."], ["Gamma."]]
+    first = pruner.process("Which letter?", contexts, threshold=0.0)
+    calls = pruner.batcher.stats.calls
+    again = pruner.process("Which letter?", contexts, threshold=0.5)  # threshold applies anew
+    assert pruner.batcher.stats.calls == calls and pruner.cache_hits == 2
+    assert [a.sentence_scores for a in again] == [f.sentence_scores for f in first]
+    assert [a.rerank_score for a in again] == [f.rerank_score for f in first]
+    # one new passage: only it is computed; the cache stays within its size (LRU)
+    pruner.process("Which letter?", [contexts[0], ["Delta."]], threshold=0.0)
+    assert pruner.batcher.stats.calls == calls + 1 and pruner.batcher.stats.items <= 3
+    assert len(pruner._cache) == 2
+    with pytest.raises(ValueError, match="cache_size"):
+        ContextPruner(tiny_checkpoint, cache_size=-1)
+
+
+def test_concurrent_requests_share_forward_passes_and_keep_their_results(
+    tiny_checkpoint: Path,
+) -> None:
+    alone = ContextPruner(tiny_checkpoint, device="cpu", cache_size=0)
+    # a leader waits up to 0.5 s for company, so the twelve threads' calls surely overlap
+    shared = ContextPruner(tiny_checkpoint, device="cpu", cache_size=0, max_wait_s=0.5)
+    questions = [f"Question number {n}?" for n in range(12)]
+    contexts = [["Passage sentence one.", "Another sentence here."], ["Short."]]
+    expected = [alone.process(q, contexts, threshold=0.0) for q in questions]
+    with ThreadPoolExecutor(12) as pool:
+        got = list(pool.map(lambda q: shared.process(q, contexts, threshold=0.0), questions))
+    for want, have in zip(expected, got, strict=True):
+        for a, b in zip(want, have, strict=True):
+            assert a.sentence_scores == pytest.approx(b.sentence_scores, abs=1e-5)
+            assert a.rerank_score == pytest.approx(b.rerank_score, abs=1e-5)
+    stats = shared.batcher.stats
+    assert stats.jobs == 12 and stats.calls < 12 and stats.largest > 1
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_lower_precisions_agree_with_fp32(tiny_checkpoint: Path, precision: str) -> None:
+    fp32 = ContextPruner(tiny_checkpoint, device="cpu")
+    low = ContextPruner(tiny_checkpoint, device="cpu", precision=precision)
+    contexts = [["Alpha is first.", "Beta follows it."], ["Gamma.", "Delta is long " * 5]]
+    a = fp32.process("Which letter?", contexts, threshold=0.0)
+    b = low.process("Which letter?", contexts, threshold=0.0)
+    for x, y in zip(a, b, strict=True):
+        assert x.sentence_scores == pytest.approx(y.sentence_scores, abs=0.05)
+        assert x.rerank_score == pytest.approx(y.rerank_score, abs=0.05)
+    expected = torch.bfloat16 if precision == "bf16" else torch.float32
+    assert low.model.encoder.embeddings.word_embeddings.weight.dtype == expected
+
+
+def test_unknown_precision_is_refused(tiny_checkpoint: Path) -> None:
+    with pytest.raises(ValueError, match="precision"):
+        ContextPruner(tiny_checkpoint, precision="fp8")
+    with pytest.raises(ValueError, match="CPU only"):
+        ContextPruner(tiny_checkpoint, device="cuda", precision="int8").load()

@@ -10,10 +10,12 @@ from fastapi import APIRouter, Request
 
 from app.api.access import get_gatekeeper
 from app.api.deps import ServicesDep
-from app.api.schemas import BreakerHealth, GraphHealth, Health
+from app.api.schemas import BreakerHealth, GraphHealth, Health, ModelsHealth
 from app.auth import bearer_token, check_admin
 from app.llm.resilient import ResilientLLM
+from app.precision import resolve_precision
 from app.services import Services
+from pruner import ContextPruner
 
 router = APIRouter(tags=["health"])
 
@@ -53,6 +55,7 @@ def _details(services: Services, auth: bool) -> Health:
             for name, llm in services.pipeline.llms.items()
             if isinstance(llm, ResilientLLM)
         },
+        models=_models(services),
         graph=GraphHealth(
             entities=entities,
             nodes=nodes,
@@ -61,4 +64,26 @@ def _details(services: Services, auth: bool) -> Health:
             triples_pending=worker.pending if worker else 0,
             triples_stats=dict(worker.stats) if worker else {},
         ),
+    )
+
+
+def _models(services: Services) -> ModelsHealth:
+    settings, pruner = services.settings, services.pruner
+    chosen = resolve_precision(settings.precision, settings.device)
+    batches: dict[str, int] = {}
+    if isinstance(pruner, ContextPruner):
+        stats = pruner.batcher.stats
+        batches = {
+            "calls": stats.calls,
+            "requests": stats.jobs,
+            "largest": stats.largest,
+            "cache_hits": pruner.cache_hits,
+        }
+    return ModelsHealth(
+        device=chosen.device,
+        precision=chosen.precision,
+        reason=chosen.reason,
+        embedder_precision=services.embedder.precision,
+        pruner_precision=pruner.precision if isinstance(pruner, ContextPruner) else None,
+        pruner_batches=batches,
     )
