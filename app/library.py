@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -45,6 +45,7 @@ from index import (
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+EMBED_GROUP_CHUNKS = 64  # chunks per embedding call at ingest (several short documents)
 
 
 class DocumentNotFoundError(LookupError):
@@ -193,7 +194,8 @@ class Library:
         an external id replaces the one stored under that id (atomically: the old one stays
         until the new one is fully indexed, and comes back if indexing fails).
         ``on_commit(cursor, results)`` runs inside the SQLite transaction that stores them;
-        ``progress(embedded, total)`` after each document is embedded."""
+        ``progress(embedded, total)`` after each group of documents is embedded (documents are
+        embedded together until they hold EMBED_GROUP_CHUNKS chunks)."""
         ext = list(external_ids) if external_ids is not None else [None] * len(documents)
         if len(ext) != len(documents):
             raise ValueError("one external id (or None) per document")
@@ -209,10 +211,13 @@ class Library:
         }
         fresh = [p for p in prepared if p.content_hash not in known]
         new_docs: dict[str, NewDocument] = {}
-        for i, p in enumerate(fresh):
-            new_docs[p.content_hash] = self._new_document(p, self._embed([p])[0])
+        done = 0
+        for group in _embed_groups(fresh):  # small documents share embedding calls
+            for p, vectors in zip(group, self._embed(group), strict=True):
+                new_docs[p.content_hash] = self._new_document(p, vectors)
+            done += len(group)
             if progress is not None:
-                progress(i + 1, len(fresh))
+                progress(done, len(fresh))
         hook = None
         if on_commit is not None:
             callback = on_commit
@@ -537,3 +542,31 @@ def _check_embedder(store: DocumentStore, embedder: Embedder) -> None:
             f"the data dir was indexed with {stored!r}, but the embedder is {signature!r}; "
             "use the same model or a new data dir"
         )
+    # fp32 and bf16 vectors agree to a cosine of ~0.9999 (bench/results/precision.json), int8's
+    # to ~0.93: a data dir embedded in one and searched in another works, but may drift
+    precision = store.get_meta("embedder_precision")
+    if precision is None or store.count_chunks() == 0:
+        store.set_meta("embedder_precision", embedder.precision)
+    elif precision != embedder.precision and "int8" in (precision, embedder.precision):
+        logger.warning(
+            "the data dir's vectors were embedded in %s, the embedder now runs in %s: search "
+            "may drift; re-ingest, or set SIEVE_PRECISION=%s",
+            precision,
+            embedder.precision,
+            precision,
+        )
+
+
+def _embed_groups(prepared: Sequence[_Prepared]) -> Iterator[list[_Prepared]]:
+    """Consecutive documents, grouped until a group holds EMBED_GROUP_CHUNKS chunks: one
+    encode call per document pays its overhead (and pads nothing well) on short documents."""
+    group: list[_Prepared] = []
+    chunks = 0
+    for p in prepared:
+        group.append(p)
+        chunks += len(p.drafts)
+        if chunks >= EMBED_GROUP_CHUNKS:
+            yield group
+            group, chunks = [], 0
+    if group:
+        yield group

@@ -70,15 +70,17 @@ class ContextPruner:
         path: str | Path | None = None,
         device: str = "auto",
         batch_size: int = 32,
-        precision: str = "fp32",
-        cache_size: int = 4096,
-        max_batch_windows: int = 256,
+        precision: str = "auto",
+        cache_size: int = 0,
+        max_batch_windows: int = 64,
         max_wait_s: float = 0.0,
     ) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be > 0, got {batch_size}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if precision != "auto" and precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be auto or one of {', '.join(PRECISIONS)}, got {precision!r}"
+            )
         if cache_size < 0:
             raise ValueError(f"cache_size must be >= 0, got {cache_size}")
         self.path = Path(path) if path else CHECKPOINT
@@ -118,6 +120,10 @@ class ContextPruner:
             model = ProvenceDeberta.from_dir(self.path)
         else:
             model = PrunerModel.from_pretrained(self.path, local_files_only=True)
+        if (
+            self.precision == "auto"
+        ):  # bf16 on a GPU; on a CPU the service decides (app/precision.py)
+            self.precision = "bf16" if self.device.startswith("cuda") else "fp32"
         check_precision(self.precision, self.device)
         self._model = to_precision(model.eval(), self.precision, self.device)  # type: ignore[assignment]
         logger.info("pruner loaded from %s on %s in %s", self.path, self.device, self.precision)
@@ -215,7 +221,6 @@ class ContextPruner:
             results.append(out)
         return results[0] if single else results
 
-    @torch.inference_mode()
     def rerank(
         self, question: str, contexts: Sequence[Sequence[str]] | Sequence[str]
     ) -> list[float]:
@@ -224,17 +229,20 @@ class ContextPruner:
         if not question.strip():
             raise ValueError("question must not be empty")
         passages = [split_sentences(c) if isinstance(c, str) else list(c) for c in contexts]
-        scores = [0.0] * len(passages)
         with self._tok_lock:
             windows = self._windows(question, passages)
-        with self.batcher.exclusive():
-            order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
-            for start in range(0, len(order), self.batch_size):
-                batch = [windows[i] for i in order[start : start + self.batch_size]]
-                ids, mask = self._pad(batch)
-                logits = self.model.rank(ids, mask)
-                for w, r in zip(batch, torch.sigmoid(logits.float()).cpu().tolist(), strict=True):
-                    scores[w.context] = max(scores[w.context], r)
+        return self.batcher.alone(lambda: self._rank_windows(windows, len(passages)))
+
+    @torch.inference_mode()  # per thread: the leader that runs this may be another request's
+    def _rank_windows(self, windows: list[_Window], count: int) -> list[float]:
+        scores = [0.0] * count
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
+        for start in range(0, len(order), self.batch_size):
+            batch = [windows[i] for i in order[start : start + self.batch_size]]
+            ids, mask = self._pad(batch)
+            logits = self.model.rank(ids, mask)
+            for w, r in zip(batch, torch.sigmoid(logits.float()).cpu().tolist(), strict=True):
+                scores[w.context] = max(scores[w.context], r)
         return scores
 
     # ---- internals --------------------------------------------------------------------------
@@ -258,8 +266,7 @@ class ContextPruner:
             if batch_size == self.batch_size:
                 scored = self.batcher.submit(windows)
             else:  # a caller's own batch size: not merged with others
-                with self.batcher.exclusive():
-                    scored = self._run_windows(windows, batch_size)
+                scored = self.batcher.alone(lambda: self._run_windows(windows, batch_size))
             fresh: dict[tuple[int, int], tuple[list[float], float]] = {}
             for w, sc in zip(windows, scored, strict=True):
                 sentences, rank = fresh.setdefault(

@@ -23,7 +23,7 @@ def embedder() -> Embedder:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", _env_file=None)  # type: ignore[call-arg]
+    return Settings(precision="fp32", data_dir=tmp_path / "data", _env_file=None)  # type: ignore[call-arg]
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -182,3 +184,36 @@ def test_failed_replacement_restores_the_old_document(
     library.sync(force=True)
     assert library.index.matches(library.store.chunk_ids())
     assert _top_title(library, embedder, "Where is Mount Etna?") == "Etna"
+
+
+def test_short_documents_share_embedding_calls() -> None:
+    from types import SimpleNamespace
+
+    from app.library import EMBED_GROUP_CHUNKS, _embed_groups
+
+    docs = [SimpleNamespace(drafts=[0] * n) for n in (1, 30, 40, 70, 2, 3)]
+    groups = list(_embed_groups(docs))  # type: ignore[arg-type]
+    assert [len(g) for g in groups] == [3, 1, 2]  # 71 chunks, 70, then the rest
+    assert all(sum(len(d.drafts) for d in g) >= EMBED_GROUP_CHUNKS for g in groups[:-1])
+    assert [d for g in groups for d in g] == docs and list(_embed_groups([])) == []
+
+
+def test_a_data_dir_embedded_in_another_precision_is_flagged(
+    tmp_path: Path,
+    embedder: Embedder,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    from app.library import _check_embedder
+    from index import DocumentStore
+
+    store = DocumentStore(tmp_path / "s.db")
+    _check_embedder(store, embedder)  # empty: the precision is recorded
+    assert store.get_meta("embedder_precision") == "fp32"
+    monkeypatch.setattr(store, "count_chunks", lambda *a: 5)  # as if it held chunks
+    int8 = SimpleNamespace(model_path=None, dim=embedder.dim, precision="int8")
+    _check_embedder(store, int8)  # type: ignore[arg-type]
+    assert "embedded in fp32" in caplog.text and "runs in int8" in caplog.text
+    assert store.get_meta("embedder_precision") == "fp32"  # the vectors did not change
