@@ -195,11 +195,12 @@ class Settings(BaseSettings):
         "serves the light routes.",
     )
     ask_threads: int = Field(
-        2,
+        8,
         gt=0,
         le=32,
-        description="Worker threads that retrieve and prune questions (each forward pass "
-        "uses every core already; more threads mostly add memory).",
+        description="Worker threads that retrieve and prune questions; while one runs the "
+        "pruner the others retrieve and queue, and their passages share the next forward call "
+        "(bench/concurrency.py).",
     )
     # slow or too many clients (`sieve serve`)
     max_connections: int = Field(

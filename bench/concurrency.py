@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import tempfile
 import time
@@ -123,6 +124,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     left.set_xlabel("concurrent askers")
     left.set_ylabel("questions / s")
     left.set_xticks(x)
+    left.set_ylim(bottom=0)
     left.set_title("throughput")
     for key in ("p50", "p95"):
         right.plot(x, [r["latency_ms"].get(key, 0) / 1000 for r in rows], "o-", label=key)
@@ -142,7 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--levels", type=int, nargs="+", default=list(LEVELS))
     ap.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server")
     ap.add_argument("--tag", default="")
+    ap.add_argument("--replot", action="store_true", help="redraw the PNG from the JSON only")
     args = ap.parse_args(argv)
+    name = f"concurrency_{args.tag}" if args.tag else "concurrency"
+    if args.replot:
+        plot(json.loads((RESULTS / f"{name}.json").read_text()), RESULTS / f"{name}.png")
+        return 0
     if any(n <= 0 for n in args.levels) or args.seconds <= 0:
         ap.error("levels and seconds must be > 0")
     env = dict(kv.split("=", 1) for kv in args.env)
@@ -157,7 +164,6 @@ def main(argv: list[str] | None = None) -> int:
             rss = rss_mb(proc.pid)
         finally:
             stopped = stop_server(proc)
-    name = f"concurrency_{args.tag}" if args.tag else "concurrency"
     result = {
         "command": " ".join(["python", "-m", "bench.concurrency", *sys.argv[1:]]),
         "tag": args.tag,

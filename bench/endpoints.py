@@ -46,7 +46,6 @@ from app.settings import Settings
 from bench.common import RESULTS, machine, percentiles, write_json
 from bench.squad import ingest, load_squad
 from graph import extract
-from index import Embedder
 from pruner.data import split_of
 from tests.app.live_server import live_server
 
@@ -483,8 +482,8 @@ def main() -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp) / "data", llm=args.llm, _env_file=None)
-        embedder = Embedder().load()
-        services = Services.build(settings, embedder)
+        services = Services.build(settings)  # the embedder in the precision auto picks
+        embedder = services.embedder
         _, ingest_stats = ingest(services.library, paragraphs, args.batch)
         asyncio.run(services.aclose())
         logging.warning("ingested %s", ingest_stats)

@@ -37,7 +37,6 @@ from app.parsing import parse_text
 from app.services import Services
 from app.settings import Settings
 from bench.common import RESULTS, data_dir, machine, percentiles, require, write_json
-from index import Embedder
 from pruner.data import split_of
 
 STAGES = [
@@ -311,7 +310,7 @@ def main() -> None:
             _env_file=None,
         )
         t0 = time.perf_counter()
-        services = Services.build(settings, Embedder().load())
+        services = Services.build(settings)  # the embedder in the precision auto picks
         startup_s = time.perf_counter() - t0
         doc_ids, ingest_stats = ingest(services.library, paragraphs, args.batch)
         doc_index = {d: i for i, d in enumerate(doc_ids)}

@@ -89,6 +89,9 @@ class BreadthConfig:
     # within-passage contrast of the token head (see within_passage_loss); 0 in the 65-minute
     # run of the model card, whose token head then lost sentence discrimination
     sentence_weight: float = 0.0
+    # extra token BCE on the passages that hold a gold sentence only (see gold_passage_loss):
+    # an absolute target for their other sentences, which the whole-list BCE dilutes
+    gold_token_weight: float = 0.0
     shape_prob: float = 0.3  # share of passages given a heading/list/noise shape
     bf16: str = "auto"  # auto | on | off
     save_minutes: float = 10.0
@@ -251,6 +254,17 @@ def within_passage_loss(token_logits: torch.Tensor, labels: torch.Tensor) -> tor
     return -torch.logsumexp(on_gold, dim=1).mean()
 
 
+def gold_passage_loss(token_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Token BCE over the passages holding a gold sentence only: inside a relevant passage the
+    other sentences must score low in absolute terms, not just below the gold one."""
+    valid = labels != -100
+    rows = (labels == 1).any(dim=1)
+    mask = valid & rows[:, None]
+    if not bool(mask.any()):
+        return token_logits.new_zeros(())
+    return F.binary_cross_entropy_with_logits(token_logits[mask].float(), labels[mask].float())
+
+
 def step_loss(
     model: PrunerModel,
     b: dict[str, torch.Tensor],
@@ -265,6 +279,8 @@ def step_loss(
     )
     if cfg.sentence_weight:
         loss = loss + cfg.sentence_weight * within_passage_loss(out.token_logits, b["labels"])
+    if cfg.gold_token_weight:
+        loss = loss + cfg.gold_token_weight * gold_passage_loss(out.token_logits, b["labels"])
     logits = out.rank_logits.float()
     start, listwise, distill = 0, 0.0, 0.0
     for n in sizes:

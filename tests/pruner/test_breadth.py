@@ -15,6 +15,7 @@ from index import Embedder
 from pruner import ContextPruner
 from pruner.breadth import (
     BreadthConfig,
+    gold_passage_loss,
     group_loss,
     group_rows,
     layered_groups,
@@ -203,6 +204,16 @@ def test_within_passage_loss_asks_the_gold_tokens_to_beat_their_own_passage() ->
     assert within_passage_loss(flat, torch.zeros_like(labels) - 100).item() == 0.0
 
 
+def test_gold_passage_loss_reads_only_passages_with_gold() -> None:
+    labels = torch.tensor([[-100, 0, 0, 1, 1, -100], [-100, 0, 0, 0, -100, -100]])
+    right = torch.tensor([[0.0, -9.0, -9.0, 9.0, 9.0, 0.0], [0.0, 9.0, 9.0, 9.0, 0.0, 0.0]])
+    # the second row (no gold) is ignored even though it scores its tokens high
+    assert gold_passage_loss(right, labels).item() < 1e-3
+    flat = torch.zeros(2, 6)
+    assert math.isclose(gold_passage_loss(flat, labels).item(), math.log(2.0), rel_tol=1e-5)
+    assert gold_passage_loss(flat, torch.zeros_like(labels)).item() == 0.0
+
+
 def test_layer_decay_changes_lower_layers_least(tmp_path: Path) -> None:
     model = PrunerModel.from_pretrained(save_tiny_checkpoint(tmp_path / "tiny", layers=3))
     cfg = BreadthConfig(lr=1e-4, layer_decay=0.5, head_lr=1e-3)
@@ -252,6 +263,7 @@ def test_a_tiny_run_writes_a_checkpoint_and_resumes(tmp_path: Path, embedder: Em
         warmup_steps=1,
         bf16="off",
         sentence_weight=1.0,
+        gold_token_weight=1.0,
     )
     out = train(cfg, encode_texts=embedder.encode)
     meta = json.loads((out / "training.json").read_text())
