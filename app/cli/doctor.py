@@ -130,7 +130,8 @@ def check_pruner(settings: Settings) -> tuple[Status, str]:
     pruner = build_pruner(settings, CachedEncoder(embedder_for(settings).encode))
     pruner.process("What is checked?", ["The doctor checks the pruner. It runs."])
     took = time.perf_counter() - started
-    return "ok", f"{path} loads and runs ({took:.1f} s)"
+    precision = getattr(pruner, "precision", "fp32")
+    return "ok", f"{path} loads and runs in {precision} ({took:.1f} s)"
 
 
 def check_precision(settings: Settings) -> tuple[Status, str]:
