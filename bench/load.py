@@ -472,6 +472,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[Sample]]:
     result = {
         "command": " ".join(["python", "-m", "bench.load", *sys.argv[1:]]),
         "server": "sieve serve as a separate process, JSON logs at WARNING, fresh data dir",
+        "server_env": {k: v for k, v in os.environ.items() if k.startswith("SIEVE_")},
         "client": "httpx.AsyncClient in this process (one asyncio loop), loopback",
         "llm": args.llm,
         "duration_s": args.duration_s,
