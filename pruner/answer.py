@@ -22,18 +22,22 @@ MIN_ANSWER_WORDS = 4
 
 
 def is_heading_like(text: str) -> bool:
-    """A title, a section label or boilerplate line rather than a statement: most of its letters
-    are capitals, or it has no final punctuation and few words or Title Case Words."""
-    body = _LIST_NUMBER.sub("", text.strip(), count=1)
+    """A title, a section label or boilerplate line rather than a statement: a numbered or
+    Capitalised line of under MIN_ANSWER_WORDS words, most of its letters capitals, or no final
+    punctuation and few words or Title Case Words."""
+    stripped = text.strip()
+    body = _LIST_NUMBER.sub("", stripped, count=1)
     words = body.split()
     if not words:
         return True
+    alpha = [w for w in words if w[0].isalpha()]
+    if len(words) < MIN_ANSWER_WORDS and (body != stripped or all(w[0].isupper() for w in alpha)):
+        return True  # a numbered clause's title ("6. Trademarks.", "8. Litigation.")
     letters = _LETTER.findall(body)
     if len(letters) >= 4 and sum(c.isupper() for c in letters) > 0.7 * len(letters):
         return True  # END OF TERMS AND CONDITIONS, SECTION 4. WARRANTY
     if _FINAL.search(body) is not None:
         return False
-    alpha = [w for w in words if w[0].isalpha()]
     title_case = len(alpha) >= 2 and sum(w[0].isupper() for w in alpha) >= 0.6 * len(alpha)
     return title_case or len(words) < 2 * MIN_ANSWER_WORDS
 

@@ -12,6 +12,9 @@ from pruner import answer_scores, is_heading_like
     [
         "END OF TERMS AND CONDITIONS",
         "8. Litigation",
+        "8. Litigation.",  # a numbered clause's title, even with its full stop
+        "6. Trademarks.",
+        "Definitions.",
         "How to Apply These Terms to Your New Programs",
         "SECTION 4. WARRANTY DISCLAIMER.",
         "- Installation",
@@ -28,6 +31,8 @@ def test_headings_and_labels_are_heading_like(text: str) -> None:
         "The licence terminates when you sue a contributor.",
         "Patent licenses granted to You under this License for that Work shall terminate.",
         "It opened in 1889.",
+        "It is 42.",
+        "Yes, it does.",
         "NASA launched the probe in 1977 to study the outer planets.",
     ],
 )
