@@ -16,7 +16,7 @@ from app.library import Library
 from app.llm import LLM, ExtractiveLLM, LlamaCppLLM, OpenAILLM
 from app.llm.resilient import with_resilience
 from app.pipeline import AskOptions, Pipeline
-from app.precision import resolve_precision
+from app.precision import Precision, resolve_precision
 from app.settings import Settings
 from app.triples import TripleWorker
 from app.uploads import UploadChecker, UploadLimits
@@ -29,11 +29,14 @@ from pruner.inference import CHECKPOINT
 logger = logging.getLogger(__name__)
 
 
-def build_pruner(settings: Settings, encode: CachedEncoder) -> Pruner:
+def build_pruner(
+    settings: Settings, encode: CachedEncoder, chosen: Precision | None = None
+) -> Pruner:
+    """The configured pruner, in ``chosen`` precision (resolved from the settings if not given)."""
     if settings.pruner == "similarity":
         return SimilarityPruner(encode)
     path = (settings.pruner_path or CHECKPOINT).resolve()
-    chosen = resolve_precision(settings.precision, settings.device)
+    chosen = chosen or resolve_precision(settings.precision, settings.device)
     return _context_pruner(
         path,
         chosen.device,
@@ -127,6 +130,7 @@ class Services:
     pipeline: Pipeline
     jobs: JobQueue
     uploads: UploadChecker  # reads and checks uploaded files, bounded (app/uploads.py)
+    precision: Precision  # what SIEVE_PRECISION resolved to on this machine, once
     triples: TripleWorker | None = None
 
     @classmethod
@@ -146,7 +150,7 @@ class Services:
         ).load()
         collections = Collections(settings, embedder)
         encode = CachedEncoder(embedder.encode)
-        pruner = build_pruner(settings, encode)
+        pruner = build_pruner(settings, encode, chosen)
         llms = build_llms(settings)
 
         def graph(kg: KnowledgeGraph) -> GraphRetriever:
@@ -209,7 +213,9 @@ class Services:
             UploadLimits.of(settings),
         ).start()
         uploads = UploadChecker(settings)
-        return cls(settings, embedder, collections, pruner, pipeline, jobs, uploads, triples)
+        return cls(
+            settings, embedder, collections, pruner, pipeline, jobs, uploads, chosen, triples
+        )
 
     @property
     def library(self) -> Library:

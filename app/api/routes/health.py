@@ -13,7 +13,6 @@ from app.api.deps import ServicesDep
 from app.api.schemas import BreakerHealth, GraphHealth, Health, ModelsHealth
 from app.auth import bearer_token, check_admin
 from app.llm.resilient import ResilientLLM
-from app.precision import resolve_precision
 from app.services import Services
 from pruner import ContextPruner
 
@@ -68,8 +67,7 @@ def _details(services: Services, auth: bool) -> Health:
 
 
 def _models(services: Services) -> ModelsHealth:
-    settings, pruner = services.settings, services.pruner
-    chosen = resolve_precision(settings.precision, settings.device)
+    pruner, chosen = services.pruner, services.precision
     batches: dict[str, int] = {}
     if isinstance(pruner, ContextPruner):
         stats = pruner.batcher.stats
