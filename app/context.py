@@ -13,6 +13,7 @@ from app.fusion import Candidate
 from app.llm import ContextSentence, Passage, render_context
 from index import ChunkRecord, SentenceRecord
 from pruner import PrunedContext, answer_scores
+from pruner.answer import ANSWER_COSINE_WEIGHT
 
 
 def assemble_context(
@@ -94,7 +95,10 @@ def assemble_context(
 
 
 def score_answers(
-    encode: Callable[[Sequence[str]], np.ndarray], question: str, citations: list[Citation]
+    encode: Callable[[Sequence[str]], np.ndarray],
+    question: str,
+    citations: list[Citation],
+    weight: float = ANSWER_COSINE_WEIGHT,
 ) -> list[Citation]:
     """The citations with how well each sent sentence answers the question
     (``pruner.answer``): one embedding pass over the sent sentences (the question's vector
@@ -107,7 +111,8 @@ def score_answers(
     out, pos = [], 0
     for c in citations:
         n = len(c.kept)
-        scores = answer_scores([s.text for s in c.kept], c.kept_scores, cosines[pos : pos + n])
+        sentences = [s.text for s in c.kept]
+        scores = answer_scores(sentences, c.kept_scores, cosines[pos : pos + n], weight)
         out.append(replace(c, answer_scores=scores))
         pos += n
     return out

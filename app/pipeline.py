@@ -35,7 +35,8 @@ from app.library import Library
 from app.llm import LLM, LLMError, Passage
 from graph import GraphRetriever, GraphSearchResult, KnowledgeGraph
 from index import DEFAULT_COLLECTION, ChunkRecord, Embedder, SentenceRecord
-from pruner import PrunedContext, Pruner
+from pruner import BlendedPruner, PrunedContext, Pruner
+from pruner.answer import ANSWER_COSINE_WEIGHT
 
 logger = logging.getLogger(__name__)
 
@@ -291,26 +292,65 @@ class Pipeline:
         timings: dict[str, float],
     ) -> Answer:
         candidates = [c.chunk for c in fused]
-        with _timed(timings, "prune"):
-            # A chunk's title (document title + heading path) goes into its context header, so
-            # its first sentence is body text and is kept only on its own merit.
-            pruned = self.pruner.process(
-                question,
-                [[s.text for s in c.sentences] for c in candidates],
-                options.prune_threshold,
-                always_select_title=False,
-            )
-        with _timed(timings, "rerank"):
-            order = self.order(question, candidates, pruned, options.collection)
-        with _timed(timings, "budget"):
-            answer = self._budget(fused, pruned, options, order)
+        texts = [[s.text for s in c.sentences] for c in candidates]
+        if isinstance(self.pruner, BlendedPruner):
+            pruned, answer = self._prune_blended(question, options, fused, texts, timings)
+        else:
+            with _timed(timings, "prune"):
+                # A chunk's title (document title + heading path) goes into its context header,
+                # so its first sentence is body text and is kept only on its own merit.
+                pruned = self.pruner.process(
+                    question, texts, options.prune_threshold, always_select_title=False
+                )
+            with _timed(timings, "rerank"):
+                order = self.order(question, candidates, pruned, options.collection)
+            with _timed(timings, "budget"):
+                answer = self._budget(fused, pruned, options, order)
         with _timed(timings, "answer_scores"):
-            answer.citations = score_answers(self.encode, question, answer.citations)
+            weight = (
+                self.pruner.blend.answer_cosine_weight
+                if isinstance(self.pruner, BlendedPruner)
+                else ANSWER_COSINE_WEIGHT
+            )
+            answer.citations = score_answers(self.encode, question, answer.citations, weight)
         answer.retrieval = options.retrieval
         answer.retrievers = _retriever_counts(fused, options.retrieval)
         if options.explain:
             answer.explain = self._explain(fused, pruned, graph_result)
         return answer
+
+    def _prune_blended(
+        self,
+        question: str,
+        options: AskOptions,
+        fused: list[Candidate],
+        texts: list[list[str]],
+        timings: dict[str, float],
+    ) -> tuple[list[PrunedContext], Answer]:
+        """The blend needs each sentence's embedding: order the passages on the model's scores
+        first, then refine them best first only until the context has its ``top_k`` passages
+        (all of them when ``explain`` shows every candidate). When the token budget left some of
+        those out, the rest are refined too and the context is assembled again, so it is the
+        same as if every passage had been refined."""
+        pruner = self.pruner
+        assert isinstance(pruner, BlendedPruner)
+        candidates = [c.chunk for c in fused]
+        with _timed(timings, "prune"):
+            raw = pruner.raw(question, texts)
+        with _timed(timings, "rerank"):
+            order = self.order(question, candidates, raw, options.collection)
+        threshold = options.prune_threshold
+        with _timed(timings, "sentence_blend"):
+            wanted = len(order) if options.explain else options.top_k
+            pruned, done = pruner.refine_in_order(question, texts, raw, order, wanted, threshold)
+        with _timed(timings, "budget"):
+            answer = self._budget(fused, pruned, options, order)
+        if len(answer.citations) < options.top_k and done < len(order):
+            with _timed(timings, "sentence_blend"):
+                pruned = pruner.refine(question, texts, pruned, order[done:], threshold)
+            with _timed(timings, "budget"):
+                answer = self._budget(fused, pruned, options, order)
+        return pruned, answer
 
     def library(self, collection: str = DEFAULT_COLLECTION) -> Library:
         return self.collections.get(collection)
@@ -496,4 +536,5 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
     try:
         yield
     finally:
-        timings[stage] = round((time.perf_counter() - start) * 1000, 3)
+        # a stage run twice (the blend's second refinement) adds up
+        timings[stage] = round(timings.get(stage, 0.0) + (time.perf_counter() - start) * 1000, 3)

@@ -23,7 +23,7 @@ from app.uploads import UploadChecker, UploadLimits
 from graph import GraphRetriever, KnowledgeGraph
 from graph.triples import TripleCache
 from index import CachedEncoder, Embedder
-from pruner import ContextPruner, Pruner, SimilarityPruner
+from pruner import BlendedPruner, ContextPruner, Pruner, SentenceBlend, SimilarityPruner
 from pruner.inference import CHECKPOINT
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def build_pruner(
         return SimilarityPruner(encode)
     path = (settings.pruner_path or CHECKPOINT).resolve()
     chosen = chosen or resolve_precision(settings.precision, settings.device)
-    return _context_pruner(
+    model = _context_pruner(
         path,
         chosen.device,
         settings.pruner_batch_size,
@@ -46,6 +46,8 @@ def build_pruner(
         settings.pruner_max_batch_windows,
         settings.pruner_max_wait_ms / 1000,
     )
+    blend = SentenceBlend.beside(path) if settings.pruner_blend else None
+    return BlendedPruner(model, encode, blend) if blend else model
 
 
 @lru_cache(maxsize=2)

@@ -225,6 +225,12 @@ class Settings(BaseSettings):
     pruner_path: Path | None = Field(
         None, description="Pruner checkpoint dir; default: the one shipped in pruner/checkpoint."
     )
+    pruner_blend: bool = Field(
+        True,
+        description="Keep sentences by the learned blend of the pruner's keep probability and "
+        "the MiniLM question-sentence cosine (blend.json beside the checkpoint; the keep "
+        "threshold then applies to the blend). false: the keep probability alone.",
+    )
     rerank: Literal["blend", "fused", "mix", "pruner"] = Field(
         "fused",
         description="Passage order: blend (pruner's best sentence score + weight x query-passage "
@@ -263,8 +269,8 @@ class Settings(BaseSettings):
         None,
         ge=0.0,
         le=1.0,
-        description="Sentence keep threshold; default: the pruner's own (0.01 trained, 0.30 "
-        "similarity).",
+        description="Sentence keep threshold; default: the pruner's own (the blend's 0.015, "
+        "the keep probability's 0.01, 0.30 for similarity).",
     )
     max_context_tokens: int = Field(1024, gt=0, description="Token budget of the LLM context.")
     # LLM

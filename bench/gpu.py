@@ -31,7 +31,7 @@ from bench.families import FAMILIES, load
 from bench.precision import agreement, run_family
 from bench.squad import ingest, load_squad
 from index import Embedder
-from pruner import ContextPruner
+from pruner import BlendedPruner, ContextPruner
 from pruner.inference import CHECKPOINT
 
 REPEATS = 20
@@ -108,14 +108,15 @@ def service_report(paragraphs: list[tuple[str, str]], questions: list[str]) -> d
                 list(pool.map(ask, batch))
             rates[str(workers)] = round(len(batch) / (time.perf_counter() - t0), 2)
         asyncio.run(services.aclose())
+    model = services.pruner
+    if isinstance(model, BlendedPruner):
+        model = model.inner
     return {
         "ingest": ingested,
         "ask_in_process_ms": percentiles(single),
         "questions_per_s": rates,
         "ratio_8_vs_1": round(rates["8"] / rates["1"], 2),
-        "precision": services.pruner.precision
-        if isinstance(services.pruner, ContextPruner)
-        else None,
+        "precision": model.precision if isinstance(model, ContextPruner) else None,
     }
 
 

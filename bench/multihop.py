@@ -45,6 +45,7 @@ from bench.common import RESULTS, data_dir, machine, percentiles, require, write
 from graph import KnowledgeGraph
 from graph.extract import extract, title_mentions
 from index import Embedder, LexicalIndex
+from pruner import BlendedPruner
 from pruner.data import split_of
 
 KS = (5, 10, 20)
@@ -414,11 +415,12 @@ def main() -> None:
         for i in held_out:
             cands = hybrid[i]
             t = time.perf_counter()
-            pruned = services.pruner.process(
-                questions[i].text,
-                [[s.text for s in c.chunk.sentences] for c in cands],
-                always_select_title=False,
-            )
+            texts = [[s.text for s in c.chunk.sentences] for c in cands]
+            pruner = services.pruner
+            if isinstance(pruner, BlendedPruner):  # /ask orders on the model's own scores
+                pruned = pruner.raw(questions[i].text, texts)
+            else:
+                pruned = pruner.process(questions[i].text, texts, always_select_title=False)
             prune_ms.append((time.perf_counter() - t) * 1000)
             passages = [c.chunk for c in cands]
             for mode, ranked in reranked.items():

@@ -37,6 +37,7 @@ from app.parsing import parse_text
 from app.services import Services
 from app.settings import Settings
 from bench.common import RESULTS, data_dir, machine, percentiles, require, write_json
+from pruner import BlendedPruner
 from pruner.data import split_of
 
 STAGES = [
@@ -46,7 +47,10 @@ STAGES = [
     "graph_search",
     "fuse",
     "prune",
+    "rerank",
+    "sentence_blend",
     "budget",
+    "answer_scores",
     "llm",
     "total",
 ]
@@ -129,7 +133,11 @@ def retrieval(
     for qi in rerank_sample:
         question, gold, _ = questions[qi]
         chunks = library.store.get_chunks([h.chunk_id for h in hits[qi]])
-        scored = services.pruner.process(question, [[s.text for s in c.sentences] for c in chunks])
+        texts = [[s.text for s in c.sentences] for c in chunks]
+        # the model's scores, as /ask orders them (the sentence blend refines after ordering)
+        pruner = services.pruner
+        raw = isinstance(pruner, BlendedPruner)
+        scored = pruner.raw(question, texts) if raw else pruner.process(question, texts)
         order = services.pipeline.order(question, chunks, scored)  # as /ask orders them
         docs = [doc_index[chunks[i].document_id] for i in order]
         for k in r_found:

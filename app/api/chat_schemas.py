@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from app.api.chat import MODEL_ID
+from app.api.schemas import PruneThreshold
 from app.collections import NAME_PATTERN
 from app.conversation import Turn
 
@@ -77,7 +78,7 @@ class SieveOptions(_Strict):
 
     top_k: int | None = Field(None, ge=1, le=100)
     retrieval: Literal["vector", "lexical", "graph", "hybrid"] | None = None
-    prune_threshold: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False)
+    prune_threshold: PruneThreshold = None
     llm: str | None = Field(None, max_length=50, description="Answer backend.")
     collection: str | None = Field(
         None,

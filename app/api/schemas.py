@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -18,6 +18,20 @@ MAX_TEXT_CHARS = 20_000_000
 
 MAX_EXTERNAL_ID_CHARS = 500
 MAX_METADATA_FIELDS = 50
+
+
+# one declaration for /ask and the chat-compatible endpoints
+PruneThreshold = Annotated[
+    float | None,
+    Field(
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="Sentence keep threshold on the sentence blend's probability (0.015 by "
+        "default; on the keep probability, 0.01, when SIEVE_PRUNER_BLEND=false). 0 keeps every "
+        "sentence of the top_k passages.",
+    ),
+]
 
 
 class DocumentIn(BaseModel):
@@ -211,7 +225,7 @@ class AskRequest(BaseModel):
     question: str = Field(..., min_length=1, max_length=MAX_QUESTION_CHARS)
     top_k: int | None = Field(None, ge=1, le=100, description="Passages in the context.")
     candidates: int | None = Field(None, ge=1, le=1000, description="Chunks retrieved.")
-    prune_threshold: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False)
+    prune_threshold: PruneThreshold = None
     max_context_tokens: int | None = Field(None, ge=16, le=200_000)
     llm: str | None = Field(None, description="Answer backend: extractive, openai or llamacpp.")
     retrieval: Literal["vector", "lexical", "graph", "hybrid"] | None = Field(
@@ -488,6 +502,11 @@ class ModelsHealth(BaseModel):
     reason: str = Field(description="Why that precision.")
     embedder_precision: str
     pruner_precision: str | None = Field(None, description="None for the similarity pruner.")
+    sentence_blend_threshold: float | None = Field(
+        None,
+        description="Default keep threshold of the sentence blend (pruner/blend.py); None when "
+        "sentences are kept by the pruner's keep probability alone.",
+    )
     pruner_batches: dict[str, int] = Field(
         default_factory=dict,
         description="Merged forward calls, requests served, most requests merged in one call, "

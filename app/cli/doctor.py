@@ -121,6 +121,7 @@ def check_embedder(settings: Settings) -> tuple[Status, str]:
 def check_pruner(settings: Settings) -> tuple[Status, str]:
     from app.services import build_pruner
     from index import CachedEncoder
+    from pruner import BlendedPruner
     from pruner.inference import CHECKPOINT
 
     path = settings.pruner_path or CHECKPOINT
@@ -128,10 +129,16 @@ def check_pruner(settings: Settings) -> tuple[Status, str]:
         return "ok", f"SIEVE_PRUNER=similarity: the checkpoint ({path}) is not used"
     started = time.perf_counter()
     pruner = build_pruner(settings, CachedEncoder(embedder_for(settings).encode))
-    pruner.process("What is checked?", ["The doctor checks the pruner. It runs."])
+    pruner.process("What is checked?", [["The doctor checks the pruner.", "It runs."]])
     took = time.perf_counter() - started
+    blend = ""
+    if isinstance(pruner, BlendedPruner):
+        blend = (
+            f", sentences kept by its blend with the cosine (threshold {pruner.blend.threshold:g})"
+        )
+        pruner = pruner.inner
     precision = getattr(pruner, "precision", "fp32")
-    return "ok", f"{path} loads and runs in {precision} ({took:.1f} s)"
+    return "ok", f"{path} loads and runs in {precision}{blend} ({took:.1f} s)"
 
 
 def check_precision(settings: Settings) -> tuple[Status, str]:

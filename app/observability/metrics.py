@@ -33,7 +33,10 @@ STAGES = frozenset(
         "graph_pagerank",
         "fuse",
         "prune",
+        "rerank",
+        "sentence_blend",
         "budget",
+        "answer_scores",
         "llm",
         "llm_first_token",  # streamed answers only
         "total",

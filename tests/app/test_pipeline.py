@@ -217,3 +217,66 @@ def test_blend_mode_ranks_the_on_topic_passage_first(
         )
         r = client.post("/ask", json={"question": "When are the penguins fed?"}).json()
         assert r["citations"][0]["title"] == "Zoo" and "rerank" in r["stats"]["timings_ms"]
+
+
+def test_sentence_blend_is_the_default_and_can_be_turned_off(
+    settings: Settings, embedder: Embedder
+) -> None:
+    """The shipped checkpoint has a blend.json: sentences are kept by it, passages refined best
+    first until the context has its top_k (all of them with explain); off, the keep probability
+    alone decides, as before."""
+    from pruner import BlendedPruner, ContextPruner
+
+    topics = ["cats", "dogs", "birds", "fish", "horses", "goats"]
+    with _client_with(settings, embedder) as client:
+        pruner = client.app.state.services.pruner
+        assert isinstance(pruner, BlendedPruner)
+        client.post("/documents", json={"title": "Library rules", "text": TEXT})
+        for i, topic in enumerate(topics):
+            client.post(
+                "/documents",
+                json={"title": f"T{i}", "text": f"Facts about {topic}. {topic} eat grass or meat."},
+            )
+        question = {"question": "How long do loans last?", "top_k": 2}
+        r = client.post("/ask", json=question).json()
+        assert "Loans last three weeks." in r["context"]
+        assert "sentence_blend" in r["stats"]["timings_ms"]
+        explained = client.post("/ask", json={**question, "explain": True}).json()
+        assert explained["context"] == r["context"]
+        assert len(explained["explain"]["candidates"]) == 7
+    with _client_with(settings, embedder, pruner_blend=False) as client:
+        assert isinstance(client.app.state.services.pruner, ContextPruner)
+        client.post("/documents", json={"title": "Library rules", "text": TEXT})
+        r = client.post("/ask", json={"question": "How long do loans last?"}).json()
+        assert "Loans last three weeks." in r["context"]
+
+
+def test_sentence_blend_context_is_the_same_as_refining_everything(
+    settings: Settings, embedder: Embedder
+) -> None:
+    """Passages refined lazily (best first, until top_k are cited) give the same context as
+    refining all of them (explain), also when the token budget skips the long passages that
+    rank first (budgets 24 and 60 here: the lazy path refines the rest and assembles again)."""
+    long = (
+        "Loans of rare books from the special collection last for two weeks and must be "
+        "requested in writing at the front desk of the main reading room, where a librarian "
+        "checks the member card, the return date and the condition of every volume borrowed."
+    )
+    with _client_with(settings, embedder) as client:
+        for i in range(3):
+            client.post(
+                "/documents", json={"title": f"Rare {i}", "text": long.replace("two", str(i + 2))}
+            )
+            client.post(
+                "/documents", json={"title": f"Short {i}", "text": f"Loans last {i + 3} weeks."}
+            )
+        for budget in (24, 60, 1024):
+            question = {
+                "question": "How long do loans of rare books from the special collection last?",
+                "top_k": 2,
+                "max_context_tokens": budget,
+            }
+            lazy = client.post("/ask", json=question).json()
+            full = client.post("/ask", json={**question, "explain": True}).json()
+            assert lazy["context"] == full["context"], budget
+            assert len(lazy["citations"]) == len(full["citations"]) >= 1

@@ -42,6 +42,7 @@ def test_healthz_shows_the_precision_and_batching_to_the_admin(client: TestClien
     assert models["embedder_precision"] == "fp32"  # the tests' shared embedder
     assert models["pruner_precision"] == models["precision"]
     assert set(models["pruner_batches"]) == {"calls", "requests", "largest", "cache_hits"}
+    assert models["sentence_blend_threshold"] == 0.015  # the blend shipped with the checkpoint
 
 
 @pytest.mark.parametrize("precision", ["bf16", "int8"])

@@ -14,7 +14,7 @@ from app.api.schemas import BreakerHealth, GraphHealth, Health, ModelsHealth
 from app.auth import bearer_token, check_admin
 from app.llm.resilient import ResilientLLM
 from app.services import Services
-from pruner import ContextPruner
+from pruner import BlendedPruner, ContextPruner
 
 router = APIRouter(tags=["health"])
 
@@ -68,6 +68,9 @@ def _details(services: Services, auth: bool) -> Health:
 
 def _models(services: Services) -> ModelsHealth:
     pruner, chosen = services.pruner, services.precision
+    blend = pruner.blend.threshold if isinstance(pruner, BlendedPruner) else None
+    if isinstance(pruner, BlendedPruner):
+        pruner = pruner.inner
     batches: dict[str, int] = {}
     if isinstance(pruner, ContextPruner):
         stats = pruner.batcher.stats
@@ -84,4 +87,5 @@ def _models(services: Services) -> ModelsHealth:
         embedder_precision=services.embedder.precision,
         pruner_precision=pruner.precision if isinstance(pruner, ContextPruner) else None,
         pruner_batches=batches,
+        sentence_blend_threshold=blend,
     )
