@@ -17,6 +17,7 @@ class AskOptions:
     retrieval: str = "hybrid"
     explain: bool = False
     collection: str = DEFAULT_COLLECTION
+    hops: int = 0  # extra hops after the first pass (app/chain.py); 0: one pass
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Retrieved:
     candidates: int
     retrievers: dict[str, int]
     timings_ms: dict[str, float]
+    hops: int = 0  # extra hops asked for (the context says how many added a passage)
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,9 @@ class Citation:
     sentence_scores: list[float] = field(default_factory=list)  # every sentence of the chunk
     over_budget: frozenset[int] = frozenset()  # indices the pruner kept but the budget cut
     answer_scores: list[float] = field(default_factory=list)  # per kept sentence (pruner.answer)
+    hop: int = 0  # 0: the first pass found it; n: the n-th extra hop (app/chain.py)
+    bridge: str | None = None  # the entity that led the hop to it
+    led_by: int | None = None  # the citation number of the passage it follows in the chain
 
 
 @dataclass
@@ -91,6 +96,8 @@ class Answer:
     retrievers: dict[str, int] = field(default_factory=dict)  # candidates found by each
     explain: dict[str, object] | None = None
     degraded: str | None = None  # why the fallback answered instead of the chosen LLM
+    hops: int = 0  # extra hops that added a passage to the candidates (app/chain.py)
+    bridges: list[str] = field(default_factory=list)  # the bridge entities those hops followed
 
     @property
     def compression(self) -> float:

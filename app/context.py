@@ -23,6 +23,7 @@ def assemble_context(
     order: Sequence[int],
     count_tokens: Callable[[Sequence[str]], list[int]],
     titles: dict[str, str],
+    hops: dict[int, tuple[int, str, int]] | None = None,
 ) -> Answer:
     """Best-reranked passages first (``rerank_order``), their kept sentences whole, within
     the token budget.
@@ -31,7 +32,10 @@ def assemble_context(
     service without a pruner sends); ``tokens_after`` is what is sent, headers included.
     A sentence that does not fit is skipped, and smaller ones after it may still fit; it is
     marked ``over_budget`` on its citation, and counted apart from what the pruner dropped.
+    ``hops`` maps a chunk id found by a later hop to (hop, bridge entity, id of the chunk it
+    follows), shown on its citation.
     """
+    hops = hops or {}
     candidates = [c.chunk for c in fused]
     sources = {c.chunk.id: c.found_by for c in fused}
     ranked = [(candidates[i], pruned[i]) for i in order]
@@ -76,6 +80,8 @@ def assemble_context(
                 over_budget=frozenset(result.kept) - sent[chunk.id],
             )
         )
+        if chunk.id in hops:
+            citations[-1] = _with_hop(citations[-1], hops[chunk.id], citations)
     by_pruner, by_budget = cuts(ranked[: options.top_k], sent, cost, header_tokens)
     return Answer(
         answer="",
@@ -92,6 +98,13 @@ def assemble_context(
         sentences_over_budget=by_budget[0],
         tokens_over_budget=by_budget[1],
     )
+
+
+def _with_hop(citation: Citation, hop: tuple[int, str, int], citations: list[Citation]) -> Citation:
+    """A later hop's passage: its hop, bridge and the citation number of the one it follows."""
+    number, bridge, source = hop
+    led_by = next((c.n for c in citations if c.chunk.id == source), None)
+    return replace(citation, hop=number, bridge=bridge, led_by=led_by)
 
 
 def score_answers(

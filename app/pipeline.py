@@ -14,9 +14,10 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 
 import numpy as np
-from anyio import CapacityLimiter, to_thread
+from anyio import CapacityLimiter, from_thread, to_thread
 
 from app.answers import (
     Answer,
@@ -28,11 +29,22 @@ from app.answers import (
     Retrieved,
     Token,
 )
+from app.chain import (
+    HopLimits,
+    Link,
+    chain_order,
+    evidence,
+    find_bridges,
+    hop_query,
+    may_name,
+    named_bridge,
+)
 from app.collections import Collections
 from app.context import assemble_context, passage_of, score_answers
+from app.follow_up import FollowUp, FollowUps
 from app.fusion import BLEND_COSINE_WEIGHT, MIX_COSINE_WEIGHT, Candidate, fuse, rerank_order
 from app.library import Library
-from app.llm import LLM, LLMError, Passage
+from app.llm import LLM, LLMError, Passage, TextCompleter
 from graph import GraphRetriever, GraphSearchResult, KnowledgeGraph
 from index import DEFAULT_COLLECTION, ChunkRecord, Embedder, SentenceRecord
 from pruner import BlendedPruner, PrunedContext, Pruner
@@ -67,6 +79,7 @@ ABSTAIN_ANSWER = "I could not find an answer to that in the documents."
 RETRIEVAL_MODES = ("vector", "lexical", "graph", "hybrid")
 RETRIEVERS = ("vector", "lexical", "graph")
 GRAPH_FACTS_ID = -1  # chunk id of the graph-facts pseudo-passage
+FollowUpFn = Callable[[str, list[str]], FollowUp]  # (question, evidence) -> the LLM's follow-up
 GRAPH_FACTS_TITLE = "Knowledge graph"
 
 
@@ -98,6 +111,8 @@ class Pipeline:
         threads: int = 4,
         blend_weight: float = BLEND_COSINE_WEIGHT,
         mix_weight: float = MIX_COSINE_WEIGHT,
+        hop_limits: HopLimits | None = None,
+        hop_llm: bool = False,
     ) -> None:
         rerank_order([], rerank, [])  # validates the mode early
         if max_pending < 0:
@@ -117,6 +132,9 @@ class Pipeline:
         self.rerank = rerank
         self.blend_weight = blend_weight
         self.mix_weight = mix_weight
+        self.hop_limits = hop_limits or HopLimits()
+        self.hop_llm = hop_llm  # ask the LLM for the missing fact between hops
+        self.follow_ups = FollowUps()
         # called with every finished answer (metrics); must be cheap and must not raise
         self.observers: list[Callable[[Answer], None]] = []
         # answers instead of a failed LLM, from the same context (None: the failure is raised)
@@ -162,7 +180,12 @@ class Pipeline:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         answer = await to_thread.run_sync(
-            self._retrieve_and_prune, question, options, timings, limiter=self.limiter
+            self._retrieve_and_prune,
+            question,
+            options,
+            timings,
+            self._follow_up(llm, options),
+            limiter=self.limiter,
         )
         if not answer.citations:
             answer.answer, answer.abstained = ABSTAIN_ANSWER, True
@@ -193,9 +216,17 @@ class Pipeline:
             len(fused),
             _retriever_counts(fused, options.retrieval),
             dict(timings),
+            options.hops,
         )
         answer = await to_thread.run_sync(
-            self._prune, question, options, fused, graph, timings, limiter=self.limiter
+            self._prune,
+            question,
+            options,
+            fused,
+            graph,
+            timings,
+            self._follow_up(llm, options),
+            limiter=self.limiter,
         )
         answer.timings_ms = dict(timings)  # the stages so far; the final answer has all
         yield ContextReady(answer)
@@ -271,10 +302,14 @@ class Pipeline:
             observe(answer)
 
     def _retrieve_and_prune(
-        self, question: str, options: AskOptions, timings: dict[str, float]
+        self,
+        question: str,
+        options: AskOptions,
+        timings: dict[str, float],
+        follow_up: FollowUpFn | None = None,
     ) -> Answer:
         fused, graph = self._retrieve(question, options, timings)
-        return self._prune(question, options, fused, graph, timings)
+        return self._prune(question, options, fused, graph, timings, follow_up)
 
     def _retrieve(
         self, question: str, options: AskOptions, timings: dict[str, float]
@@ -290,22 +325,16 @@ class Pipeline:
         fused: list[Candidate],
         graph_result: GraphSearchResult | None,
         timings: dict[str, float],
+        follow_up: FollowUpFn | None = None,
     ) -> Answer:
         candidates = [c.chunk for c in fused]
         texts = [[s.text for s in c.sentences] for c in candidates]
-        if isinstance(self.pruner, BlendedPruner):
-            pruned, answer = self._prune_blended(question, options, fused, texts, timings)
-        else:
-            with _timed(timings, "prune"):
-                # A chunk's title (document title + heading path) goes into its context header,
-                # so its first sentence is body text and is kept only on its own merit.
-                pruned = self.pruner.process(
-                    question, texts, options.prune_threshold, always_select_title=False
-                )
-            with _timed(timings, "rerank"):
-                order = self.order(question, candidates, pruned, options.collection)
-            with _timed(timings, "budget"):
-                answer = self._budget(fused, pruned, options, order)
+        passes = self._first_pass(question, options, candidates, texts, timings)
+        chained = _Passes(fused, texts, *passes)
+        if options.hops > 0:
+            with _timed(timings, "hops"):
+                chained = self._chain(question, options, chained, follow_up)
+        answer = self._assemble(question, options, chained, timings)
         with _timed(timings, "answer_scores"):
             weight = (
                 self.pruner.blend.answer_cosine_weight
@@ -315,42 +344,197 @@ class Pipeline:
             answer.citations = score_answers(self.encode, question, answer.citations, weight)
         answer.retrieval = options.retrieval
         answer.retrievers = _retriever_counts(fused, options.retrieval)
+        answer.hops = max((link.hop for link in chained.links.values()), default=0)
+        answer.bridges = list(dict.fromkeys(link.bridge for link in chained.links.values()))
         if options.explain:
-            answer.explain = self._explain(fused, pruned, graph_result)
+            answer.explain = self._explain(chained, graph_result)
         return answer
 
-    def _prune_blended(
+    def _first_pass(
         self,
         question: str,
         options: AskOptions,
-        fused: list[Candidate],
+        candidates: list[ChunkRecord],
         texts: list[list[str]],
         timings: dict[str, float],
-    ) -> tuple[list[PrunedContext], Answer]:
-        """The blend needs each sentence's embedding: order the passages on the model's scores
-        first, then refine them best first only until the context has its ``top_k`` passages
-        (all of them when ``explain`` shows every candidate). When the token budget left some of
-        those out, the rest are refined too and the context is assembled again, so it is the
-        same as if every passage had been refined."""
+    ) -> tuple[list[PrunedContext], list[int], set[int] | None]:
+        """Every candidate scored and ordered: (results, order, positions whose sentences are
+        decided). A blended pruner needs each sentence's embedding, so the passages are ordered
+        on the model's scores first and then refined best first only until the context has its
+        ``top_k`` (all of them with ``explain``); the others keep nothing until refined."""
         pruner = self.pruner
-        assert isinstance(pruner, BlendedPruner)
-        candidates = [c.chunk for c in fused]
+        if not isinstance(pruner, BlendedPruner):
+            with _timed(timings, "prune"):
+                # A chunk's title (document title + heading path) goes into its context header,
+                # so its first sentence is body text and is kept only on its own merit.
+                pruned = pruner.process(
+                    question, texts, options.prune_threshold, always_select_title=False
+                )
+            with _timed(timings, "rerank"):
+                order = self.order(question, candidates, pruned, options.collection)
+            return pruned, order, None
         with _timed(timings, "prune"):
             raw = pruner.raw(question, texts)
         with _timed(timings, "rerank"):
             order = self.order(question, candidates, raw, options.collection)
-        threshold = options.prune_threshold
         with _timed(timings, "sentence_blend"):
             wanted = len(order) if options.explain else options.top_k
-            pruned, done = pruner.refine_in_order(question, texts, raw, order, wanted, threshold)
+            pruned, done = pruner.refine_in_order(
+                question, texts, raw, order, wanted, options.prune_threshold
+            )
+        return pruned, order, set(order[:done])
+
+    def _chain(
+        self,
+        question: str,
+        options: AskOptions,
+        p: _Passes,
+        follow_up: FollowUpFn | None = None,
+    ) -> _Passes:
+        """Up to ``options.hops`` more hops (app/chain.py): bridge entities of the evidence →
+        retrieve again with the question and their names (and the LLM's follow-up query when
+        ``follow_up`` is given, app/follow_up.py) → prune what is not in the context yet with
+        that query → accept the passages that name a bridge, each after the passage that led
+        to it."""
+        graph = self.graph(options.collection)
+        limits = self.hop_limits
+        fused, texts, pruned = list(p.fused), list(p.texts), list(p.pruned)
+        order, links = list(p.order), dict(p.links)
+        refined = None if p.refined is None else set(p.refined)
+        seen: set[str] = set()
+        trace: list[dict[str, object]] = []
+        previous: list[int] | None = None
+        for hop in range(1, options.hops + 1):
+            found = evidence(
+                texts,
+                pruned,
+                order,
+                previous,
+                limits.evidence_passages,
+                limits.evidence_sentences,
+            )
+            bridges = find_bridges(graph, question, found, limits.bridges, seen) if found else []
+            if not bridges:
+                break
+            seen.update(b.key for b in bridges)
+            asked = follow_up(question, [t for _, ts in found for t in ts]) if follow_up else None
+            if asked is not None and asked.how == "answered":
+                trace.append({"hop": hop, "follow_up": None, "follow_up_by": "answered"})
+                break  # the model says the evidence answers: no hop
+            expanded = hop_query(question, bridges, asked.query if asked else None)
+            more, _ = self.retrieve(
+                expanded, options.retrieval, limits.retrieved, None, options.collection
+            )
+            known = {c.chunk.id for c in fused}
+            new = [c for c in more if c.chunk.id not in known and c.chunk.id != GRAPH_FACTS_ID]
+            context = _context_positions(order, pruned, options.top_k)
+            for i in sorted(context - set(links)):  # already in: chained, not re-pruned
+                kept = [texts[i][k] for k in pruned[i].kept]
+                others = [b for b in bridges if b.source != i]
+                named = named_bridge(graph, [*kept, self._title(fused[i].chunk)], others)
+                if named is not None:
+                    links[i] = Link(hop - 1, named.name, named.source)
+            # only a passage that names a bridge (text or title) can join: the others are not
+            # pruned again at all, which keeps a hop's cost to a few passages
+            pool = [
+                i
+                for i in order
+                if i not in context
+                and i not in links
+                and may_name(bridges, texts[i], self._title(fused[i].chunk))
+            ][: limits.rescored]
+            new = [
+                c
+                for c in new
+                if may_name(bridges, [s.text for s in c.chunk.sentences], self._title(c.chunk))
+            ]
+            pool_texts = [texts[i] for i in pool] + [
+                [s.text for s in c.chunk.sentences] for c in new
+            ]
+            rescored = (
+                self.pruner.process(
+                    expanded, pool_texts, options.prune_threshold, always_select_title=False
+                )
+                if pool_texts
+                else []
+            )
+            accepted: list[int] = []
+            for j, result in enumerate(rescored):
+                chunk = fused[pool[j]].chunk if j < len(pool) else new[j - len(pool)].chunk
+                kept = [pool_texts[j][k] for k in result.kept]
+                bridge = named_bridge(graph, [*kept, self._title(chunk)], bridges) if kept else None
+                if bridge is None:
+                    continue
+                if j < len(pool):
+                    i = pool[j]
+                else:  # a new candidate joins the list
+                    i = len(fused)
+                    fused.append(new[j - len(pool)])
+                    texts.append(pool_texts[j])
+                    pruned.append(result)
+                    order.append(i)
+                pruned[i] = result
+                if refined is not None:
+                    refined.add(i)
+                links[i] = Link(hop, bridge.name, bridge.source)
+                accepted.append(i)
+            order = chain_order(order, links, limits.per_source)
+            trace.append(
+                {
+                    "hop": hop,
+                    "bridges": [
+                        {"entity": b.name, "from_chunk_id": fused[b.source].chunk.id}
+                        for b in bridges
+                    ],
+                    "follow_up": asked.query if asked else None,
+                    "follow_up_by": asked.how if asked else None,
+                    "new_candidates": len(new),
+                    "pruned_again": len(pool_texts),
+                    "added_chunk_ids": [fused[i].chunk.id for i in accepted],
+                }
+            )
+            if not accepted:
+                break
+            previous = accepted
+        return _Passes(fused, texts, pruned, order, refined, links, trace)
+
+    def _follow_up(self, llm: LLM, options: AskOptions) -> FollowUpFn | None:
+        """What to call between hops to ask ``llm`` for the missing fact: only with
+        ``hop_llm`` on, hops asked for, and a backend that follows instructions. It runs on a
+        request's worker thread and waits for the call on the event loop."""
+        if not (self.hop_llm and options.hops and isinstance(llm, TextCompleter)):
+            return None
+        follow_ups = self.follow_ups
+
+        def ask(question: str, evidence: list[str]) -> FollowUp:
+            return from_thread.run(follow_ups.ask, llm, question, evidence)
+
+        return ask
+
+    def _assemble(
+        self, question: str, options: AskOptions, p: _Passes, timings: dict[str, float]
+    ) -> Answer:
+        """The context within the budget. When the budget left out passages a blended pruner
+        has not refined yet reaches, those are refined (with the question) and the context is
+        assembled again, so it is the same as if every passage had been refined."""
         with _timed(timings, "budget"):
-            answer = self._budget(fused, pruned, options, order)
-        if len(answer.citations) < options.top_k and done < len(order):
-            with _timed(timings, "sentence_blend"):
-                pruned = pruner.refine(question, texts, pruned, order[done:], threshold)
-            with _timed(timings, "budget"):
-                answer = self._budget(fused, pruned, options, order)
-        return pruned, answer
+            answer = self._budget(p, options)
+        pruner = self.pruner
+        if (
+            isinstance(pruner, BlendedPruner)
+            and p.refined is not None
+            and len(answer.citations) < options.top_k
+        ):
+            rest = [i for i in p.order if i not in p.refined]
+            if rest:
+                with _timed(timings, "sentence_blend"):
+                    pruned = pruner.refine(
+                        question, p.texts, p.pruned, rest, options.prune_threshold
+                    )
+                p = replace(p, pruned=pruned, refined=p.refined | set(rest))
+                with _timed(timings, "budget"):
+                    answer = self._budget(p, options)
+        return answer
 
     def library(self, collection: str = DEFAULT_COLLECTION) -> Library:
         return self.collections.get(collection)
@@ -426,12 +610,7 @@ class Pipeline:
                 timings[f"graph_{stage}"] = ms
         return channels, graph_result
 
-    def _explain(
-        self,
-        fused: list[Candidate],
-        pruned: list[PrunedContext],
-        graph: GraphSearchResult | None,
-    ) -> dict[str, object]:
+    def _explain(self, p: _Passes, graph: GraphSearchResult | None) -> dict[str, object]:
         return {
             "seeds": [
                 {"entity": s.name, "key": s.key, "weight": round(s.weight, 6), "linked_by": s.how}
@@ -439,6 +618,7 @@ class Pipeline:
             ],
             "subgraph": graph.subgraph if graph else {},
             "graph_facts": graph.facts if graph else [],
+            "hops": p.trace,
             "candidates": [
                 {
                     "rank": rank,
@@ -451,10 +631,13 @@ class Pipeline:
                         name: {"rank": r, "score": round(float(score), 6)}
                         for name, (r, score) in c.found_by.items()
                     },
-                    "rerank_score": round(p.rerank_score, 6),
-                    "kept_sentences": len(p.kept),
+                    "rerank_score": round(r.rerank_score, 6),
+                    "kept_sentences": len(r.kept),
+                    "hop": link.hop if (link := p.links.get(rank - 1)) else 0,
+                    "bridge": link.bridge if link else None,
+                    "led_by_chunk_id": p.fused[link.source].chunk.id if link else None,
                 }
-                for rank, (c, p) in enumerate(zip(fused, pruned, strict=True), 1)
+                for rank, (c, r) in enumerate(zip(p.fused, p.pruned, strict=True), 1)
             ],
         }
 
@@ -487,15 +670,15 @@ class Pipeline:
                 by_id[c.id] = self.encode([c.text])[0]
         return [float(by_id[c.id] @ query) if c.id in by_id else 0.0 for c in candidates]
 
-    def _budget(
-        self,
-        fused: list[Candidate],
-        pruned: list[PrunedContext],
-        options: AskOptions,
-        order: Sequence[int],
-    ) -> Answer:
-        titles = {c.chunk.document_id: self._title(c.chunk) for c in fused}
-        return assemble_context(fused, pruned, options, order, self.embedder.count_tokens, titles)
+    def _budget(self, p: _Passes, options: AskOptions) -> Answer:
+        titles = {c.chunk.document_id: self._title(c.chunk) for c in p.fused}
+        hops = {
+            p.fused[i].chunk.id: (link.hop, link.bridge, p.fused[link.source].chunk.id)
+            for i, link in p.links.items()
+        }
+        return assemble_context(
+            p.fused, p.pruned, options, p.order, self.embedder.count_tokens, titles, hops
+        )
 
     def _title(self, chunk: ChunkRecord) -> str:
         if chunk.id == GRAPH_FACTS_ID:
@@ -538,3 +721,24 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
     finally:
         # a stage run twice (the blend's second refinement) adds up
         timings[stage] = round(timings.get(stage, 0.0) + (time.perf_counter() - start) * 1000, 3)
+
+
+@dataclass(frozen=True)
+class _Passes:
+    """The candidates and what the pruner made of them, as the hops leave them."""
+
+    fused: list[Candidate]
+    texts: list[list[str]]  # each candidate's sentences
+    pruned: list[PrunedContext]
+    order: list[int]  # candidate positions, best first (chains kept together)
+    refined: set[int] | None  # positions a blended pruner has decided (None: all of them)
+    links: dict[int, Link] = field(default_factory=dict)  # position -> how a later hop found it
+    trace: list[dict[str, object]] = field(default_factory=list)  # per hop, for explain
+
+
+def _context_positions(
+    order: Sequence[int], pruned: Sequence[PrunedContext], top_k: int
+) -> set[int]:
+    """The positions the context would take before the budget: the first ``top_k`` in order
+    that keep a sentence."""
+    return set([i for i in order if pruned[i].kept][:top_k])

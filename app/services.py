@@ -10,6 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from app.chain import HopLimits
 from app.collections import Collections
 from app.jobs import JobQueue
 from app.library import Library
@@ -177,6 +178,12 @@ class Services:
             mix_weight=settings.rerank_mix_weight,
             max_pending=settings.max_pending_asks,
             threads=settings.ask_threads,
+            hop_limits=HopLimits(
+                bridges=settings.hop_bridges,
+                retrieved=settings.hop_candidates,
+                rescored=settings.hop_candidates,
+            ),
+            hop_llm=settings.hop_llm,
         )
         if settings.llm_fallback:
             pipeline.fallback = llms["extractive"]  # always enabled (llm_backend_list)
@@ -228,7 +235,11 @@ class Services:
         """The configured defaults, with every override that is not None applied; a
         ``candidates`` or ``top_k`` over its configured maximum is refused (422)."""
         s = self.settings
-        for name, most in (("candidates", s.max_candidates), ("top_k", s.max_top_k)):
+        for name, most in (
+            ("candidates", s.max_candidates),
+            ("top_k", s.max_top_k),
+            ("hops", s.max_hops),
+        ):
             value = overrides.get(name)
             if value is not None and value > most:
                 raise RequestLimitError(
@@ -248,6 +259,7 @@ class Services:
             max_context_tokens=s.max_context_tokens,
             llm=s.llm,
             retrieval=s.retrieval,
+            hops=s.hops,
         )
 
     async def aclose(self) -> None:

@@ -187,6 +187,33 @@ class Settings(BaseSettings):
     max_top_k: int = Field(
         20, gt=0, le=100, description="Largest `top_k` a request may ask for (422 past it)."
     )
+    hops: int = Field(
+        1,
+        ge=0,
+        le=10,
+        description="Extra hops after the first pass for multi-hop questions: bridge entities of "
+        "the kept sentences → retrieve again → prune what names them with question + bridge names "
+        "(0: one pass). A request may ask for up to max_hops.",
+    )
+    max_hops: int = Field(
+        2, ge=0, le=10, description="Largest `hops` a request may ask for (422 past it)."
+    )
+    hop_bridges: int = Field(
+        3, gt=0, le=20, description="Bridge entities followed per hop, rarest first."
+    )
+    hop_candidates: int = Field(
+        10,
+        gt=0,
+        le=100,
+        description="Per hop: new chunks retrieved (per retriever, fused and cut) and candidates "
+        "not yet in the context pruned again.",
+    )
+    hop_llm: bool = Field(
+        False,
+        description="Between hops, ask the answer LLM (openai or llamacpp; not extractive) what "
+        "fact is still missing and search for it too; strict JSON reply, cached; a failed or "
+        "malformed reply falls back to the bridge entities alone.",
+    )
     max_pending_asks: int = Field(
         16,
         ge=0,

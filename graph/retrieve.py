@@ -30,6 +30,7 @@ from graph.adjacency import KIND_CODES, Adjacency
 from graph.extract import Mention, extract, normalise
 from graph.store import Encoder, KnowledgeGraph, entity_node
 
+BRIDGE_KINDS = frozenset({"name", "acronym", "quoted", "title"})
 _WORDS = re.compile(r"[^\W_]+(?:['’.\-][^\W_]+)*", re.UNICODE)
 _STOP = frozenset(
     str.split(
@@ -115,6 +116,25 @@ class GraphRetriever:
             for key, sim in kg.nearest_entities(vectors, unmatched):
                 if sim >= self.link_threshold:
                     seed(key, "embedding", sim)
+        return sorted(found.values(), key=lambda s: -s.weight)
+
+    def mentioned(self, texts: list[str]) -> list[Seed]:
+        """Graph entities that ``texts`` name (their extracted names, acronyms and quoted terms
+        found by key or alias; no dates or quantities), rarest first: the bridges a passage's
+        kept sentences offer to the next hop. Weights as :meth:`link`'s."""
+        found: dict[str, Seed] = {}
+        with self.graph.lock:
+            g, kg = self.graph.g, self.graph
+            for m in extract(texts):
+                if m.kind not in BRIDGE_KINDS:
+                    continue
+                key = kg.aliases.get(m.key, m.key)
+                node = entity_node(key)
+                if node not in g or key in found:
+                    continue
+                chunks = sum(1 for n in g[node] if not n.startswith("e:")) or 1
+                weight = 1.0 / chunks**self.specificity_power
+                found[key] = Seed(key, g.nodes[node]["name"], weight, "exact")
         return sorted(found.values(), key=lambda s: -s.weight)
 
     def mentions_to_embed(self, question: str) -> list[str]:

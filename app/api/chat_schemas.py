@@ -2,7 +2,7 @@
 
 Unknown fields are ignored, not refused: chat clients send many options (temperature, top_p,
 keep_alive…) that mean nothing to a retrieval pipeline. Sieve's own knobs may be added to any
-request (``top_k``, ``retrieval``, ``prune_threshold``, ``llm``).
+request (``top_k``, ``retrieval``, ``prune_threshold``, ``hops``, ``llm``).
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ class SieveOptions(_Strict):
     top_k: int | None = Field(None, ge=1, le=100)
     retrieval: Literal["vector", "lexical", "graph", "hybrid"] | None = None
     prune_threshold: PruneThreshold = None
+    hops: int | None = Field(None, ge=0, le=10, description="Extra multi-hop passes (0: one).")
     llm: str | None = Field(None, max_length=50, description="Answer backend.")
     collection: str | None = Field(
         None,
@@ -97,6 +98,7 @@ class SieveOptions(_Strict):
             "top_k": self.top_k,
             "retrieval": self.retrieval,
             "prune_threshold": self.prune_threshold,
+            "hops": self.hops,
             "llm": self.llm,
         }
 

@@ -234,6 +234,14 @@ class AskRequest(BaseModel):
     explain: bool = Field(
         False, description="Return the graph seeds, subgraph and fused candidate list."
     )
+    hops: int | None = Field(
+        None,
+        ge=0,
+        le=10,
+        description="Extra hops after the first pass (bridge entities of the kept sentences → "
+        "retrieve again → prune what names them); 0: one pass. Default SIEVE_HOPS, at most "
+        "SIEVE_MAX_HOPS.",
+    )
     stream: bool = Field(
         False,
         description="Answer as server-sent events: retrieval, context, token…, done "
@@ -297,6 +305,11 @@ class CitationOut(BaseModel):
     source: list[SourceSentence] = Field(
         description="Every sentence of the passage, kept or pruned, in order."
     )
+    hop: int = Field(0, description="0: found by the first pass; n: by the n-th extra hop.")
+    bridge: str | None = Field(None, description="The entity that led a later hop to it.")
+    led_by: int | None = Field(
+        None, description="The citation (n) whose kept sentences named that entity."
+    )
 
     @classmethod
     def of(cls, c: Citation) -> CitationOut:
@@ -333,6 +346,9 @@ class CitationOut(BaseModel):
                 )
                 for s in c.chunk.sentences
             ],
+            hop=c.hop,
+            bridge=c.bridge,
+            led_by=c.led_by,
         )
 
 
@@ -378,6 +394,10 @@ class AskStats(BaseModel):
         description="How many of the candidates each retriever found (a chunk found by two "
         "retrievers counts for both)."
     )
+    hops: int = Field(0, description="Extra hops that added a passage (the `hop` of citations).")
+    bridges: list[str] = Field(
+        default_factory=list, description="The bridge entities those hops followed."
+    )
 
     @classmethod
     def of(cls, a: Answer) -> AskStats:
@@ -394,6 +414,8 @@ class AskStats(BaseModel):
             timings_ms=dict(a.timings_ms),
             retrieval=a.retrieval,
             retrievers=a.retrievers,
+            hops=a.hops,
+            bridges=list(a.bridges),
         )
 
 

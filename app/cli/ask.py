@@ -49,6 +49,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--top-k", type=int, help="passages in the context (default: SIEVE_TOP_K)")
     p.add_argument("--prune-threshold", type=float, help="sentence keep threshold, 0..1")
     p.add_argument(
+        "--hops", type=int, help="extra multi-hop passes, 0 for one pass (default: SIEVE_HOPS)"
+    )
+    p.add_argument(
         "--llm", help="answer backend: extractive, openai or llamacpp (if the server enables it)"
     )
     p.add_argument(
@@ -86,6 +89,7 @@ def _body(args: argparse.Namespace) -> dict[str, Any]:
         "question": args.question,
         "top_k": args.top_k,
         "prune_threshold": args.prune_threshold,
+        "hops": args.hops,
         "llm": args.llm,
         "retrieval": args.retrieval,
         "explain": args.explain or None,
@@ -154,8 +158,13 @@ def render(result: dict[str, Any], show_context: bool, colour: bool) -> list[str
 def _citation_line(c: dict[str, Any]) -> str:
     found = "+".join(c.get("retrievers", {})) or "-"
     pruned = f", {c['kept_sentences']} kept / {c['pruned_sentences']} pruned"
+    hop = ""
+    if c.get("hop"):
+        via = f" from [{c['led_by']}]" if c.get("led_by") else ""
+        hop = f", hop {c['hop']} via {c.get('bridge')}{via}"
     return printable(
-        f"[{c['n']}] {c['title']} (chunk {c['chunk_id']}, score {c['score']:.2f}, {found}{pruned})"
+        f"[{c['n']}] {c['title']} (chunk {c['chunk_id']}, score {c['score']:.2f}, "
+        f"{found}{pruned}{hop})"
     )
 
 

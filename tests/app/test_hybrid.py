@@ -146,8 +146,10 @@ def _upload(client: TestClient) -> None:
 def test_ask_reports_retrievers_and_explains(client: TestClient) -> None:
     _upload(client)
     ask = {"question": QUESTION, "candidates": 7, "top_k": 9}
-    vector = client.post("/ask", json={**ask, "retrieval": "vector"}).json()
-    assert "Brevik Institute" not in vector["context"]  # the second hop never arrives
+    vector = client.post("/ask", json={**ask, "retrieval": "vector", "hops": 0}).json()
+    assert "Brevik Institute" not in vector["context"]  # one vector pass misses the second hop
+    chained = client.post("/ask", json={**ask, "retrieval": "vector", "hops": 1}).json()
+    assert "Brevik Institute" in chained["context"]  # the bridge entity leads a hop to it
     r = client.post("/ask", json={**ask, "explain": True})
     assert r.status_code == 200, r.text
     body = r.json()

@@ -283,3 +283,28 @@ def test_widget_on_another_origin(driver: Any, base_url: str, tmp_path: Path) ->
         assert not shadow.find_elements("css selector", ".err")
         _no_console_errors(driver)
         _screenshot(driver, "widget.png")
+
+
+def test_sources_show_the_hop_that_found_them(driver: Any, base_url: str) -> None:
+    """A two-hop question: the director's passage, found by the second hop through the entity
+    the film's passage names, says so on its source card."""
+    from tests.app.test_hops import DOCS
+    from tests.app.test_hops import QUESTION as TWO_HOP
+
+    for title, text in DOCS:
+        body = json.dumps({"title": title, "text": text}).encode()
+        request = urllib.request.Request(
+            base_url + "/documents", body, {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request) as response:
+            assert response.status == 201
+    driver.get(base_url + "/")
+    _wait(driver, "#collection option[value='default']")
+    driver.find_element("css selector", "#question").send_keys(TWO_HOP)
+    driver.find_element("css selector", "#ask-button").click()
+    message = _wait(driver, ".message.done", timeout=30)
+    chip = _wait(driver, ".source .chip.hop", root=message)
+    assert "via Marek Wilczynski" in chip.text and "from [" in chip.text, chip.text
+    assert "more hop" in message.find_element("css selector", ".retrieval").text
+    _no_console_errors(driver)
+    _screenshot(driver, "ui-hops.png")

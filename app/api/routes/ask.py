@@ -19,8 +19,8 @@ router = APIRouter(tags=["ask"])
 
 _STREAM_DOC = {
     "description": "With `stream: true`: `text/event-stream` with the events `retrieval` "
-    "{retrieval, candidates, retrievers, timings_ms}, `context` {abstained, citations, context, "
-    "stats}, `token` {text} (many), then `done` (the same body as without streaming) or "
+    "{retrieval, candidates, retrievers, timings_ms, hops}, `context` {abstained, citations, "
+    "context, stats}, `token` {text} (many), then `done` (the same body as without streaming) or "
     "`error` {detail}.",
     "content": {"text/event-stream": {}},
 }
@@ -37,6 +37,7 @@ async def ask(body: AskRequest, services: ServicesDep, principal: PrincipalDep) 
         llm=body.llm,
         retrieval=body.retrieval,
         explain=body.explain,
+        hops=body.hops,
     )
     if body.stream:
         services.pipeline.check(body.question, options)  # 4xx before the stream starts
@@ -57,6 +58,7 @@ async def ask_events(pipeline: Pipeline, question: str, options: AskOptions) -> 
                         "candidates": event.candidates,
                         "retrievers": event.retrievers,
                         "timings_ms": event.timings_ms,
+                        "hops": event.hops,
                     },
                     "retrieval",
                 )

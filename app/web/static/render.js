@@ -117,6 +117,19 @@ function counts(citation) {
     + (over ? `, ${over} over budget` : "");
 }
 
+/** "hop 1 via Marek Wilczynski, from [1]": how a later hop found the passage (none: the first
+ * pass did). A passage the first pass found that a hop put after its source says "via" only. */
+function hopChip(citation) {
+  if (!citation.bridge) return null;
+  const from = citation.led_by ? `, from [${citation.led_by}]` : "";
+  const label = citation.hop ? `hop ${citation.hop} via ${citation.bridge}${from}`
+    : `via ${citation.bridge}${from}`;
+  return el("span", {
+    class: "chip hop",
+    title: "multi-hop: the passage it follows named this entity; this one was found by it",
+  }, label);
+}
+
 /** One source of an answer; `file` is its document's file name, when that says more. */
 export function renderSource(citation, idPrefix, file = "") {
   const where = [...(citation.heading_path || [])];
@@ -129,7 +142,7 @@ export function renderSource(citation, idPrefix, file = "") {
         file ? el("span", { class: "source-file" }, file) : null),
       el("span", { class: "score", title: "reranking score" }, `score ${fmt(citation.score)}`)),
     where.length ? el("div", { class: "where" }, where.join(" › ")) : null,
-    el("div", { class: "found-by" }, retrieverList(citation.retrievers),
+    el("div", { class: "found-by" }, hopChip(citation), retrieverList(citation.retrievers),
       el("span", { class: "muted counts" }, counts(citation))),
     passage(citation));
 }
@@ -163,6 +176,7 @@ export function renderStats(stats) {
 export function renderRetrieval(data) {
   const parts = Object.entries(data.retrievers || {}).map(([k, v]) => `${k} ${v}`);
   return el("div", { class: "retrieval muted" },
-    `Retrieval: ${data.retrieval} · ${data.candidates} candidates`,
+    `Retrieval: ${data.retrieval} · ${data.candidates} candidates`
+      + (data.hops ? ` · up to ${data.hops} more hop${data.hops > 1 ? "s" : ""}` : ""),
     parts.length ? ` (${parts.join(", ")})` : "");
 }

@@ -1,0 +1,253 @@
+"""Multi-hop chaining (app/chain.py): a two-hop corpus where one pass drops the bridge passage and
+a second hop brings it back after the passage that named it; limits; hops=0 is one pass."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.chain import Link, chain_order
+from app.follow_up import MalformedFollowUp, parse
+from app.main import create_app
+from app.pipeline import Pipeline
+from app.settings import Settings
+from index import Embedder
+from tests.app.sse import parse_sse
+from tests.app.stub_llm import StubServer
+
+# "the director of The Silent Harbour" is named only in the film's passage; the director's own
+# passage shares no word with the question, and a distractor director matches it better
+DOCS = [
+    (
+        "The Silent Harbour",
+        "The Silent Harbour is a 1994 drama film about a fishing village. It was directed by "
+        "Marek Wilczynski. The film was shot over two summers on the Baltic coast.",
+    ),
+    (
+        "Marek Wilczynski",
+        "Marek Wilczynski was born in Krakow in 1951. He holds Polish citizenship. He studied "
+        "painting before he worked in cinema.",
+    ),
+    (
+        "Ingrid Dahl",
+        "Ingrid Dahl is a Norwegian director of drama films. The nationality of a director "
+        "shapes the films, she said.",
+    ),
+    (
+        "The Blue Orchard",
+        "The Blue Orchard is a 2001 comedy film about two sisters. It was directed by Anna Berg. "
+        "It won an audience award in Gothenburg.",
+    ),
+    (
+        "Anna Berg",
+        "Anna Berg is a Swedish director born in Uppsala. Her films are known for long takes.",
+    ),
+    (
+        "Harbour towns",
+        "Harbour towns on the Baltic coast depend on fishing and tourism. Many were rebuilt after "
+        "the war.",
+    ),
+]
+QUESTION = "What is the nationality of the director of The Silent Harbour?"
+
+
+@pytest.fixture
+def corpus(settings: Settings, embedder: Embedder) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, embedder)) as client:
+        for title, text in DOCS:
+            assert client.post("/documents", json={"title": title, "text": text}).status_code == 201
+        yield client
+
+
+def _ask(client: TestClient, **body: object) -> dict[str, object]:
+    r = client.post("/ask", json={"question": QUESTION, "top_k": 2, **body})
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def test_one_pass_drops_the_bridge_passage_and_a_hop_brings_it_back(corpus: TestClient) -> None:
+    single = _ask(corpus, hops=0)
+    assert "Marek Wilczynski" not in [c["title"] for c in single["citations"]]  # type: ignore[index]
+    chained = _ask(corpus, hops=1)
+    cited = chained["citations"]
+    titles = [c["title"] for c in cited]  # type: ignore[index]
+    assert titles[:2] == ["The Silent Harbour", "Marek Wilczynski"]  # the chain in reading order
+    film, director = cited[0], cited[1]  # type: ignore[index]
+    assert film["hop"] == 0 and film["bridge"] is None
+    assert director["hop"] == 1 and director["bridge"] == "Marek Wilczynski"
+    assert director["led_by"] == film["n"]
+    stats = chained["stats"]
+    assert stats["hops"] == 1 and "Marek Wilczynski" in stats["bridges"]  # type: ignore[index]
+    assert "hops" in stats["timings_ms"]  # type: ignore[index]
+    assert single["stats"]["hops"] == 0 and single["stats"]["bridges"] == []  # type: ignore[index]
+
+
+def test_explain_and_stream_report_the_hops(corpus: TestClient) -> None:
+    explained = _ask(corpus, hops=1, explain=True)["explain"]
+    [trace] = explained["hops"]  # type: ignore[index]
+    assert trace["hop"] == 1 and trace["added_chunk_ids"]
+    assert {"entity": "Marek Wilczynski", "from_chunk_id": 1} in trace["bridges"]
+    hopped = [c for c in explained["candidates"] if c["hop"] == 1]  # type: ignore[index]
+    assert [c["bridge"] for c in hopped] == ["Marek Wilczynski"]
+    with corpus.stream(
+        "POST", "/ask", json={"question": QUESTION, "top_k": 2, "hops": 1, "stream": True}
+    ) as r:
+        events = parse_sse(r.iter_lines())
+    assert events[0][0] == "retrieval" and events[0][1]["hops"] == 1  # type: ignore[index]
+    done = events[-1][1]
+    assert [c["hop"] for c in done["citations"]][:2] == [0, 1]  # type: ignore[index]
+
+
+def test_hops_zero_is_one_pass(corpus: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """hops=0 never enters the chaining code, so its answers are the single pass's."""
+    before = _ask(corpus, hops=0)
+
+    def no_chain(*args: object, **kwargs: object) -> None:
+        raise AssertionError("hops=0 must not chain")
+
+    monkeypatch.setattr(Pipeline, "_chain", no_chain)
+    again = _ask(corpus, hops=0)
+    assert again["context"] == before["context"] and again["answer"] == before["answer"]
+    assert "hops" not in again["stats"]["timings_ms"]  # type: ignore[index]
+
+
+def test_a_single_hop_question_keeps_its_context(corpus: TestClient) -> None:
+    question = {"question": "Where was Anna Berg born?", "top_k": 2}
+    one = corpus.post("/ask", json={**question, "hops": 0}).json()
+    two = corpus.post("/ask", json={**question, "hops": 1}).json()
+    assert one["citations"][0]["title"] == two["citations"][0]["title"] == "Anna Berg"
+    assert "Uppsala" in two["answer"]
+
+
+def test_hop_limits(settings: Settings, embedder: Embedder) -> None:
+    bounded = settings.model_copy(update={"max_hops": 1, "hop_candidates": 2, "hop_bridges": 1})
+    with TestClient(create_app(bounded, embedder)) as client:
+        for title, text in DOCS:
+            client.post("/documents", json={"title": title, "text": text})
+        r = client.post("/ask", json={"question": QUESTION, "hops": 2})
+        assert r.status_code == 422 and "SIEVE_MAX_HOPS" in r.json()["detail"]
+        assert client.post("/ask", json={"question": QUESTION, "hops": -1}).status_code == 422
+        r = client.post("/ask", json={"question": QUESTION, "hops": 1, "explain": True})
+        for trace in r.json()["explain"]["hops"]:
+            assert len(trace["bridges"]) <= 1
+            assert trace["new_candidates"] <= 2 and trace["pruned_again"] <= 4
+
+
+def test_chain_order_puts_each_passage_after_its_source() -> None:
+    links = {3: Link(1, "B", 0), 4: Link(1, "C", 1), 5: Link(2, "D", 3), 6: Link(1, "E", 0)}
+    order = [0, 1, 2, 3, 4, 5, 6]
+    assert chain_order(order, links, per_source=2) == [0, 3, 5, 6, 1, 4, 2]
+    # at most per_source followers; the rest keep their place
+    assert chain_order(order, links, per_source=1) == [0, 3, 5, 1, 4, 2, 6]
+    # a source outside the order leaves the passage where it was
+    assert chain_order([1, 4, 3], {3: Link(1, "B", 9)}, 2) == [1, 4, 3]
+
+
+@pytest.mark.parametrize(
+    ("reply", "query"),
+    [
+        ('{"missing": "Marek Wilczynski nationality"}', "Marek Wilczynski nationality"),
+        ('{"missing": null}', None),
+        ('```json\n{"missing": "x y"}\n```', "x y"),
+    ],
+)
+def test_follow_up_replies_are_parsed(reply: str, query: str | None) -> None:
+    assert parse(reply) == query
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "Sure! The missing fact is his nationality.",
+        '{"missing": "a", "why": "b"}',
+        '{"missing": 3}',
+        '{"missing": ""}',
+        '["missing"]',
+        '{"missing": "' + "x" * 300 + '"}',
+        '{"missing": "two\\nlines"}',
+    ],
+)
+def test_malformed_follow_ups_are_refused(reply: str) -> None:
+    with pytest.raises(MalformedFollowUp):
+        parse(reply)
+
+
+def _llm_client(settings: Settings, embedder: Embedder, stub: StubServer) -> TestClient:
+    with_llm = settings.model_copy(
+        update={
+            "llm": "openai",
+            "llm_base_url": stub.base_url,
+            "llm_model": "tiny",
+            "hop_llm": True,
+        }
+    )
+    return TestClient(create_app(with_llm, embedder))
+
+
+def _follow_ups(stub: StubServer) -> list[dict[str, object]]:
+    return [r for r in stub.requests if "still missing" in json.dumps(r["body"]["messages"])]
+
+
+def test_the_llm_names_the_missing_fact_between_hops(
+    settings: Settings, embedder: Embedder, stub_llm: StubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def reply(body: dict[str, object]) -> str:
+        if "still missing" in json.dumps(body["messages"]):
+            return '{"missing": "nationality of Marek Wilczynski"}'
+        return "The director is Polish [2]."
+
+    monkeypatch.setattr(stub_llm, "content", reply)  # the stub is shared: restored after
+    stub_llm.requests.clear()
+    with _llm_client(settings, embedder, stub_llm) as client:
+        for title, text in DOCS:
+            client.post("/documents", json={"title": title, "text": text})
+        body = {"question": QUESTION, "top_k": 2, "hops": 1, "explain": True}
+        first = client.post("/ask", json=body).json()
+        [trace] = first["explain"]["hops"]
+        assert trace["follow_up"] == "nationality of Marek Wilczynski"
+        assert trace["follow_up_by"] == "llm"
+        assert [c["title"] for c in first["citations"]] == [
+            "The Silent Harbour",
+            "Marek Wilczynski",
+        ]
+        prompt = json.dumps(_follow_ups(stub_llm)[0]["body"]["messages"])
+        assert "<context>" in prompt and "directed by Marek Wilczynski" in prompt
+        client.post("/ask", json=body)  # the same evidence: answered from the cache
+        assert len(_follow_ups(stub_llm)) == 1
+
+
+@pytest.mark.parametrize(
+    ("reply", "how", "hopped"),
+    [
+        ("I think the nationality is missing.", "failed", True),  # malformed: bridges alone
+        ('{"missing": null}', "answered", False),  # nothing missing: no hop
+    ],
+)
+def test_follow_up_fallbacks(
+    settings: Settings,
+    embedder: Embedder,
+    stub_llm: StubServer,
+    reply: str,
+    how: str,
+    hopped: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(
+        stub_llm,
+        "content",
+        lambda body: reply if "still missing" in json.dumps(body["messages"]) else "Polish [2].",
+    )
+    with _llm_client(settings, embedder, stub_llm) as client:
+        for title, text in DOCS:
+            client.post("/documents", json={"title": title, "text": text})
+        r = client.post(
+            "/ask", json={"question": QUESTION, "top_k": 2, "hops": 1, "explain": True}
+        ).json()
+        [trace] = r["explain"]["hops"]
+        assert trace["follow_up_by"] == how
+        titles = [c["title"] for c in r["citations"]]
+        assert ("Marek Wilczynski" in titles) is hopped
+        assert r["answer"]  # the answer call itself is unaffected
