@@ -8,9 +8,9 @@ graph's own extractor and keys, so the names are the ones the graph knows). The 
 
 1. retrieves again with the question plus the bridge names (vector, BM25 and the graph's
    neighbourhood of the bridges): new candidates;
-2. prunes the candidates not in the context yet (the next ones of the current order, and the new
-   ones) with the question plus the evidence as the query side, so a passage about the bridge is
-   judged by what it adds to the evidence;
+2. prunes again the candidates not in the context yet that name a bridge (the next ones of the
+   current order, and the new ones) with the question plus the bridge names as the query, so a
+   passage about the bridge is judged against what the question asks of it;
 3. accepts a passage when a sentence it keeps names a bridge, and places it right after the
    passage whose evidence led to it, so the LLM reads the chain in reasoning order.
 
@@ -19,6 +19,7 @@ Everything here is bounded by :class:`HopLimits`; the pipeline drives it (``Pipe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -107,10 +108,15 @@ def hop_query(question: str, bridges: Sequence[Bridge], follow_up: str | None = 
 
 
 def may_name(bridges: Sequence[Bridge], sentences: Sequence[str], title: str) -> bool:
-    """Whether a passage could name a bridge at all (its name or key in the text or title,
-    case-folded): a cheap test before pruning it again; :func:`named_bridge` decides."""
+    """Whether a passage could name a bridge at all (its name or key as whole words in the text
+    or title, case-folded): a cheap test before pruning it again; :func:`named_bridge`
+    decides."""
     text = " ".join([title, *sentences]).casefold()
-    return any(b.name.casefold() in text or b.key in text for b in bridges)
+    return any(_whole(b.name.casefold(), text) or _whole(b.key, text) for b in bridges)
+
+
+def _whole(words: str, text: str) -> bool:
+    return bool(words) and re.search(rf"(?<!\w){re.escape(words)}(?!\w)", text) is not None
 
 
 def named_bridge(
@@ -128,13 +134,16 @@ def chain_order(order: Sequence[int], links: dict[int, Link], per_source: int) -
     come in ``order``; at most ``per_source`` each), so a chain reads in reasoning order. Links
     whose source is not in ``order`` keep their place."""
     present = set(order)
-    followers: dict[int, list[int]] = {}
+    candidates: dict[int, list[int]] = {}
     for i in order:
         link = links.get(i)
         if link is not None and link.source in present and link.source != i:
-            bucket = followers.setdefault(link.source, [])
-            if len(bucket) < per_source:
-                bucket.append(i)
+            candidates.setdefault(link.source, []).append(i)
+    followers: dict[int, list[int]] = {}
+    for source, linked in candidates.items():
+        # what a hop found comes first for the slots; then they read in the order's sequence
+        kept = sorted(linked, key=lambda i: links[i].hop == 0)[:per_source]
+        followers[source] = [i for i in linked if i in kept]
     moved = {i for bucket in followers.values() for i in bucket}
     out: list[int] = []
     placed: set[int] = set()

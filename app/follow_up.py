@@ -6,8 +6,9 @@ shown to the model with the question, and it answers with one JSON object:
 when the evidence already answers. The reply is checked strictly (that one key, a string of at
 most ``MAX_QUERY_CHARS`` on one line, or null); anything else, a timeout or a failed backend
 counts as no answer, and the hop goes on with the bridge entities alone, as without an LLM.
-Replies are cached by (question, evidence). The call goes through the same resilient wrapper
-(retries, deadline, circuit breaker) as the answer call.
+Replies are cached by (backend, question, evidence). The call goes through the same resilient
+wrapper (retries, deadline, circuit breaker) as the answer call, and a request waits for it at
+most ``SIEVE_HOP_LLM_TIMEOUT_S`` (it holds one of the question threads meanwhile).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import anyio
 
 from app.llm import LLMError, TextCompleter
 from app.llm.base import fence_context
@@ -75,22 +78,25 @@ def parse(reply: str) -> str | None:
 class FollowUps:
     """Cached follow-up queries, one LLM call per new (question, evidence)."""
 
-    def __init__(self, size: int = 1024) -> None:
-        self._cache: OrderedDict[tuple[str, tuple[str, ...]], FollowUp] = OrderedDict()
+    def __init__(self, size: int = 1024, timeout_s: float = 10.0) -> None:
+        self._cache: OrderedDict[tuple[str, str, tuple[str, ...]], FollowUp] = OrderedDict()
         self._size = size
+        self.timeout_s = timeout_s  # a request's worker thread waits at most this long
         self._lock = threading.Lock()
         self.failures = 0
 
     async def ask(self, llm: TextCompleter, question: str, evidence: Sequence[str]) -> FollowUp:
-        key = (question, tuple(evidence))
+        key = (getattr(llm, "name", ""), question, tuple(evidence))
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
         try:
-            query = parse(await llm.complete_text(instruction(question, evidence), max_tokens=64))
+            with anyio.fail_after(self.timeout_s):
+                reply = await llm.complete_text(instruction(question, evidence), max_tokens=64)
+            query = parse(reply)
             found = FollowUp(query, "llm" if query else "answered")
-        except (LLMError, MalformedFollowUp) as exc:
+        except (LLMError, MalformedFollowUp, TimeoutError) as exc:
             logger.warning("follow-up query between hops failed, using bridges only: %s", exc)
             self.failures += 1
             return FollowUp(None, "failed")  # not cached: the backend may recover

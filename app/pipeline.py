@@ -113,6 +113,7 @@ class Pipeline:
         mix_weight: float = MIX_COSINE_WEIGHT,
         hop_limits: HopLimits | None = None,
         hop_llm: bool = False,
+        hop_llm_timeout_s: float = 10.0,
     ) -> None:
         rerank_order([], rerank, [])  # validates the mode early
         if max_pending < 0:
@@ -134,7 +135,7 @@ class Pipeline:
         self.mix_weight = mix_weight
         self.hop_limits = hop_limits or HopLimits()
         self.hop_llm = hop_llm  # ask the LLM for the missing fact between hops
-        self.follow_ups = FollowUps()
+        self.follow_ups = FollowUps(timeout_s=hop_llm_timeout_s)
         # called with every finished answer (metrics); must be cheap and must not raise
         self.observers: list[Callable[[Answer], None]] = []
         # answers instead of a failed LLM, from the same context (None: the failure is raised)
@@ -344,8 +345,9 @@ class Pipeline:
             answer.citations = score_answers(self.encode, question, answer.citations, weight)
         answer.retrieval = options.retrieval
         answer.retrievers = _retriever_counts(fused, options.retrieval)
-        answer.hops = max((link.hop for link in chained.links.values()), default=0)
-        answer.bridges = list(dict.fromkeys(link.bridge for link in chained.links.values()))
+        hopped = [c for c in answer.citations if c.hop > 0]  # what the hops added and sent
+        answer.hops = max((c.hop for c in hopped), default=0)
+        answer.bridges = list(dict.fromkeys(c.bridge for c in hopped if c.bridge))
         if options.explain:
             answer.explain = self._explain(chained, graph_result)
         return answer
@@ -428,12 +430,13 @@ class Pipeline:
             known = {c.chunk.id for c in fused}
             new = [c for c in more if c.chunk.id not in known and c.chunk.id != GRAPH_FACTS_ID]
             context = _context_positions(order, pruned, options.top_k)
-            for i in sorted(context - set(links)):  # already in: chained, not re-pruned
+            # a source never follows anything: no cycle can form (A after B after A)
+            sources = {b.source for b in bridges} | {link.source for link in links.values()}
+            for i in sorted(context - set(links) - sources):  # already in: moved, not re-pruned
                 kept = [texts[i][k] for k in pruned[i].kept]
-                others = [b for b in bridges if b.source != i]
-                named = named_bridge(graph, [*kept, self._title(fused[i].chunk)], others)
+                named = named_bridge(graph, [*kept, self._title(fused[i].chunk)], bridges)
                 if named is not None:
-                    links[i] = Link(hop - 1, named.name, named.source)
+                    links[i] = Link(0, named.name, named.source)  # the first pass found it
             # only a passage that names a bridge (text or title) can join: the others are not
             # pruned again at all, which keeps a hop's cost to a few passages
             pool = [
@@ -441,6 +444,8 @@ class Pipeline:
                 for i in order
                 if i not in context
                 and i not in links
+                and i not in sources
+                and fused[i].chunk.id != GRAPH_FACTS_ID  # the first pass's own summary
                 and may_name(bridges, texts[i], self._title(fused[i].chunk))
             ][: limits.rescored]
             new = [
@@ -507,7 +512,11 @@ class Pipeline:
         follow_ups = self.follow_ups
 
         def ask(question: str, evidence: list[str]) -> FollowUp:
-            return from_thread.run(follow_ups.ask, llm, question, evidence)
+            try:
+                return from_thread.run(follow_ups.ask, llm, question, evidence)
+            except RuntimeError as exc:  # not on a request's worker thread: no event loop
+                logger.warning("follow-up query not asked: %s", exc)
+                return FollowUp(None, "failed")
 
         return ask
 

@@ -184,6 +184,7 @@ class Services:
                 rescored=settings.hop_candidates,
             ),
             hop_llm=settings.hop_llm,
+            hop_llm_timeout_s=settings.hop_llm_timeout_s,
         )
         if settings.llm_fallback:
             pipeline.fallback = llms["extractive"]  # always enabled (llm_backend_list)

@@ -214,6 +214,9 @@ class Settings(BaseSettings):
         "fact is still missing and search for it too; strict JSON reply, cached; a failed or "
         "malformed reply falls back to the bridge entities alone.",
     )
+    hop_llm_timeout_s: float = Field(
+        10.0, gt=0, le=120, description="Longest wait for the LLM's follow-up query between hops."
+    )
     max_pending_asks: int = Field(
         16,
         ge=0,
@@ -378,6 +381,12 @@ class Settings(BaseSettings):
                 f"unknown llm backend(s) {sorted(unknown)} in llm_backends; "
                 f"use {list(LLM_BACKENDS)}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _check_hops(self) -> Settings:
+        if self.hops > self.max_hops:
+            raise ValueError(f"hops ({self.hops}) must be <= max_hops ({self.max_hops})")
         return self
 
     @model_validator(mode="after")

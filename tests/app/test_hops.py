@@ -251,3 +251,42 @@ def test_follow_up_fallbacks(
         titles = [c["title"] for c in r["citations"]]
         assert ("Marek Wilczynski" in titles) is hopped
         assert r["answer"]  # the answer call itself is unaffected
+
+
+def test_hop_slots_go_to_what_a_hop_found_first() -> None:
+    # source 0 has two first-pass followers (hop 0) and one a hop found: with one slot, the hop's
+    links = {1: Link(0, "A", 0), 2: Link(0, "B", 0), 3: Link(1, "C", 0)}
+    assert chain_order([0, 1, 2, 3], links, per_source=1) == [0, 3, 1, 2]
+
+
+def test_may_name_matches_whole_words_only() -> None:
+    from app.chain import Bridge, may_name
+
+    bridge = [Bridge("UN", "un", 0, 1.0)]
+    assert may_name(bridge, ["The UN met in Geneva."], "")
+    assert not may_name(bridge, ["It was under way."], "")
+    assert may_name(
+        [Bridge("Marek Wilczynski", "marek wilczynski", 0, 1.0)], [], "Marek Wilczynski"
+    )
+
+
+def test_default_hops_may_not_exceed_the_maximum(settings: Settings) -> None:
+    with pytest.raises(ValueError, match="max_hops"):
+        Settings(data_dir=settings.data_dir, hops=3, max_hops=2, _env_file=None)
+
+
+def test_a_slow_follow_up_counts_as_no_answer() -> None:
+    import anyio
+
+    from app.follow_up import FollowUps
+
+    class Slow:
+        name = "slow"
+
+        async def complete_text(self, instruction: str, max_tokens: int = 64) -> str:
+            await anyio.sleep(5)
+            return '{"missing": "late"}'
+
+    follow_ups = FollowUps(timeout_s=0.05)
+    found = anyio.run(follow_ups.ask, Slow(), "Q?", ["evidence"])
+    assert (found.query, found.how) == (None, "failed") and follow_ups.failures == 1
