@@ -526,6 +526,10 @@ class Pipeline:
         """The context within the budget. When the budget left out passages a blended pruner
         has not refined yet reaches, those are refined (with the question) and the context is
         assembled again, so it is the same as if every passage had been refined."""
+        # what the hops found comes on top of top_k (bounded by the hop limits): a hop adds
+        # passages to the context, it never pushes out one the first pass chose
+        found = sum(1 for i, link in p.links.items() if link.hop > 0 and p.pruned[i].kept)
+        options = replace(options, top_k=options.top_k + found)
         with _timed(timings, "budget"):
             answer = self._budget(p, options)
         pruner = self.pruner

@@ -143,8 +143,10 @@
       item.dataset.n = String(c.n);
       const path = (c.heading_path || []).filter((h, i) => i || h !== c.title);
       const where = path.join(" › ");
+      // a passage a multi-hop pass found through an entity another source named
+      const via = c.hop && c.bridge ? ` (via ${c.bridge}${c.led_by ? ` from [${c.led_by}]` : ""})` : "";
       item.append(el("strong", "", c.title || "(untitled)"),
-        document.createTextNode(where ? ` — ${where}` : ""),
+        document.createTextNode((where ? ` — ${where}` : "") + via),
         el("div", "", c.text.length > 220 ? `${c.text.slice(0, 220)}…` : c.text));
       list.append(item);
     }
