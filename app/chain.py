@@ -4,7 +4,8 @@ prune), without an LLM.
 The pruner judges every passage alone, so the passage about "the director of film X" that does
 not name film X loses. After a pass, the kept sentences of its best passages are the evidence;
 their *bridge entities* are the graph entities they name that the question does not (found by the
-graph's own extractor and keys, so the names are the ones the graph knows). The next hop then
+graph's own extractor and keys, so the names are the ones the graph knows; the closest to the
+question first). The next hop then
 
 1. retrieves again with the question plus the bridge names (vector, BM25 and the graph's
    neighbourhood of the bridges): new candidates;
@@ -20,7 +21,7 @@ Everything here is bounded by :class:`HopLimits`; the pipeline drives it (``Pipe
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from graph import GraphRetriever
@@ -86,9 +87,12 @@ def find_bridges(
     found: Sequence[tuple[int, list[str]]],
     limit: int,
     seen: set[str] | frozenset[str] = frozenset(),
+    relevance: Callable[[list[str]], Sequence[float]] | None = None,
 ) -> list[Bridge]:
     """The graph entities the evidence names that the question does not (nor an earlier hop),
-    rarest first, at most ``limit``."""
+    at most ``limit``: the most relevant to the question first when ``relevance`` scores names
+    (the service: cosine of name and question), then the rarest. Rarity alone picks entities
+    that are rare but beside the point ("O.F.M", "Fugue")."""
     asked = {s.key for s in graph.link(question)} | set(seen)
     best: dict[str, Bridge] = {}
     for position, sentences in found:
@@ -96,7 +100,12 @@ def find_bridges(
             if seed.key in asked or seed.key in best:
                 continue
             best[seed.key] = Bridge(seed.name, seed.key, position, seed.weight)
-    return sorted(best.values(), key=lambda b: -b.weight)[:limit]
+    bridges = sorted(best.values(), key=lambda b: -b.weight)
+    if relevance is not None and bridges:
+        scores = list(relevance([b.name for b in bridges]))
+        order = sorted(range(len(bridges)), key=lambda i: -scores[i])  # stable: rarer first
+        bridges = [bridges[i] for i in order]
+    return bridges[:limit]
 
 
 def hop_query(question: str, bridges: Sequence[Bridge], follow_up: str | None = None) -> str:

@@ -405,6 +405,12 @@ class Pipeline:
         refined = None if p.refined is None else set(p.refined)
         seen: set[str] = set()
         trace: list[dict[str, object]] = []
+
+        def relevance(names: list[str]) -> list[float]:
+            """Cosine of each entity name and the question (the question's vector is cached)."""
+            vectors = self.encode([question, *names])
+            return [float(x) for x in vectors[1:] @ vectors[0]]
+
         previous: list[int] | None = None
         for hop in range(1, options.hops + 1):
             found = evidence(
@@ -415,7 +421,11 @@ class Pipeline:
                 limits.evidence_passages,
                 limits.evidence_sentences,
             )
-            bridges = find_bridges(graph, question, found, limits.bridges, seen) if found else []
+            bridges = (
+                find_bridges(graph, question, found, limits.bridges, seen, relevance)
+                if found
+                else []
+            )
             if not bridges:
                 break
             seen.update(b.key for b in bridges)

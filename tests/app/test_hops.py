@@ -293,3 +293,18 @@ def test_a_slow_follow_up_counts_as_no_answer() -> None:
     follow_ups = FollowUps(timeout_s=0.05)
     found = anyio.run(follow_ups.ask, Slow(), "Q?", ["evidence"])
     assert (found.query, found.how) == (None, "failed") and follow_ups.failures == 1
+
+
+def test_bridges_closest_to_the_question_come_first(corpus: TestClient) -> None:
+    from app.chain import find_bridges
+
+    graph = corpus.app.state.services.pipeline.graph()  # type: ignore[attr-defined]
+    found = [(0, ["It was directed by Marek Wilczynski.", "It was shot on the Baltic coast."])]
+    rare = find_bridges(graph, QUESTION, found, 5)
+    assert {b.name for b in rare} == {"Marek Wilczynski", "Baltic"}
+    scores = {"Marek Wilczynski": 0.9, "Baltic": 0.1}
+    ranked = find_bridges(graph, QUESTION, found, 1, relevance=lambda n: [scores[x] for x in n])
+    assert [b.name for b in ranked] == ["Marek Wilczynski"]
+    scores = {"Marek Wilczynski": 0.1, "Baltic": 0.9}
+    ranked = find_bridges(graph, QUESTION, found, 1, relevance=lambda n: [scores[x] for x in n])
+    assert [b.name for b in ranked] == ["Baltic"]
