@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 from anyio import CapacityLimiter, from_thread, to_thread
@@ -29,20 +29,13 @@ from app.answers import (
     Retrieved,
     Token,
 )
-from app.chain import (
-    HopLimits,
-    Link,
-    chain_order,
-    evidence,
-    find_bridges,
-    hop_query,
-    may_name,
-    named_bridge,
-)
+from app.chain import HopLimits
 from app.collections import Collections
 from app.context import assemble_context, passage_of, score_answers
+from app.explain import explain
 from app.follow_up import FollowUp, FollowUps
 from app.fusion import BLEND_COSINE_WEIGHT, MIX_COSINE_WEIGHT, Candidate, fuse, rerank_order
+from app.hops import GRAPH_FACTS_ID, FollowUpFn, Hops, Passes
 from app.library import Library
 from app.llm import LLM, LLMError, Passage, TextCompleter
 from graph import GraphRetriever, GraphSearchResult, KnowledgeGraph
@@ -78,8 +71,6 @@ __all__ = [  # the answer types and fusion helpers are re-exported: callers impo
 ABSTAIN_ANSWER = "I could not find an answer to that in the documents."
 RETRIEVAL_MODES = ("vector", "lexical", "graph", "hybrid")
 RETRIEVERS = ("vector", "lexical", "graph")
-GRAPH_FACTS_ID = -1  # chunk id of the graph-facts pseudo-passage
-FollowUpFn = Callable[[str, list[str]], FollowUp]  # (question, evidence) -> the LLM's follow-up
 GRAPH_FACTS_TITLE = "Knowledge graph"
 
 
@@ -136,6 +127,14 @@ class Pipeline:
         self.hop_limits = hop_limits or HopLimits()
         self.hop_llm = hop_llm  # ask the LLM for the missing fact between hops
         self.follow_ups = FollowUps(timeout_s=hop_llm_timeout_s)
+        self.hops = Hops(
+            pruner,
+            self.graph,
+            lambda query, mode, k, collection: self.retrieve(query, mode, k, None, collection)[0],
+            self._title,
+            self.encode,
+            self.hop_limits,
+        )
         # called with every finished answer (metrics); must be cheap and must not raise
         self.observers: list[Callable[[Answer], None]] = []
         # answers instead of a failed LLM, from the same context (None: the failure is raised)
@@ -331,7 +330,7 @@ class Pipeline:
         candidates = [c.chunk for c in fused]
         texts = [[s.text for s in c.sentences] for c in candidates]
         passes = self._first_pass(question, options, candidates, texts, timings)
-        chained = _Passes(fused, texts, *passes)
+        chained = Passes(fused, texts, *passes)
         if options.hops > 0:
             with _timed(timings, "hops"):
                 chained = self._chain(question, options, chained, follow_up)
@@ -349,7 +348,7 @@ class Pipeline:
         answer.hops = max((c.hop for c in hopped), default=0)
         answer.bridges = list(dict.fromkeys(c.bridge for c in hopped if c.bridge))
         if options.explain:
-            answer.explain = self._explain(chained, graph_result)
+            answer.explain = explain(chained, graph_result, self._title)
         return answer
 
     def _first_pass(
@@ -390,128 +389,11 @@ class Pipeline:
         self,
         question: str,
         options: AskOptions,
-        p: _Passes,
+        p: Passes,
         follow_up: FollowUpFn | None = None,
-    ) -> _Passes:
-        """Up to ``options.hops`` more hops (app/chain.py): bridge entities of the evidence →
-        retrieve again with the question and their names (and the LLM's follow-up query when
-        ``follow_up`` is given, app/follow_up.py) → prune what is not in the context yet with
-        that query → accept the passages that name a bridge, each after the passage that led
-        to it."""
-        graph = self.graph(options.collection)
-        limits = self.hop_limits
-        fused, texts, pruned = list(p.fused), list(p.texts), list(p.pruned)
-        order, links = list(p.order), dict(p.links)
-        refined = None if p.refined is None else set(p.refined)
-        seen: set[str] = set()
-        trace: list[dict[str, object]] = []
-
-        def relevance(names: list[str]) -> list[float]:
-            """Cosine of each entity name and the question (the question's vector is cached)."""
-            vectors = self.encode([question, *names])
-            return [float(x) for x in vectors[1:] @ vectors[0]]
-
-        previous: list[int] | None = None
-        for hop in range(1, options.hops + 1):
-            found = evidence(
-                texts,
-                pruned,
-                order,
-                previous,
-                limits.evidence_passages,
-                limits.evidence_sentences,
-            )
-            bridges = (
-                find_bridges(graph, question, found, limits.bridges, seen, relevance)
-                if found
-                else []
-            )
-            if not bridges:
-                break
-            seen.update(b.key for b in bridges)
-            asked = follow_up(question, [t for _, ts in found for t in ts]) if follow_up else None
-            if asked is not None and asked.how == "answered":
-                trace.append({"hop": hop, "follow_up": None, "follow_up_by": "answered"})
-                break  # the model says the evidence answers: no hop
-            expanded = hop_query(question, bridges, asked.query if asked else None)
-            more, _ = self.retrieve(
-                expanded, options.retrieval, limits.retrieved, None, options.collection
-            )
-            known = {c.chunk.id for c in fused}
-            new = [c for c in more if c.chunk.id not in known and c.chunk.id != GRAPH_FACTS_ID]
-            context = _context_positions(order, pruned, options.top_k)
-            # a source never follows anything: no cycle can form (A after B after A)
-            sources = {b.source for b in bridges} | {link.source for link in links.values()}
-            for i in sorted(context - set(links) - sources):  # already in: moved, not re-pruned
-                kept = [texts[i][k] for k in pruned[i].kept]
-                named = named_bridge(graph, [*kept, self._title(fused[i].chunk)], bridges)
-                if named is not None:
-                    links[i] = Link(0, named.name, named.source)  # the first pass found it
-            # only a passage that names a bridge (text or title) can join: the others are not
-            # pruned again at all, which keeps a hop's cost to a few passages
-            pool = [
-                i
-                for i in order
-                if i not in context
-                and i not in links
-                and i not in sources
-                and fused[i].chunk.id != GRAPH_FACTS_ID  # the first pass's own summary
-                and may_name(bridges, texts[i], self._title(fused[i].chunk))
-            ][: limits.rescored]
-            new = [
-                c
-                for c in new
-                if may_name(bridges, [s.text for s in c.chunk.sentences], self._title(c.chunk))
-            ]
-            pool_texts = [texts[i] for i in pool] + [
-                [s.text for s in c.chunk.sentences] for c in new
-            ]
-            rescored = (
-                self.pruner.process(
-                    expanded, pool_texts, options.prune_threshold, always_select_title=False
-                )
-                if pool_texts
-                else []
-            )
-            accepted: list[int] = []
-            for j, result in enumerate(rescored):
-                chunk = fused[pool[j]].chunk if j < len(pool) else new[j - len(pool)].chunk
-                kept = [pool_texts[j][k] for k in result.kept]
-                bridge = named_bridge(graph, [*kept, self._title(chunk)], bridges) if kept else None
-                if bridge is None:
-                    continue
-                if j < len(pool):
-                    i = pool[j]
-                else:  # a new candidate joins the list
-                    i = len(fused)
-                    fused.append(new[j - len(pool)])
-                    texts.append(pool_texts[j])
-                    pruned.append(result)
-                    order.append(i)
-                pruned[i] = result
-                if refined is not None:
-                    refined.add(i)
-                links[i] = Link(hop, bridge.name, bridge.source)
-                accepted.append(i)
-            order = chain_order(order, links, limits.per_source)
-            trace.append(
-                {
-                    "hop": hop,
-                    "bridges": [
-                        {"entity": b.name, "from_chunk_id": fused[b.source].chunk.id}
-                        for b in bridges
-                    ],
-                    "follow_up": asked.query if asked else None,
-                    "follow_up_by": asked.how if asked else None,
-                    "new_candidates": len(new),
-                    "pruned_again": len(pool_texts),
-                    "added_chunk_ids": [fused[i].chunk.id for i in accepted],
-                }
-            )
-            if not accepted:
-                break
-            previous = accepted
-        return _Passes(fused, texts, pruned, order, refined, links, trace)
+    ) -> Passes:
+        """Up to ``options.hops`` more hops (app/hops.py)."""
+        return self.hops.run(question, options, p, follow_up)
 
     def _follow_up(self, llm: LLM, options: AskOptions) -> FollowUpFn | None:
         """What to call between hops to ask ``llm`` for the missing fact: only with
@@ -531,7 +413,7 @@ class Pipeline:
         return ask
 
     def _assemble(
-        self, question: str, options: AskOptions, p: _Passes, timings: dict[str, float]
+        self, question: str, options: AskOptions, p: Passes, timings: dict[str, float]
     ) -> Answer:
         """The context within the budget. When the budget left out passages a blended pruner
         has not refined yet reaches, those are refined (with the question) and the context is
@@ -633,37 +515,6 @@ class Pipeline:
                 timings[f"graph_{stage}"] = ms
         return channels, graph_result
 
-    def _explain(self, p: _Passes, graph: GraphSearchResult | None) -> dict[str, object]:
-        return {
-            "seeds": [
-                {"entity": s.name, "key": s.key, "weight": round(s.weight, 6), "linked_by": s.how}
-                for s in (graph.seeds if graph else [])
-            ],
-            "subgraph": graph.subgraph if graph else {},
-            "graph_facts": graph.facts if graph else [],
-            "hops": p.trace,
-            "candidates": [
-                {
-                    "rank": rank,
-                    "chunk_id": c.chunk.id,
-                    "document_id": c.chunk.document_id,
-                    "title": self._title(c.chunk),
-                    "heading_path": list(c.chunk.heading_path),
-                    "fused_score": round(c.fused_score, 6),
-                    "retrievers": {
-                        name: {"rank": r, "score": round(float(score), 6)}
-                        for name, (r, score) in c.found_by.items()
-                    },
-                    "rerank_score": round(r.rerank_score, 6),
-                    "kept_sentences": len(r.kept),
-                    "hop": link.hop if (link := p.links.get(rank - 1)) else 0,
-                    "bridge": link.bridge if link else None,
-                    "led_by_chunk_id": p.fused[link.source].chunk.id if link else None,
-                }
-                for rank, (c, r) in enumerate(zip(p.fused, p.pruned, strict=True), 1)
-            ],
-        }
-
     def order(
         self,
         question: str,
@@ -693,7 +544,7 @@ class Pipeline:
                 by_id[c.id] = self.encode([c.text])[0]
         return [float(by_id[c.id] @ query) if c.id in by_id else 0.0 for c in candidates]
 
-    def _budget(self, p: _Passes, options: AskOptions) -> Answer:
+    def _budget(self, p: Passes, options: AskOptions) -> Answer:
         titles = {c.chunk.document_id: self._title(c.chunk) for c in p.fused}
         hops = {
             p.fused[i].chunk.id: (link.hop, link.bridge, p.fused[link.source].chunk.id)
@@ -744,24 +595,3 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
     finally:
         # a stage run twice (the blend's second refinement) adds up
         timings[stage] = round(timings.get(stage, 0.0) + (time.perf_counter() - start) * 1000, 3)
-
-
-@dataclass(frozen=True)
-class _Passes:
-    """The candidates and what the pruner made of them, as the hops leave them."""
-
-    fused: list[Candidate]
-    texts: list[list[str]]  # each candidate's sentences
-    pruned: list[PrunedContext]
-    order: list[int]  # candidate positions, best first (chains kept together)
-    refined: set[int] | None  # positions a blended pruner has decided (None: all of them)
-    links: dict[int, Link] = field(default_factory=dict)  # position -> how a later hop found it
-    trace: list[dict[str, object]] = field(default_factory=list)  # per hop, for explain
-
-
-def _context_positions(
-    order: Sequence[int], pruned: Sequence[PrunedContext], top_k: int
-) -> set[int]:
-    """The positions the context would take before the budget: the first ``top_k`` in order
-    that keep a sentence."""
-    return set([i for i in order if pruned[i].kept][:top_k])
