@@ -15,7 +15,8 @@ question first). The next hop then
 3. accepts a passage when a sentence it keeps names a bridge, and places it right after the
    passage whose evidence led to it, so the LLM reads the chain in reasoning order.
 
-Everything here is bounded by :class:`HopLimits`; the pipeline drives it (``Pipeline._chain``).
+Everything here is bounded by :class:`HopLimits`; app/hops.py runs it over the candidates
+(``Hops.run``).
 """
 
 from __future__ import annotations

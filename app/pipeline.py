@@ -333,7 +333,7 @@ class Pipeline:
         chained = Passes(fused, texts, *passes)
         if options.hops > 0:
             with _timed(timings, "hops"):
-                chained = self._chain(question, options, chained, follow_up)
+                chained = self.hops.run(question, options, chained, follow_up)
         answer = self._assemble(question, options, chained, timings)
         with _timed(timings, "answer_scores"):
             weight = (
@@ -384,16 +384,6 @@ class Pipeline:
                 question, texts, raw, order, wanted, options.prune_threshold
             )
         return pruned, order, set(order[:done])
-
-    def _chain(
-        self,
-        question: str,
-        options: AskOptions,
-        p: Passes,
-        follow_up: FollowUpFn | None = None,
-    ) -> Passes:
-        """Up to ``options.hops`` more hops (app/hops.py)."""
-        return self.hops.run(question, options, p, follow_up)
 
     def _follow_up(self, llm: LLM, options: AskOptions) -> FollowUpFn | None:
         """What to call between hops to ask ``llm`` for the missing fact: only with

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 
 from app.chain import Link, chain_order
 from app.follow_up import MalformedFollowUp, parse
+from app.hops import Hops
 from app.main import create_app
-from app.pipeline import Pipeline
 from app.settings import Settings
 from index import Embedder
 from tests.app.sse import parse_sse
@@ -111,7 +111,7 @@ def test_hops_zero_is_one_pass(corpus: TestClient, monkeypatch: pytest.MonkeyPat
     def no_chain(*args: object, **kwargs: object) -> None:
         raise AssertionError("hops=0 must not chain")
 
-    monkeypatch.setattr(Pipeline, "_chain", no_chain)
+    monkeypatch.setattr(Hops, "run", no_chain)
     again = _ask(corpus, hops=0)
     assert again["context"] == before["context"] and again["answer"] == before["answer"]
     assert "hops" not in again["stats"]["timings_ms"]  # type: ignore[index]
