@@ -9,7 +9,7 @@ indexes; this stage gets what it calls as plain callables.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -29,11 +29,12 @@ from app.follow_up import FollowUp
 from app.fusion import Candidate
 from graph import GraphRetriever
 from index import ChunkRecord
-from pruner import PrunedContext, Pruner
+from pruner import BlendedPruner, PrunedContext, Pruner
 
 GRAPH_FACTS_ID = -1  # chunk id of the graph-facts pseudo-passage
 FollowUpFn = Callable[[str, list[str]], FollowUp]  # (question, evidence) -> the LLM's follow-up
-Retrieve = Callable[[str, str, int, str], list[Candidate]]  # (query, mode, k, collection)
+# (query, mode, k, collection, query vector) -> fused candidates
+Retrieve = Callable[[str, str, int, str, np.ndarray], list[Candidate]]
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ class Hops:
                 limits.evidence_passages,
                 limits.evidence_sentences,
             )
-            relevance = self._relevance(question)
+            relevance = self._relevance(question, graph)
             bridges = (
                 find_bridges(graph, question, found, limits.bridges, seen, relevance)
                 if found
@@ -142,7 +143,7 @@ class Hops:
                 trace.append({"hop": hop, "follow_up": None, "follow_up_by": "answered"})
                 break  # the model says the evidence answers: no hop
             query = hop_query(question, bridges, asked.query if asked else None)
-            accepted, counts = self._hop(hop, query, options, w, graph, bridges)
+            accepted, counts = self._hop(hop, question, query, options, w, graph, bridges)
             w.order = chain_order(w.order, w.links, limits.per_source)
             trace.append(
                 {
@@ -162,17 +163,28 @@ class Hops:
             previous = accepted
         return Passes(w.fused, w.texts, w.pruned, w.order, w.refined, w.links, trace)
 
-    def _relevance(self, question: str) -> Callable[[list[str]], list[float]]:
-        def relevance(names: list[str]) -> list[float]:
-            """Cosine of each entity name and the question (the question's vector is cached)."""
-            vectors = self.encode([question, *names])
-            return [float(x) for x in vectors[1:] @ vectors[0]]
+    def _relevance(
+        self, question: str, graph: GraphRetriever
+    ) -> Callable[[Sequence[Bridge]], list[float]]:
+        def relevance(bridges: Sequence[Bridge]) -> list[float]:
+            """Cosine of each bridge's name and the question: the name vectors the graph stored
+            at ingestion, only the names it has none for are embedded (with the question,
+            whose vector the cached encoder has from retrieval)."""
+            stored = graph.name_vectors([b.key for b in bridges])
+            missing = list(dict.fromkeys(b.name for b in bridges if b.key not in stored))
+            vectors = self.encode([question, *missing])
+            embedded = dict(zip(missing, vectors[1:], strict=True))
+            return [
+                float((stored[b.key] if b.key in stored else embedded[b.name]) @ vectors[0])
+                for b in bridges
+            ]
 
         return relevance
 
     def _hop(
         self,
         hop: int,
+        question: str,
         query: str,
         options: AskOptions,
         w: _Work,
@@ -181,7 +193,20 @@ class Hops:
     ) -> tuple[list[int], dict[str, object]]:
         """One hop over ``w``: link what the context already has, prune again what may name a
         bridge, accept what does. The accepted positions and the trace's counts."""
-        more = self.retrieve(query, options.retrieval, self.limits.retrieved, options.collection)
+        # the question's vector (cached since the first pass) for the vector and graph
+        # channels: a hop embeds no query of its own; the bridge names reach BM25 and the
+        # graph's linking through the query text
+        more = (
+            self.retrieve(
+                query,
+                options.retrieval,
+                self.limits.retrieved,
+                options.collection,
+                self.encode([question])[0],
+            )
+            if self.limits.retrieved
+            else []
+        )
         known = {c.chunk.id for c in w.fused}
         context = context_positions(w.order, w.pruned, options.top_k)
         # a source never follows anything: no cycle can form (A after B after A)
@@ -210,11 +235,8 @@ class Hops:
             and may_name(bridges, [s.text for s in c.chunk.sentences], self.title(c.chunk))
         ]
         texts = [w.texts[i] for i in pool] + [[s.text for s in c.chunk.sentences] for c in new]
-        rescored = (
-            self.pruner.process(query, texts, options.prune_threshold, always_select_title=False)
-            if texts
-            else []
-        )
+        titles = [self.title(w.fused[i].chunk) for i in pool] + [self.title(c.chunk) for c in new]
+        rescored = self._prune_again(query, texts, titles, graph, bridges, options)
         accepted: list[int] = []
         for j, result in enumerate(rescored):
             chunk = w.fused[pool[j]].chunk if j < len(pool) else new[j - len(pool)].chunk
@@ -229,3 +251,37 @@ class Hops:
             w.links[i] = Link(hop, bridge.name, bridge.source)
             accepted.append(i)
         return accepted, {"new_candidates": len(new), "pruned_again": len(texts)}
+
+    def _prune_again(
+        self,
+        query: str,
+        texts: list[list[str]],
+        titles: list[str],
+        graph: GraphRetriever,
+        bridges: list[Bridge],
+        options: AskOptions,
+    ) -> list[PrunedContext]:
+        """``texts`` pruned with the hop's query. A blended pruner's refinement embeds every
+        sentence of a passage, most of a hop's cost, so it refines only the passages that could
+        be accepted: a sentence the model keeps at ``limits.keep_floor`` names a bridge, or
+        the title does while such a sentence is kept. The others keep nothing."""
+        pruner = self.pruner
+        if not texts:
+            return []
+        if not isinstance(pruner, BlendedPruner):
+            return pruner.process(query, texts, options.prune_threshold, always_select_title=False)
+        raw = pruner.raw(query, texts)
+        floor = self.limits.keep_floor
+        picked = []
+        for j, result in enumerate(raw):
+            likely = [
+                s for s, p in zip(texts[j], result.sentence_scores, strict=True) if p >= floor
+            ]
+            if likely and named_bridge(graph, [*likely, titles[j]], bridges) is not None:
+                picked.append(j)
+        refined = pruner.refine(query, texts, raw, picked, options.prune_threshold)
+        chosen = set(picked)
+        return [
+            r if j in chosen else replace(r, kept=[], pruned_text="", compression=1.0)
+            for j, r in enumerate(refined)
+        ]

@@ -116,7 +116,8 @@ class Pipeline:
         self._pending = 0  # only touched on the event loop, so no lock
         self.collections = collections
         self.embedder = embedder
-        self.encode = encode or embedder.encode  # the service passes a cached encoder
+        # the service passes a cached encoder (an empty one is falsy: it has a length)
+        self.encode = embedder.encode if encode is None else encode
         self.pruner = pruner
         self.llms = llms
         self._graph_retriever = graph  # one per collection, over its graph
@@ -130,7 +131,9 @@ class Pipeline:
         self.hops = Hops(
             pruner,
             self.graph,
-            lambda query, mode, k, collection: self.retrieve(query, mode, k, None, collection)[0],
+            lambda query, mode, k, collection, vector: self.retrieve(
+                query, mode, k, None, collection, vector
+            )[0],
             self._title,
             self.encode,
             self.hop_limits,
@@ -448,12 +451,14 @@ class Pipeline:
         k: int,
         timings: dict[str, float] | None = None,
         collection: str = DEFAULT_COLLECTION,
+        vector: np.ndarray | None = None,
     ) -> tuple[list[Candidate], GraphSearchResult | None]:
         """Candidates from the retrievers of ``mode`` over one collection, fused (see
-        :func:`fuse`): at most ``k``, plus the graph-facts passage when the graph has facts."""
+        :func:`fuse`): at most ``k``, plus the graph-facts passage when the graph has facts.
+        ``vector``: the query vector to use instead of embedding ``question``."""
         timings = {} if timings is None else timings
         channels, graph_result = self.search_channels(
-            question, _retrievers(mode), k, timings, collection
+            question, _retrievers(mode), k, timings, collection, vector
         )
         with _timed(timings, "fuse"):
             candidates = fuse(channels, k)
@@ -470,9 +475,10 @@ class Pipeline:
         k: int,
         timings: dict[str, float],
         collection: str = DEFAULT_COLLECTION,
+        vector: np.ndarray | None = None,
     ) -> tuple[dict[str, list[tuple[ChunkRecord, float]]], GraphSearchResult | None]:
         """Each retriever's top ``k`` chunks of one collection with its own scores, best
-        first."""
+        first; ``vector`` (when given) is the query vector of the vector and graph channels."""
         library = self.library(collection)
         graph = self.graph(collection)
         unknown = set(retrievers) - set(RETRIEVERS)
@@ -481,8 +487,8 @@ class Pipeline:
                 f"unknown retrieval mode {sorted(unknown)[0]!r}; use one of {list(RETRIEVAL_MODES)}"
             )
         channels: dict[str, list[tuple[ChunkRecord, float]]] = {}
-        query: np.ndarray | None = None
-        if "vector" in retrievers or "graph" in retrievers:
+        query: np.ndarray | None = vector
+        if query is None and ("vector" in retrievers or "graph" in retrievers):
             with _timed(timings, "embed"):
                 # the graph's unmatched mentions ride along in the same forward pass (the
                 # encoder caches them for the graph's linking)

@@ -199,7 +199,10 @@ class Settings(BaseSettings):
         2, ge=0, le=10, description="Largest `hops` a request may ask for (422 past it)."
     )
     hop_bridges: int = Field(
-        3, gt=0, le=20, description="Bridge entities followed per hop, rarest first."
+        3,
+        gt=0,
+        le=20,
+        description="Bridge entities followed per hop, the closest to the question first.",
     )
     hop_candidates: int = Field(
         10,

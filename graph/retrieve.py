@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -110,7 +111,7 @@ class GraphRetriever:
                 if key and entity_node(key) in g:
                     seed(key, "ngram")
                     covered.update(span)
-        encode = self.encode or kg.encode
+        encode = kg.encode if self.encode is None else self.encode  # a CachedEncoder has len()
         if unmatched and encode is not None:
             vectors = np.asarray(encode(unmatched), dtype=np.float32)
             for key, sim in kg.nearest_entities(vectors, unmatched):
@@ -136,6 +137,14 @@ class GraphRetriever:
                 weight = 1.0 / chunks**self.specificity_power
                 found[key] = Seed(key, g.nodes[node]["name"], weight, "exact")
         return sorted(found.values(), key=lambda s: -s.weight)
+
+    def name_vectors(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored name vectors of the entities ``keys`` that have one (float32, unit norm:
+        the graph embedded them at ingestion); an entity kind that is never embedded (dates,
+        acronyms, …) is missing and the caller embeds its name itself."""
+        kg = self.graph
+        with kg.lock:
+            return {k: np.asarray(kg.vectors[k], np.float32) for k in keys if k in kg.vectors}
 
     def mentions_to_embed(self, question: str) -> list[str]:
         """The question's mentions that :meth:`link` will embed (no exact entity match): a

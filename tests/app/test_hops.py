@@ -303,8 +303,104 @@ def test_bridges_closest_to_the_question_come_first(corpus: TestClient) -> None:
     rare = find_bridges(graph, QUESTION, found, 5)
     assert {b.name for b in rare} == {"Marek Wilczynski", "Baltic"}
     scores = {"Marek Wilczynski": 0.9, "Baltic": 0.1}
-    ranked = find_bridges(graph, QUESTION, found, 1, relevance=lambda n: [scores[x] for x in n])
+    ranked = find_bridges(
+        graph, QUESTION, found, 1, relevance=lambda bs: [scores[b.name] for b in bs]
+    )
     assert [b.name for b in ranked] == ["Marek Wilczynski"]
     scores = {"Marek Wilczynski": 0.1, "Baltic": 0.9}
-    ranked = find_bridges(graph, QUESTION, found, 1, relevance=lambda n: [scores[x] for x in n])
+    ranked = find_bridges(
+        graph, QUESTION, found, 1, relevance=lambda bs: [scores[b.name] for b in bs]
+    )
     assert [b.name for b in ranked] == ["Baltic"]
+
+
+def test_bridge_relevance_reads_the_name_vectors_the_graph_stored(corpus: TestClient) -> None:
+    """Scoring bridges embeds nothing the graph already embedded at ingestion: the scores are
+    the cosines of the stored name vectors (float16) with the question."""
+    import numpy as np
+
+    from app.chain import find_bridges
+
+    pipeline = corpus.app.state.services.pipeline  # type: ignore[attr-defined]
+    graph = pipeline.graph()
+    found = [(0, ["It was directed by Marek Wilczynski.", "It was shot on the Baltic coast."])]
+    bridges = find_bridges(graph, QUESTION, found, 5)
+    assert set(graph.name_vectors([b.key for b in bridges])) == {b.key for b in bridges}
+    asked: list[str] = []
+
+    def encode(texts: list[str]) -> np.ndarray:
+        asked.extend(texts)
+        return pipeline.encode(texts)
+
+    hops = Hops(
+        pipeline.pruner,
+        pipeline.graph,
+        pipeline.hops.retrieve,
+        pipeline._title,
+        encode,
+        pipeline.hop_limits,
+    )
+    scores = hops._relevance(QUESTION, graph)(bridges)
+    assert asked == [QUESTION]  # the names' vectors come from the graph
+    embedded = pipeline.encode([QUESTION, *(b.name for b in bridges)])
+    assert np.allclose(scores, embedded[1:] @ embedded[0], atol=0.01)
+
+
+def test_a_hop_refines_only_passages_that_could_be_accepted(corpus: TestClient) -> None:
+    """A blended pruner embeds every sentence of a passage it refines: a hop refines only the
+    passages where a sentence the model keeps at ``keep_floor`` names a bridge."""
+    import dataclasses
+
+    import numpy as np
+
+    from app.chain import find_bridges
+    from pruner import BlendedPruner
+
+    pipeline = corpus.app.state.services.pipeline  # type: ignore[attr-defined]
+    graph = pipeline.graph()
+    found = [(0, ["It was directed by Marek Wilczynski."])]
+    bridges = find_bridges(graph, QUESTION, found, 1)
+    assert [b.name for b in bridges] == ["Marek Wilczynski"]
+    names = ["Marek Wilczynski is a Polish film director.", "He was born in Gdansk."]
+    other = ["The harbour freezes in winter.", "Ferries stop running in January."]
+    embedded: list[str] = []
+
+    def encode(texts: list[str]) -> np.ndarray:
+        embedded.extend(texts)
+        return pipeline.encode(texts)
+
+    inner = pipeline.pruner
+    assert isinstance(inner, BlendedPruner)
+    counting = BlendedPruner(inner.inner, encode, inner.blend)
+    options = corpus.app.state.services.options()  # type: ignore[attr-defined]
+    query = f"{QUESTION} Marek Wilczynski"
+    for floor, refined in ((0.0, names), (1.0, [])):
+        limits = dataclasses.replace(pipeline.hop_limits, keep_floor=floor)
+        hops = Hops(
+            counting, pipeline.graph, pipeline.hops.retrieve, pipeline._title, encode, limits
+        )
+        embedded.clear()
+        out = hops._prune_again(query, [names, other], ["", ""], graph, bridges, options)
+        assert [s for s in embedded if s != query] == refined  # `other` names no bridge
+        assert out[1].kept == [] and (out[0].kept != []) == bool(refined)
+
+
+def test_a_hop_embeds_no_query_of_its_own(
+    corpus: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hop's vector and graph channels use the question's (cached) vector; the bridge
+    names reach BM25 and the graph's linking through the query text."""
+    services = corpus.app.state.services  # type: ignore[attr-defined]
+    pipeline = services.pipeline
+    cached = pipeline.encode
+    embedded: list[str] = []
+
+    def encode(texts: list[str]) -> object:
+        embedded.extend(texts)
+        return cached(texts)
+
+    monkeypatch.setattr(pipeline, "encode", encode)
+    monkeypatch.setattr(pipeline.hops, "encode", encode)
+    answer = pipeline._retrieve_and_prune(QUESTION, services.options(hops=1), {})
+    assert answer.hops == 1
+    assert not [t for t in embedded if t.startswith(QUESTION) and t != QUESTION]

@@ -280,3 +280,27 @@ def test_sentence_blend_context_is_the_same_as_refining_everything(
             full = client.post("/ask", json={**question, "explain": True}).json()
             assert lazy["context"] == full["context"], budget
             assert len(lazy["citations"]) == len(full["citations"]) >= 1
+
+
+def test_pipeline_uses_the_shared_cached_encoder(settings: Settings, embedder: Embedder) -> None:
+    """A fresh CachedEncoder is empty, so it has length 0 and is falsy: an ``encode or
+    embedder.encode`` fallback silently dropped it, and every question, sent sentence and
+    bridge name was embedded again on every question."""
+    from app.parsing import parse_text
+    from app.services import Services
+    from index import CachedEncoder
+
+    services = Services.build(settings, embedder)
+    pipeline = services.pipeline
+    assert isinstance(pipeline.encode, CachedEncoder) and len(pipeline.encode) == 0
+    assert pipeline.hops.encode is pipeline.encode
+    services.library.ingest([(parse_text("Library rules", TEXT), "json")])
+    options = services.options(hops=0)
+    question = "How long do loans last?"
+    first = pipeline._retrieve_and_prune(question, options, {})
+    filled = len(pipeline.encode)
+    sent = [s.text for c in first.citations for s in c.kept]
+    assert filled >= 1 + len(sent)  # the question and every sent sentence
+    again = pipeline._retrieve_and_prune(question, options, {})
+    assert len(pipeline.encode) == filled  # nothing embedded a second time
+    assert again.context == first.context
