@@ -250,7 +250,12 @@ class Hops:
                 w.refined.add(i)
             w.links[i] = Link(hop, bridge.name, bridge.source)
             accepted.append(i)
-        return accepted, {"new_candidates": len(new), "pruned_again": len(texts)}
+        judged = [w.fused[i].chunk.id for i in pool] + [c.chunk.id for c in new]
+        return accepted, {
+            "new_candidates": len(new),
+            "pruned_again": len(texts),
+            "pruned_again_chunk_ids": judged,
+        }
 
     def _prune_again(
         self,

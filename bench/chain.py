@@ -2,6 +2,7 @@
 
     python -m bench.chain --data-dir runs/mh-data   # reuse bench.multihop's ingested corpus
     python -m bench.chain --single 150              # also SQuAD and WikiQA (single-hop) sets
+    python -m bench.chain --why                     # also: why gold passages are not sent
 
 For every question the full pipeline runs as /ask does (retrieve → prune → hops → budget; no
 LLM call: the context is what counts), with ``hops`` 0 (one pass), 1 and 2, and one pass
@@ -13,6 +14,10 @@ and MuSiQue are held out (the pruner never trained on them; the hop limits were 
 and not tuned on any of them), the HotpotQA train sample is reported apart. Single-hop
 families (``--single N``): N SQuAD (dev-split articles) and WikiQA cases of bench.families, their
 candidate passages ingested as one corpus each; the issue allows them to lose at most one point.
+With ``--why`` every question is asked once more with one hop and ``explain`` (untimed, after
+the timed variants) and each gold passage the hop's context does not send is put in one bin:
+never retrieved (neither pass had it), retrieved but not judged again by the hop (no chosen
+bridge names it), judged again and rejected, or accepted but over the token budget.
 Writes bench/results/chain.json + chain.png.
 """
 
@@ -24,12 +29,13 @@ import logging
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from app.answers import AskOptions
 from app.parsing import parse_text
 from app.services import Services
 from app.settings import Settings
@@ -104,10 +110,42 @@ def single_items(services: Services, family: str, limit: int) -> list[Item]:
     return items
 
 
-def run(services: Services, items: list[Item]) -> dict[str, dict[str, Any]]:
+MISSES = (
+    "never retrieved",
+    "retrieved, not judged again",
+    "judged again, rejected",
+    "accepted, over the budget",
+)
+
+
+def misses(services: Services, item: Item, options: AskOptions) -> list[str]:
+    """Why each gold passage the hop's context leaves out is missing (one of ``MISSES``)."""
+    answer = services.pipeline._retrieve_and_prune(item.question, options, {})
+    sent = {c.chunk.document_id for c in answer.citations}
+    explained: dict[str, Any] = answer.explain or {}
+    candidates = {c["document_id"]: c for c in explained.get("candidates", [])}
+    judged_ids = [i for t in explained.get("hops", []) for i in t.get("pruned_again_chunk_ids", [])]
+    judged = {c.document_id for c in services.library.chunks(judged_ids)}
+    out = []
+    for gold in sorted(item.gold - sent):
+        if gold not in candidates and gold not in judged:
+            out.append(MISSES[0])
+        elif gold not in judged:
+            out.append(MISSES[1])
+        elif candidates.get(gold, {}).get("hop", 0) == 0:
+            out.append(MISSES[2])
+        else:
+            out.append(MISSES[3])
+    return out
+
+
+def run(
+    services: Services, items: list[Item], why: dict[str, dict[str, int]] | None = None
+) -> dict[str, dict[str, Any]]:
     """Per family, per variant: all gold sent, answer sent, tokens sent, time. Question by
     question, every variant in turn after one untimed warm-up pass (the embedder's cache then
-    holds the question for all of them alike); the pruner's cache is off (Settings below)."""
+    holds the question for all of them alike); the pruner's cache is off (Settings below).
+    With ``why`` (family -> bins), each question's missing gold passages are binned too."""
     families = sorted({i.family for i in items})
     options = {name: services.options(**overrides) for name, overrides in VARIANTS.items()}
     rows: dict[str, dict[str, list[tuple[bool, bool, int, float, int]]]] = {
@@ -130,6 +168,10 @@ def run(services: Services, items: list[Item]) -> dict[str, dict[str, Any]]:
                     answer.hops,
                 )
             )
+        if why is not None:
+            bins = why.setdefault(item.family, {b: 0 for b in MISSES})
+            for miss in misses(services, item, replace(options["hops 1"], explain=True)):
+                bins[miss] += 1
         if n % 50 == 0:
             print(f"asked {n}/{len(items)}", flush=True)
     out: dict[str, dict[str, Any]] = {}
@@ -187,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--questions", type=int, default=0, help="multi-hop sample (0: all)")
     parser.add_argument("--single", type=int, default=0, help="SQuAD and WikiQA cases each")
     parser.add_argument("--name", default="chain")
+    parser.add_argument("--why", action="store_true", help="bin the gold passages not sent")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     embedder = Embedder().load()
@@ -198,15 +241,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.questions:
             items = items[: args.questions]
         print(f"multi-hop: {len(items)} questions", flush=True)
-        families.update(run(services, items))
+        why: dict[str, dict[str, int]] | None = {} if args.why else None
+        families.update(run(services, items, why))
         for family in ("squad", "wikiqa") if args.single else ():
             single = Services.build(_settings(Path(tmp) / family), embedder)
-            families.update(run(single, single_items(single, family, args.single)))
+            families.update(run(single, single_items(single, family, args.single), why))
     result = {
         "benchmark": "multi-hop chaining end to end (context sent)",
         "machine": machine(),
         "variants": VARIANTS,
         "families": families,
+        **({"why_not_sent_hops_1": why} if why is not None else {}),
     }
     write_json(args.name, result)
     plot(result, RESULTS / f"{args.name}.png")

@@ -92,6 +92,7 @@ def test_explain_and_stream_report_the_hops(corpus: TestClient) -> None:
     explained = _ask(corpus, hops=1, explain=True)["explain"]
     [trace] = explained["hops"]  # type: ignore[index]
     assert trace["hop"] == 1 and trace["added_chunk_ids"]
+    assert set(trace["added_chunk_ids"]) <= set(trace["pruned_again_chunk_ids"])
     assert {"entity": "Marek Wilczynski", "from_chunk_id": 1} in trace["bridges"]
     hopped = [c for c in explained["candidates"] if c["hop"] == 1]  # type: ignore[index]
     assert [c["bridge"] for c in hopped] == ["Marek Wilczynski"]
@@ -137,6 +138,7 @@ def test_hop_limits(settings: Settings, embedder: Embedder) -> None:
         for trace in r.json()["explain"]["hops"]:
             assert len(trace["bridges"]) <= 1
             assert trace["new_candidates"] <= 2 and trace["pruned_again"] <= 4
+            assert len(trace["pruned_again_chunk_ids"]) == trace["pruned_again"]
 
 
 def test_chain_order_puts_each_passage_after_its_source() -> None:
