@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from app.retrieval_modes import Retrieval
 from index import DEFAULT_COLLECTION, ChunkRecord, SentenceRecord
 
 
@@ -14,7 +15,7 @@ class AskOptions:
     prune_threshold: float | None
     max_context_tokens: int
     llm: str
-    retrieval: str = "hybrid"
+    retrieval: Retrieval = "hybrid"
     explain: bool = False
     collection: str = DEFAULT_COLLECTION
     hops: int = 0  # extra hops after the first pass (app/chain.py); 0: one pass
@@ -92,7 +93,7 @@ class Answer:
     tokens_pruned: int = 0
     tokens_over_budget: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
-    retrieval: str = "hybrid"
+    retrieval: Retrieval = "hybrid"
     retrievers: dict[str, int] = field(default_factory=dict)  # candidates found by each
     explain: dict[str, object] | None = None
     degraded: str | None = None  # why the fallback answered instead of the chosen LLM

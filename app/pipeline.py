@@ -38,6 +38,7 @@ from app.fusion import BLEND_COSINE_WEIGHT, MIX_COSINE_WEIGHT, Candidate, fuse, 
 from app.hops import GRAPH_FACTS_ID, FollowUpFn, Hops, Passes
 from app.library import Library
 from app.llm import LLM, LLMError, Passage, TextCompleter
+from app.retrieval_modes import RETRIEVAL_MODES, RETRIEVERS
 from graph import GraphRetriever, GraphSearchResult, KnowledgeGraph
 from index import DEFAULT_COLLECTION, ChunkRecord, Embedder, SentenceRecord
 from pruner import BlendedPruner, PrunedContext, Pruner
@@ -69,8 +70,6 @@ __all__ = [  # the answer types and fusion helpers are re-exported: callers impo
 ]
 
 ABSTAIN_ANSWER = "I could not find an answer to that in the documents."
-RETRIEVAL_MODES = ("vector", "lexical", "graph", "hybrid")
-RETRIEVERS = ("vector", "lexical", "graph")
 GRAPH_FACTS_TITLE = "Knowledge graph"
 
 

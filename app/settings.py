@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.retrieval_modes import Retrieval
+
 LLM_BACKENDS = ("extractive", "openai", "llamacpp")
 
 
@@ -171,7 +173,7 @@ class Settings(BaseSettings):
         "(SIEVE_LLM_BASE_URL / SIEVE_LLM_MODEL), in the background.",
     )
     # question answering
-    retrieval: Literal["vector", "lexical", "graph", "hybrid"] = Field(
+    retrieval: Retrieval = Field(
         "hybrid", description="Retrievers: vector, lexical (BM25), graph, or hybrid (all, fused)."
     )
     candidates: int = Field(

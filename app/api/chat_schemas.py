@@ -2,7 +2,8 @@
 
 Unknown fields are ignored, not refused: chat clients send many options (temperature, top_p,
 keep_alive…) that mean nothing to a retrieval pipeline. Sieve's own knobs may be added to any
-request (``top_k``, ``retrieval``, ``prune_threshold``, ``hops``, ``llm``).
+request (app/api/options.py ``AskKnobs``: ``top_k``, ``candidates``, ``prune_threshold``,
+``max_context_tokens``, ``llm``, ``retrieval``, ``hops``), and ``collection``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pydantic import (
 )
 
 from app.api.chat import MODEL_ID
-from app.api.schemas import PruneThreshold
+from app.api.options import AskKnobs
 from app.collections import NAME_PATTERN
 from app.conversation import Turn
 
@@ -73,14 +74,13 @@ class ChatMessage(_Strict):
         return Turn(self.role, text)
 
 
-class SieveOptions(_Strict):
-    """Sieve's own knobs, accepted on every chat request."""
+class SieveOptions(AskKnobs):
+    """Sieve's own knobs (app/api/options.py), accepted on every chat request; fields a chat
+    client adds for its own server (temperature, …) are ignored."""
 
-    top_k: int | None = Field(None, ge=1, le=100)
-    retrieval: Literal["vector", "lexical", "graph", "hybrid"] | None = None
-    prune_threshold: PruneThreshold = None
-    hops: int | None = Field(None, ge=0, le=10, description="Extra multi-hop passes (0: one).")
-    llm: str | None = Field(None, max_length=50, description="Answer backend.")
+    model_config = ConfigDict(extra="ignore")
+    _check_text = field_validator("*")(classmethod(lambda cls, v: _utf8(v)))
+
     collection: str | None = Field(
         None,
         pattern=NAME_PATTERN,
@@ -92,15 +92,6 @@ class SieveOptions(_Strict):
         model = getattr(self, "model", None) or ""
         tag = model.split(":", 1)[1] if model.startswith(f"{MODEL_ID}:") else ""
         return self.collection or (tag if tag and tag != "latest" else None)
-
-    def overrides(self) -> dict[str, object]:
-        return {
-            "top_k": self.top_k,
-            "retrieval": self.retrieval,
-            "prune_threshold": self.prune_threshold,
-            "hops": self.hops,
-            "llm": self.llm,
-        }
 
 
 class _Conversation(SieveOptions):

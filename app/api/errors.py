@@ -66,6 +66,11 @@ _STATUS: list[tuple[type[Exception], int]] = [
 ]
 
 
+def status_of(exc: BaseException) -> int | None:
+    """The HTTP status an error is answered with (None: not a client-facing error, a 500)."""
+    return next((status for kind, status in _STATUS if isinstance(exc, kind)), None)
+
+
 ERROR_SCHEMA: dict[str, Any] = {
     "title": "Error",
     "type": "object",

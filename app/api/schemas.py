@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.api.options import AskParams
 from app.collections import NAME_PATTERN
 from app.jobs import Job
 from app.parsing.common import UNSAFE_INLINE
 from app.pipeline import Answer, Citation
-from index import DEFAULT_COLLECTION, ChunkRecord, DocumentRecord
+from index import ChunkRecord, DocumentRecord
 
 MAX_QUESTION_CHARS = 4000
 MAX_TEXT_CHARS = 20_000_000
@@ -18,20 +19,6 @@ MAX_TEXT_CHARS = 20_000_000
 
 MAX_EXTERNAL_ID_CHARS = 500
 MAX_METADATA_FIELDS = 50
-
-
-# one declaration for /ask and the chat-compatible endpoints
-PruneThreshold = Annotated[
-    float | None,
-    Field(
-        ge=0.0,
-        le=1.0,
-        allow_inf_nan=False,
-        description="Sentence keep threshold on the sentence blend's probability (0.015 by "
-        "default; on the keep probability, 0.01, when SIEVE_PRUNER_BLEND=false). 0 keeps every "
-        "sentence of the top_k passages.",
-    ),
-]
 
 
 class DocumentIn(BaseModel):
@@ -219,39 +206,14 @@ class DeletedDocuments(BaseModel):
     deleted: list[str]
 
 
-class AskRequest(BaseModel):
+class AskRequest(AskParams):
     model_config = ConfigDict(extra="forbid")
 
     question: str = Field(..., min_length=1, max_length=MAX_QUESTION_CHARS)
-    top_k: int | None = Field(None, ge=1, le=100, description="Passages in the context.")
-    candidates: int | None = Field(None, ge=1, le=1000, description="Chunks retrieved.")
-    prune_threshold: PruneThreshold = None
-    max_context_tokens: int | None = Field(None, ge=16, le=200_000)
-    llm: str | None = Field(None, description="Answer backend: extractive, openai or llamacpp.")
-    retrieval: Literal["vector", "lexical", "graph", "hybrid"] | None = Field(
-        None, description="Retrievers: vector, lexical (BM25), graph, or hybrid (all, fused)."
-    )
-    explain: bool = Field(
-        False, description="Return the graph seeds, subgraph and fused candidate list."
-    )
-    hops: int | None = Field(
-        None,
-        ge=0,
-        le=10,
-        description="Extra hops after the first pass (bridge entities of the kept sentences → "
-        "retrieve again → prune what names them); 0: one pass. Default SIEVE_HOPS, at most "
-        "SIEVE_MAX_HOPS.",
-    )
     stream: bool = Field(
         False,
         description="Answer as server-sent events: retrieval, context, token…, done "
         "(error instead of done if the LLM fails midway).",
-    )
-    collection: str | None = Field(
-        None,
-        pattern=NAME_PATTERN,
-        description=f"Collection to search; default: the key's only collection "
-        f"({DEFAULT_COLLECTION!r} without auth).",
     )
 
     @field_validator("question")

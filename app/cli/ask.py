@@ -1,8 +1,9 @@
 """``sieve ask QUESTION``: the cited answer, how much context pruning removed, stage timings.
 
 Asks the server running on SIEVE_HOST:SIEVE_PORT when there is one (its models are loaded),
-else builds the app in-process on the data dir (loading the models takes ~15 s); name another
-server with ``--server``, or ask in-process with ``--data-dir``. ``--show-context`` prints every
+else builds the services in-process on the data dir (loading the models takes a few seconds;
+no web app); name another server with ``--server``, or ask in-process with ``--data-dir``.
+Every option of ``POST /ask`` is a flag (made from app/api/options.py). ``--show-context`` prints every
 sentence of each cited passage, kept ones marked ``+`` (green on a terminal) and pruned ones
 ``-`` (dim), with the pruner's keep score.
 """
@@ -13,10 +14,16 @@ import argparse
 import ipaddress
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
+import anyio
 import httpx
+from pydantic import ValidationError
 
+from app.api.access import Principal
+from app.api.errors import describe_validation, status_of
+from app.api.options import AskParams
+from app.api.schemas import AskRequest, AskResponse
 from app.cli.common import (
     CliError,
     Server,
@@ -24,12 +31,15 @@ from app.cli.common import (
     describe,
     dumps,
     embedder_for,
-    error_detail,
     printable,
     use_colour,
     with_data_dir,
 )
 from app.settings import Settings
+from index import UnknownCollectionError
+
+if TYPE_CHECKING:
+    from app.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -46,22 +56,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("question")
-    p.add_argument("--top-k", type=int, help="passages in the context (default: SIEVE_TOP_K)")
-    p.add_argument("--prune-threshold", type=float, help="sentence keep threshold, 0..1")
-    p.add_argument(
-        "--hops", type=int, help="extra multi-hop passes, 0 for one pass (default: SIEVE_HOPS)"
-    )
-    p.add_argument(
-        "--llm", help="answer backend: extractive, openai or llamacpp (if the server enables it)"
-    )
-    p.add_argument(
-        "--retrieval", choices=["vector", "lexical", "graph", "hybrid"], help="default: hybrid"
-    )
+    add_ask_flags(p)
     p.add_argument(
         "--show-context", action="store_true", help="print each cited passage, kept vs pruned"
-    )
-    p.add_argument(
-        "--explain", action="store_true", help="with --json: graph seeds and fused candidates"
     )
     p.add_argument("--json", action="store_true", help="print the full JSON response")
     add_target_options(p)
@@ -84,18 +81,36 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def add_ask_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per ask option of the API (app/api/options.py ``AskParams``; ``--collection``
+    comes with the target options), with its description as help."""
+    for name, field in AskParams.model_fields.items():
+        if name == "collection":
+            continue
+        flag = "--" + name.replace("_", "-")
+        helps = (field.description or "").replace("%", "%%")
+        kinds = [k for k in get_args(field.annotation) if k is not type(None)] or [field.annotation]
+        kind = kinds[0]
+        if kind is bool:
+            p.add_argument(flag, action="store_true", help=helps)
+        elif get_origin(kind) is Literal:
+            p.add_argument(flag, choices=get_args(kind), help=helps)
+        else:
+            p.add_argument(flag, type=kind, help=helps)
+
+
 def _body(args: argparse.Namespace) -> dict[str, Any]:
-    fields = {
-        "question": args.question,
-        "top_k": args.top_k,
-        "prune_threshold": args.prune_threshold,
-        "hops": args.hops,
-        "llm": args.llm,
-        "retrieval": args.retrieval,
-        "explain": args.explain or None,
-        "collection": args.collection,
-    }
-    return {k: v for k, v in fields.items() if v is not None}
+    """The /ask body of the flags given, checked as the server checks it (app/api/options.py)."""
+    fields = {name: getattr(args, name, None) for name in AskParams.model_fields}
+    fields["collection"] = args.collection
+    # 0 is a value (--prune-threshold 0 keeps every sentence); an unset flag is None / False
+    given = {k: v for k, v in fields.items() if v is not None and v is not False}
+    body = {"question": args.question, **given}
+    try:
+        AskRequest.model_validate(body)
+    except ValidationError as exc:
+        raise CliError(f"bad options: {describe_validation(exc.errors())}") from None
+    return body
 
 
 def local_url(settings: Settings) -> str:
@@ -126,19 +141,33 @@ def running_server(settings: Settings) -> str | None:
 
 
 def _ask_local(body: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """The answer from the services built in this process (no HTTP, no web app): the same
+    options, checks and errors as ``POST /ask``, as the local operator (auth off)."""
     if not settings.db_path.exists():
         raise CliError(f"no documents in {settings.data_dir}: add some with `sieve ingest PATH`")
     print(LOADING_NOTE, file=sys.stderr, flush=True)
-    from fastapi.testclient import TestClient
+    from app.services import Services
 
-    from app.main import create_app
+    request = AskRequest.model_validate(body)
+    services = Services.build(settings.model_copy(update={"auth": False}), embedder_for(settings))
+    try:
+        return anyio.run(_answer, services, request)
+    except Exception as exc:
+        status = status_of(exc)
+        if status is None:
+            raise
+        raise CliError(f"error {status}: {exc}") from None
+    finally:
+        anyio.run(services.aclose)
 
-    local = settings.model_copy(update={"auth": False})  # in-process: the local operator
-    with TestClient(create_app(local, embedder_for(settings))) as client:
-        r = client.post("/ask", json=body)
-    if r.status_code >= 400:
-        raise CliError(f"error {r.status_code}: {error_detail(r)}")
-    result: dict[str, Any] = r.json()
+
+async def _answer(services: Services, request: AskRequest) -> dict[str, Any]:
+    collection = Principal("local").collection(request.collection)
+    if not services.collections.exists(collection):
+        raise UnknownCollectionError(collection)
+    options = services.options(collection=collection, **request.overrides())
+    answer = await services.pipeline.ask(request.question, options)
+    result: dict[str, Any] = AskResponse.of(answer).model_dump(mode="json")
     return result
 
 

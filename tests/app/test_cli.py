@@ -152,6 +152,43 @@ def test_ask_data_dir_never_looks_for_a_server(
     assert "sieve ingest" in capsys.readouterr().err
 
 
+def test_ask_refuses_bad_options_as_the_api_does_before_loading_anything(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(ask, "running_server", lambda s: pytest.fail("probed a server"))
+    for flags, field in (
+        (["--top-k", "0"], "top_k"),
+        (["--prune-threshold", "1.5"], "prune_threshold"),
+        (["--hops", "11"], "hops"),
+        (["--collection", "Bad Name!"], "collection"),
+    ):
+        assert main(["ask", "Anything?", *flags], settings) == 1
+        err = capsys.readouterr().err
+        assert "bad options" in err and field in err
+
+
+def test_ask_in_process_answers_with_every_api_option_and_its_errors(
+    tmp_path: Path, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The in-process ask takes the same options as POST /ask (its flags are made from the
+    API's model) and reports the API's errors with their status."""
+    main(["ingest", str(write_docs(tmp_path / "docs"))], settings)
+    capsys.readouterr()
+    flags = ["--top-k", "1", "--candidates", "5", "--max-context-tokens", "64", "--hops", "0"]
+    flags += ["--prune-threshold", "0"]  # 0 is a value, not "unset": every sentence kept
+    question = ["ask", "How fast does the kettle boil water?", "--json", "--explain"]
+    assert main([*question, *flags, "--retrieval", "lexical"], settings) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["citations"]) == 1 and result["stats"]["hops"] == 0
+    assert result["stats"]["retrieval"] == "lexical" and "explain" in result
+    assert result["stats"]["tokens_after"] <= 64
+    assert result["citations"][0]["pruned_sentences"] == 0
+    assert main([*question, "--collection", "absent"], settings) == 1
+    assert "error 404" in capsys.readouterr().err
+    assert main([*question, "--llm", "nope"], settings) == 1
+    assert "error 422" in capsys.readouterr().err
+
+
 def healthz_answers(
     monkeypatch: pytest.MonkeyPatch, answer: httpx.Response | Exception
 ) -> list[dict[str, Any]]:

@@ -29,15 +29,7 @@ _STREAM_DOC = {
 @router.post("/ask", response_model=AskResponse, responses={200: _STREAM_DOC, 422: {}, 502: {}})
 async def ask(body: AskRequest, services: ServicesDep, principal: PrincipalDep) -> Any:
     options = services.options(
-        collection=readable(services, principal, body.collection),
-        top_k=body.top_k,
-        candidates=body.candidates,
-        prune_threshold=body.prune_threshold,
-        max_context_tokens=body.max_context_tokens,
-        llm=body.llm,
-        retrieval=body.retrieval,
-        explain=body.explain,
-        hops=body.hops,
+        collection=readable(services, principal, body.collection), **body.overrides()
     )
     if body.stream:
         services.pipeline.check(body.question, options)  # 4xx before the stream starts

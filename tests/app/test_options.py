@@ -1,0 +1,66 @@
+"""The ask options are declared once (app/api/options.py): /ask, the chat-compatible endpoints,
+the CLI and the pipeline's options agree on their names."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import get_args
+
+from fastapi.testclient import TestClient
+
+from app.answers import AskOptions
+from app.api.chat_schemas import ChatCompletionRequest, OllamaGenerateRequest, SieveOptions
+from app.api.options import AskKnobs, AskParams
+from app.api.schemas import AskRequest
+from app.cli import build_parser
+from app.retrieval_modes import RETRIEVAL_MODES, Retrieval
+from app.settings import Settings
+
+
+def test_every_option_reaches_the_pipeline_under_its_own_name() -> None:
+    pipeline_options = {f.name for f in dataclasses.fields(AskOptions)}
+    assert set(AskParams.model_fields) <= pipeline_options
+    assert set(AskParams().overrides()) | {"collection"} == set(AskParams.model_fields)
+
+
+def test_rest_and_chat_endpoints_share_the_knobs() -> None:
+    knobs = set(AskKnobs.model_fields)
+    for model in (AskRequest, SieveOptions, ChatCompletionRequest, OllamaGenerateRequest):
+        assert knobs <= set(model.model_fields), model.__name__
+        for name in knobs:  # the same bounds and description everywhere
+            assert repr(model.model_fields[name]) == repr(AskKnobs.model_fields[name]), name
+    assert "explain" not in SieveOptions.model_fields  # a chat reply has no place for it
+
+
+def test_the_cli_has_one_flag_per_option() -> None:
+    parser = build_parser()
+    ask = next(
+        a
+        for a in parser._subparsers._group_actions[0].choices.values()
+        if a.prog.endswith(" ask")  # type: ignore[union-attr]
+    )
+    flags = {o for a in ask._actions for o in a.option_strings}
+    assert {"--" + n.replace("_", "-") for n in AskParams.model_fields} <= flags
+    retrieval = next(a for a in ask._actions if "--retrieval" in a.option_strings)
+    assert tuple(retrieval.choices or ()) == RETRIEVAL_MODES
+
+
+def test_one_retrieval_literal() -> None:
+    assert RETRIEVAL_MODES == get_args(Retrieval) == ("vector", "lexical", "graph", "hybrid")
+    assert get_args(Settings.model_fields["retrieval"].annotation) == RETRIEVAL_MODES
+
+
+def test_chat_requests_take_the_ask_knobs_with_the_same_bounds(client: TestClient) -> None:
+    text = "The kettle boils water in two minutes. Kettles are sold in hardware shops."
+    client.post("/documents", json={"title": "Kettles", "text": text})
+    chat = {"messages": [{"role": "user", "content": "How fast does the kettle boil?"}]}
+    r = client.post(
+        "/v1/chat/completions",
+        json={**chat, "max_context_tokens": 16, "candidates": 3, "hops": 0, "temperature": 0.2},
+    )
+    assert r.status_code == 200, r.text
+    stats = r.json()["sieve"]["stats"]
+    assert stats["tokens_after"] <= 16 and stats["candidates"] <= 3
+    for bad in ({"max_context_tokens": 8}, {"candidates": 0}, {"top_k": 101}):
+        assert client.post("/v1/chat/completions", json={**chat, **bad}).status_code == 422
+        assert client.post("/api/chat", json={**chat, **bad, "stream": False}).status_code == 422
