@@ -3,9 +3,9 @@
 Asks the server running on SIEVE_HOST:SIEVE_PORT when there is one (its models are loaded),
 else builds the services in-process on the data dir (loading the models takes a few seconds;
 no web app); name another server with ``--server``, or ask in-process with ``--data-dir``.
-Every option of ``POST /ask`` is a flag (made from app/api/options.py). ``--show-context`` prints every
-sentence of each cited passage, kept ones marked ``+`` (green on a terminal) and pruned ones
-``-`` (dim), with the pruner's keep score.
+Every option of ``POST /ask`` is a flag (made from app/api/options.py). ``--show-context``
+prints every sentence of each cited passage, kept ones marked ``+`` (green on a terminal) and
+pruned ones ``-`` (dim), with the pruner's keep score.
 """
 
 from __future__ import annotations
