@@ -12,11 +12,11 @@ import threading
 from collections.abc import Callable
 
 from app.library import Library
+from app.names import NAME_PATTERN
 from app.settings import Settings
 from index import DEFAULT_COLLECTION, CollectionInfo, DocumentStore, Embedder
 from index import UnknownCollectionError as UnknownCollectionError
 
-NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 _NAME = re.compile(NAME_PATTERN)
 
 

@@ -8,7 +8,7 @@ indexes; this stage gets what it calls as plain callables.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -27,14 +27,17 @@ from app.chain import (
 )
 from app.follow_up import FollowUp
 from app.fusion import Candidate
+from app.retrieval_modes import RETRIEVERS
 from graph import GraphRetriever
 from index import ChunkRecord
 from pruner import BlendedPruner, PrunedContext, Pruner
 
 GRAPH_FACTS_ID = -1  # chunk id of the graph-facts pseudo-passage
 FollowUpFn = Callable[[str, list[str]], FollowUp]  # (question, evidence) -> the LLM's follow-up
-# (query, mode, k, collection, query vector) -> fused candidates
-Retrieve = Callable[[str, str, int, str, np.ndarray], list[Candidate]]
+# (query, retrievers, k, collection, query vector or None, chunk ids to skip) -> fused candidates
+Retrieve = Callable[
+    [str, Sequence[str], int, str, np.ndarray | None, Collection[int]], list[Candidate]
+]
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,13 @@ class Passes:
     refined: set[int] | None  # positions a blended pruner has decided (None: all of them)
     links: dict[int, Link] = field(default_factory=dict)  # position -> how a later hop found it
     trace: list[dict[str, object]] = field(default_factory=list)  # per hop, for explain
+
+
+def hop_retrievers(mode: str) -> tuple[str, ...]:
+    """What a hop searches for a request's retrieval mode: the mode's retrievers without vector
+    search (BM25 and the graph read the bridge names), vector search alone in vector mode."""
+    retrievers = RETRIEVERS if mode == "hybrid" else (mode,)
+    return tuple(r for r in retrievers if r != "vector") or ("vector",)
 
 
 def context_positions(
@@ -193,21 +203,20 @@ class Hops:
     ) -> tuple[list[int], dict[str, object]]:
         """One hop over ``w``: link what the context already has, prune again what may name a
         bridge, accept what does. The accepted positions and the trace's counts."""
-        # the question's vector (cached since the first pass) for the vector and graph
-        # channels: a hop embeds no query of its own; the bridge names reach BM25 and the
-        # graph's linking through the query text
+        known = {c.chunk.id for c in w.fused}
+        retrievers = hop_retrievers(options.retrieval)
+        # a hop embeds no query of its own unless vector search is all it has: BM25 and the
+        # graph's linking read the bridge names in the query text, and the graph walk weighs
+        # entities by the question's vector (cached since the first pass); the question's
+        # vector search would only find the first pass's chunks again
+        vector = self.encode([question])[0] if "graph" in retrievers else None
         more = (
             self.retrieve(
-                query,
-                options.retrieval,
-                self.limits.retrieved,
-                options.collection,
-                self.encode([question])[0],
+                query, retrievers, self.limits.retrieved, options.collection, vector, known
             )
             if self.limits.retrieved
             else []
         )
-        known = {c.chunk.id for c in w.fused}
         context = context_positions(w.order, w.pruned, options.top_k)
         # a source never follows anything: no cycle can form (A after B after A)
         sources = {b.source for b in bridges} | {link.source for link in w.links.values()}
@@ -276,7 +285,8 @@ class Hops:
         if not isinstance(pruner, BlendedPruner):
             return pruner.process(query, texts, options.prune_threshold, always_select_title=False)
         raw = pruner.raw(query, texts)
-        floor = self.limits.keep_floor
+        # a request that keeps every sentence (threshold 0) gets every bridge-naming passage
+        floor = 0.0 if options.prune_threshold == 0 else self.limits.keep_floor
         picked = []
         for j, result in enumerate(raw):
             likely = [

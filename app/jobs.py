@@ -12,82 +12,34 @@ with SQLite when a collection opens, so they follow.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import queue
 import sqlite3
 import threading
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from app.collections import Collections
+from app.job_store import Job, JobStore, Status, mark_done
 from app.library import IngestResult
 from app.parsing import ParsedDocument
 from app.uploads import JobFile, UploadLimits, check_file
 
 logger = logging.getLogger(__name__)
 
-Status = Literal["queued", "running", "done", "failed"]
 MAX_ATTEMPTS = 3  # starts of one job; past this a job that crashes the process is failed
 # characters of parsed documents kept in memory for queued jobs (the request parsed them to check
 # them); past it a job's documents are parsed again from its stored files when it runs
 PARSED_CACHE_CHARS = 32_000_000
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id            TEXT PRIMARY KEY,
-    collection    TEXT NOT NULL,
-    owner         TEXT NOT NULL,
-    status        TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed')),
-    total         INTEGER NOT NULL,
-    done          INTEGER NOT NULL DEFAULT 0,
-    attempts      INTEGER NOT NULL DEFAULT 0,
-    error         TEXT,
-    result        TEXT,
-    created_at    TEXT NOT NULL,
-    updated_at    TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created_at);
-CREATE INDEX IF NOT EXISTS jobs_collection ON jobs(collection, created_at);
-CREATE TABLE IF NOT EXISTS job_files (
-    job_id        TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
-    idx           INTEGER NOT NULL,
-    kind          TEXT NOT NULL CHECK (kind IN ('file', 'json')),
-    name          TEXT NOT NULL,
-    content_type  TEXT,
-    external_id   TEXT,
-    data          BLOB NOT NULL,
-    PRIMARY KEY (job_id, idx)
-) WITHOUT ROWID;
-"""
 
 
 class QueueFullError(RuntimeError):
     """Too many ingestion jobs are waiting; the client should retry later."""
 
     retry_after_s = 5
-
-
-@dataclass(frozen=True)
-class Job:
-    id: str
-    collection: str
-    owner: str  # who submitted it (API key id, "admin" or "local"); never a secret
-    status: Status
-    total: int  # documents in the job
-    done: int  # documents parsed and embedded so far
-    attempts: int
-    error: str | None
-    result: list[dict[str, Any]] | None  # per document: {document, duplicate, replaced}
-    created_at: str
-    updated_at: str
-
-    @property
-    def finished(self) -> bool:
-        return self.status in ("done", "failed")
 
 
 def parse_job_file(f: JobFile, limits: UploadLimits) -> ParsedDocument:
@@ -109,8 +61,7 @@ class JobQueue:
         self.collections = collections
         # for stored files parsed again (resumed jobs); default: the settings' defaults
         self.limits = limits or UploadLimits.of(collections.settings)
-        self.store = collections.store
-        self.store.ensure_schema(SCHEMA)
+        self.store = JobStore(collections.settings.db_path)
         self.max_queued = max_queued
         self.keep_days = keep_days  # finished jobs older than this are dropped at start
         self._queue: queue.Queue[str | None] = queue.Queue()
@@ -131,25 +82,13 @@ class JobQueue:
         cutoff = (datetime.now(UTC) - timedelta(days=self.keep_days)).isoformat(
             timespec="milliseconds"
         )
-        with self.store.transaction() as cur:
-            cur.execute(  # files of jobs finished just before a crash
-                "DELETE FROM job_files WHERE job_id IN"
-                " (SELECT id FROM jobs WHERE status IN ('done', 'failed'))"
-            )
-            cur.execute(  # the history of long-finished jobs
-                "DELETE FROM jobs WHERE status IN ('done', 'failed') AND updated_at < ?",
-                (cutoff,),
-            )
-        rows = self.store.query(
-            "SELECT id, attempts FROM jobs WHERE status IN ('queued', 'running')"
-            " ORDER BY created_at, rowid"
-        )
-        for row in rows:
-            if int(row["attempts"]) >= MAX_ATTEMPTS:
-                self._finish(row["id"], "failed", f"gave up after {MAX_ATTEMPTS} attempts")
+        self.store.tidy(cutoff)
+        for job_id, attempts in self.store.unfinished():
+            if attempts >= MAX_ATTEMPTS:
+                self._finish(job_id, "failed", f"gave up after {MAX_ATTEMPTS} attempts")
                 continue
-            logger.info("resuming ingestion job %s", row["id"])
-            self._queue.put(row["id"])
+            logger.info("resuming ingestion job %s", job_id)
+            self._queue.put(job_id)
         self._thread.start()
         return self
 
@@ -158,6 +97,8 @@ class JobQueue:
         self._queue.put(None)
         if self._thread.is_alive():
             self._thread.join(timeout)
+        if not self._thread.is_alive():  # a job still running keeps its connection
+            self.store.close()
 
     # ---- API ------------------------------------------------------------------------------------
     def submit(
@@ -178,21 +119,7 @@ class JobQueue:
         if self.pending() >= self.max_queued:
             raise QueueFullError(f"{self.max_queued} ingestion jobs are waiting; try again later")
         job_id = uuid.uuid4().hex
-        now = _now()
-        with self.store.transaction() as cur:
-            cur.execute(
-                "INSERT INTO jobs (id, collection, owner, status, total, created_at, updated_at)"
-                " VALUES (?, ?, ?, 'queued', ?, ?, ?)",
-                (job_id, collection, owner, len(files), now, now),
-            )
-            cur.executemany(
-                "INSERT INTO job_files (job_id, idx, kind, name, content_type, external_id, data)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (job_id, i, f.kind, f.name, f.content_type, f.external_id, f.data)
-                    for i, f in enumerate(files)
-                ],
-            )
+        self.store.add(job_id, collection, owner, files)
         with self._events_lock:
             if waiting:
                 self._events[job_id] = threading.Event()
@@ -206,20 +133,13 @@ class JobQueue:
         return job
 
     def get(self, job_id: str) -> Job | None:
-        rows = self.store.query(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
-        return _job(rows[0]) if rows else None
+        return self.store.get(job_id)
 
     def list(self, collection: str, limit: int = 50) -> list[Job]:
-        rows = self.store.query(
-            f"SELECT {_COLUMNS} FROM jobs WHERE collection = ? ORDER BY created_at DESC, rowid DESC"
-            " LIMIT ?",
-            (collection, limit),
-        )
-        return [_job(r) for r in rows]
+        return self.store.of_collection(collection, limit)
 
     def pending(self) -> int:
-        rows = self.store.query("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')")
-        return int(rows[0][0])
+        return self.store.pending()
 
     def wait(
         self, job_id: str, timeout: float | None = None
@@ -286,20 +206,8 @@ class JobQueue:
         job = self.get(job_id)
         if job is None or job.finished:
             return
-        with self.store.transaction() as cur:
-            cur.execute(
-                "UPDATE jobs SET status = 'running', attempts = attempts + 1, updated_at = ?"
-                " WHERE id = ?",
-                (_now(), job_id),
-            )
-        files = [
-            JobFile(r["kind"], r["name"], bytes(r["data"]), r["content_type"], r["external_id"])
-            for r in self.store.query(
-                "SELECT kind, name, content_type, external_id, data FROM job_files"
-                " WHERE job_id = ? ORDER BY idx",
-                (job_id,),
-            )
-        ]
+        self.store.started(job_id)
+        files = self.store.files(job_id)
         with self._events_lock:
             ready = self._parsed.pop(job_id, None)
             self._parsed_chars -= sum(len(d.text) for d in ready or [])
@@ -309,7 +217,7 @@ class JobQueue:
             library = self.collections.get(job.collection)
 
             def done_with(cur: sqlite3.Cursor, results: list[IngestResult]) -> None:
-                _mark(cur, job_id, "done", None, [_result(r) for r in results], len(results))
+                mark_done(cur, job_id, [_result(r) for r in results])
 
             library.ingest(
                 documents,
@@ -324,10 +232,7 @@ class JobQueue:
         self._finish(job_id, None, None)
 
     def _progress(self, job_id: str, done: int) -> None:
-        with self.store.transaction() as cur:
-            cur.execute(
-                "UPDATE jobs SET done = ?, updated_at = ? WHERE id = ?", (done, _now(), job_id)
-            )
+        self.store.progress(job_id, done)
 
     def _finish(
         self,
@@ -337,10 +242,7 @@ class JobQueue:
         exc: Exception | None = None,
     ) -> None:
         """Drop the job's stored files; set a final status unless the ingest did (done)."""
-        with self.store.transaction() as cur:
-            if status is not None:
-                _mark(cur, job_id, status, error, None, None)
-            cur.execute("DELETE FROM job_files WHERE job_id = ?", (job_id,))
+        self.store.finish(job_id, status, error)
         with self._events_lock:
             event = self._events.pop(job_id, None)
             if event is not None and exc is not None:
@@ -357,45 +259,5 @@ def _wake(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-_COLUMNS = (
-    "id, collection, owner, status, total, done, attempts, error, result, created_at, updated_at"
-)
-
-
-def _mark(
-    cur: sqlite3.Cursor,
-    job_id: str,
-    status: Status,
-    error: str | None,
-    result: list[dict[str, Any]] | None,
-    done: int | None,
-) -> None:
-    cur.execute(
-        "UPDATE jobs SET status = ?, error = ?, result = COALESCE(?, result),"
-        " done = COALESCE(?, done), updated_at = ? WHERE id = ?",
-        (status, error, json.dumps(result) if result is not None else None, done, _now(), job_id),
-    )
-
-
 def _result(r: IngestResult) -> dict[str, Any]:
     return {"document": asdict(r.document), "duplicate": r.duplicate, "replaced": r.replaced}
-
-
-def _job(row: sqlite3.Row) -> Job:
-    return Job(
-        id=row["id"],
-        collection=row["collection"],
-        owner=row["owner"],
-        status=row["status"],
-        total=int(row["total"]),
-        done=int(row["done"]),
-        attempts=int(row["attempts"]),
-        error=row["error"],
-        result=json.loads(row["result"]) if row["result"] else None,
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -130,9 +130,7 @@ class Pipeline:
         self.hops = Hops(
             pruner,
             self.graph,
-            lambda query, mode, k, collection, vector: self.retrieve(
-                query, mode, k, None, collection, vector
-            )[0],
+            self.search,
             self._title,
             self.encode,
             self.hop_limits,
@@ -442,6 +440,22 @@ class Pipeline:
         if found is None:
             found = self._graphs[collection] = self._graph_retriever(self.library(collection).graph)
         return found
+
+    def search(
+        self,
+        query: str,
+        retrievers: Sequence[str],
+        k: int,
+        collection: str = DEFAULT_COLLECTION,
+        vector: np.ndarray | None = None,
+        skip: Collection[int] = (),
+    ) -> list[Candidate]:
+        """The ``k`` best chunks of ``retrievers``, fused, none of them in ``skip`` (chunk ids):
+        each retriever looks ``len(skip)`` further, so chunks already known do not take the
+        places of new ones. No graph-facts passage."""
+        channels, _ = self.search_channels(query, retrievers, k + len(skip), {}, collection, vector)
+        fused = fuse(channels, k + len(skip))
+        return [c for c in fused if c.chunk.id not in skip][:k]
 
     def retrieve(
         self,

@@ -180,7 +180,7 @@ class Services:
             threads=settings.ask_threads,
             hop_limits=HopLimits(
                 bridges=settings.hop_bridges,
-                retrieved=settings.hop_candidates,
+                retrieved=settings.hop_new_candidates,
                 rescored=settings.hop_candidates,
             ),
             hop_llm=settings.hop_llm,

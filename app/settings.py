@@ -210,8 +210,15 @@ class Settings(BaseSettings):
         10,
         gt=0,
         le=100,
-        description="Per hop: new chunks retrieved (per retriever, fused and cut) and candidates "
-        "not yet in the context pruned again.",
+        description="Per hop: candidates of the first pass not in the context that may be pruned "
+        "again (those that name a bridge).",
+    )
+    hop_new_candidates: int = Field(
+        3,
+        ge=0,
+        le=100,
+        description="Per hop: chunks the first pass did not have, searched with the question and "
+        "the bridge names (per retriever: BM25 and graph; vector search in vector mode), fused.",
     )
     hop_llm: bool = Field(
         False,

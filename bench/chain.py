@@ -16,8 +16,9 @@ families (``--single N``): N SQuAD (dev-split articles) and WikiQA cases of benc
 candidate passages ingested as one corpus each; the issue allows them to lose at most one point.
 With ``--why`` every question is asked once more with one hop and ``explain`` (untimed, after
 the timed variants) and each gold passage the hop's context does not send is put in one bin:
-never retrieved (neither pass had it), retrieved but not judged again by the hop (no chosen
-bridge names it), judged again and rejected, or accepted but over the token budget.
+never retrieved (neither pass had it), retrieved but not kept and not judged again by the hop
+(no chosen bridge names it), kept but left out by top_k or the token budget, judged again by the
+hop and rejected, or accepted by the hop but over the budget.
 Writes bench/results/chain.json + chain.png.
 """
 
@@ -112,9 +113,10 @@ def single_items(services: Services, family: str, limit: int) -> list[Item]:
 
 MISSES = (
     "never retrieved",
-    "retrieved, not judged again",
-    "judged again, rejected",
-    "accepted, over the budget",
+    "retrieved, not kept, not judged again",
+    "kept, over top_k or the budget",
+    "judged again by a hop, rejected",
+    "accepted by a hop, over the budget",
 )
 
 
@@ -123,19 +125,24 @@ def misses(services: Services, item: Item, options: AskOptions) -> list[str]:
     answer = services.pipeline._retrieve_and_prune(item.question, options, {})
     sent = {c.chunk.document_id for c in answer.citations}
     explained: dict[str, Any] = answer.explain or {}
-    candidates = {c["document_id"]: c for c in explained.get("candidates", [])}
+    by_document: dict[str, list[dict[str, Any]]] = {}
+    for c in explained.get("candidates", []):
+        by_document.setdefault(c["document_id"], []).append(c)
     judged_ids = [i for t in explained.get("hops", []) for i in t.get("pruned_again_chunk_ids", [])]
     judged = {c.document_id for c in services.library.chunks(judged_ids)}
     out = []
     for gold in sorted(item.gold - sent):
-        if gold not in candidates and gold not in judged:
+        chunks = by_document.get(gold, [])
+        if not chunks and gold not in judged:
             out.append(MISSES[0])
-        elif gold not in judged:
-            out.append(MISSES[1])
-        elif candidates.get(gold, {}).get("hop", 0) == 0:
+        elif any(c["hop"] > 0 for c in chunks):
+            out.append(MISSES[4])
+        elif gold in judged:
+            out.append(MISSES[3])
+        elif any(c["kept_sentences"] for c in chunks):
             out.append(MISSES[2])
         else:
-            out.append(MISSES[3])
+            out.append(MISSES[1])
     return out
 
 

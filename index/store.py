@@ -127,7 +127,6 @@ class DocumentStore:
         with self._lock:
             self._conn.close()
 
-    # ---- other tables of the same file (jobs) -----------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Cursor]:
         """One write transaction on this connection (BEGIN IMMEDIATE … COMMIT / ROLLBACK)."""
@@ -140,17 +139,6 @@ class DocumentStore:
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
-
-    def query(self, sql: str, args: Sequence[object] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._conn.execute(sql, list(args)).fetchall()
-
-    def ensure_schema(self, sql: str) -> None:
-        """Create tables another package owns (``CREATE … IF NOT EXISTS`` statements)."""
-        with self.transaction() as cur:
-            for statement in sql.split(";"):
-                if statement.strip():
-                    cur.execute(statement)
 
     # ---- collections ------------------------------------------------------------------------
     def create_collection(self, name: str) -> bool:

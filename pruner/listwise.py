@@ -115,7 +115,7 @@ def squad_groups(
                 asked.append((qa["question"], (sentences, labels), len(paragraphs) - 1))
     texts = [" ".join(p) for p in paragraphs]
     questions = [q for q, _, _ in asked]
-    encode_texts = encode_texts or minilm_encoder()
+    encode_texts = encode_texts if encode_texts is not None else minilm_encoder()
     sims = encode_texts(questions) @ encode_texts(texts).T
     dense = np.argsort(-sims, axis=1)[:, : pool + 1]
     bm25 = bm25s.BM25()

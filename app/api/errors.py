@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,6 +18,7 @@ from app.api.access import (
     UnauthorizedError,
 )
 from app.api.chat_schemas import hoist_defs
+from app.api.validation import describe_validation as describe_validation
 from app.collections import InvalidCollectionNameError
 from app.conversation import ConversationError
 from app.jobs import QueueFullError
@@ -105,16 +106,6 @@ def _document_error_body(app: FastAPI) -> None:
         return app.openapi_schema or generate()
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-def describe_validation(errors: Sequence[Any]) -> str:
-    """Pydantic errors as one readable line; the offending input is never echoed (it may not
-    even be encodable, e.g. a lone surrogate)."""
-    parts = []
-    for e in errors:
-        loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{loc}: {e.get('msg', 'invalid')}")
-    return "; ".join(parts)
 
 
 def error_body(path: str, status: int, reason: str) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 endpoints :class:`AskKnobs` (no ``explain``: their replies have no place for it), and
 ``sieve ask`` makes its flags from :class:`AskParams`'s fields (app/cli/ask.py). Every option
 left out (None) takes the server's configured default; ``Services.options`` refuses values
-over the configured maxima."""
+over the configured maxima. Light on purpose (no index, no models): every CLI command imports it."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-from app.collections import NAME_PATTERN
+from app.names import DEFAULT_COLLECTION_NAME, NAME_PATTERN
 from app.retrieval_modes import Retrieval
-from index import DEFAULT_COLLECTION
 
 PruneThreshold = Annotated[
     float | None,
@@ -75,7 +74,7 @@ class AskParams(AskKnobs):
         None,
         pattern=NAME_PATTERN,
         description=f"Collection to search; default: the key's only collection "
-        f"({DEFAULT_COLLECTION!r} without auth).",
+        f"({DEFAULT_COLLECTION_NAME!r} without auth).",
     )
 
     def overrides(self) -> dict[str, Any]:

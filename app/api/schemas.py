@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.api.options import AskParams
 from app.collections import NAME_PATTERN
-from app.jobs import Job
+from app.job_store import Job
 from app.parsing.common import UNSAFE_INLINE
 from app.pipeline import Answer, Citation
 from index import ChunkRecord, DocumentRecord

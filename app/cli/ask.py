@@ -14,32 +14,24 @@ import argparse
 import ipaddress
 import logging
 import sys
-from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
-import anyio
 import httpx
 from pydantic import ValidationError
 
-from app.api.access import Principal
-from app.api.errors import describe_validation, status_of
 from app.api.options import AskParams
-from app.api.schemas import AskRequest, AskResponse
+from app.api.validation import describe_validation
 from app.cli.common import (
     CliError,
     Server,
     add_target_options,
     describe,
     dumps,
-    embedder_for,
     printable,
     use_colour,
     with_data_dir,
 )
 from app.settings import Settings
-from index import UnknownCollectionError
-
-if TYPE_CHECKING:
-    from app.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +98,8 @@ def _body(args: argparse.Namespace) -> dict[str, Any]:
     # 0 is a value (--prune-threshold 0 keeps every sentence); an unset flag is None / False
     given = {k: v for k, v in fields.items() if v is not None and v is not False}
     body = {"question": args.question, **given}
-    try:
-        AskRequest.model_validate(body)
+    try:  # the options as the API checks them (the question's own checks: by the API)
+        AskParams.model_validate(given)
     except ValidationError as exc:
         raise CliError(f"bad options: {describe_validation(exc.errors())}") from None
     return body
@@ -141,34 +133,12 @@ def running_server(settings: Settings) -> str | None:
 
 
 def _ask_local(body: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """The answer from the services built in this process (no HTTP, no web app): the same
-    options, checks and errors as ``POST /ask``, as the local operator (auth off)."""
     if not settings.db_path.exists():
         raise CliError(f"no documents in {settings.data_dir}: add some with `sieve ingest PATH`")
     print(LOADING_NOTE, file=sys.stderr, flush=True)
-    from app.services import Services
+    from app.cli.ask_here import ask_here  # the services and their models: only now
 
-    request = AskRequest.model_validate(body)
-    services = Services.build(settings.model_copy(update={"auth": False}), embedder_for(settings))
-    try:
-        return anyio.run(_answer, services, request)
-    except Exception as exc:
-        status = status_of(exc)
-        if status is None:
-            raise
-        raise CliError(f"error {status}: {exc}") from None
-    finally:
-        anyio.run(services.aclose)
-
-
-async def _answer(services: Services, request: AskRequest) -> dict[str, Any]:
-    collection = Principal("local").collection(request.collection)
-    if not services.collections.exists(collection):
-        raise UnknownCollectionError(collection)
-    options = services.options(collection=collection, **request.overrides())
-    answer = await services.pipeline.ask(request.question, options)
-    result: dict[str, Any] = AskResponse.of(answer).model_dump(mode="json")
-    return result
+    return ask_here(body, settings)
 
 
 def render(result: dict[str, Any], show_context: bool, colour: bool) -> list[str]:

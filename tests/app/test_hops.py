@@ -135,10 +135,15 @@ def test_hop_limits(settings: Settings, embedder: Embedder) -> None:
         assert r.status_code == 422 and "SIEVE_MAX_HOPS" in r.json()["detail"]
         assert client.post("/ask", json={"question": QUESTION, "hops": -1}).status_code == 422
         r = client.post("/ask", json={"question": QUESTION, "hops": 1, "explain": True})
-        for trace in r.json()["explain"]["hops"]:
+        traces = r.json()["explain"]["hops"]
+        assert traces  # the question names the film: its passage names the director
+        ids = {c["chunk_id"] for c in r.json()["explain"]["candidates"]}
+        for trace in traces:
             assert len(trace["bridges"]) <= 1
             assert trace["new_candidates"] <= 2 and trace["pruned_again"] <= 4
-            assert len(trace["pruned_again_chunk_ids"]) == trace["pruned_again"]
+            judged = trace["pruned_again_chunk_ids"]
+            assert len(judged) == trace["pruned_again"] and set(trace["added_chunk_ids"]) <= ids
+            assert all(isinstance(i, int) and i > 0 for i in judged)
 
 
 def test_chain_order_puts_each_passage_after_its_source() -> None:
@@ -376,7 +381,7 @@ def test_a_hop_refines_only_passages_that_could_be_accepted(corpus: TestClient) 
     counting = BlendedPruner(inner.inner, encode, inner.blend)
     options = corpus.app.state.services.options()  # type: ignore[attr-defined]
     query = f"{QUESTION} Marek Wilczynski"
-    for floor, refined in ((0.0, names), (1.0, [])):
+    for floor, refined in ((0.0, names), (1.1, [])):  # 1.1: no probability reaches it
         limits = dataclasses.replace(pipeline.hop_limits, keep_floor=floor)
         hops = Hops(
             counting, pipeline.graph, pipeline.hops.retrieve, pipeline._title, encode, limits
@@ -406,3 +411,18 @@ def test_a_hop_embeds_no_query_of_its_own(
     answer = pipeline._retrieve_and_prune(QUESTION, services.options(hops=1), {})
     assert answer.hops == 1
     assert not [t for t in embedded if t.startswith(QUESTION) and t != QUESTION]
+
+
+def test_hop_retrieval_searches_what_can_find_new_chunks(corpus: TestClient) -> None:
+    """A hop never runs the question's vector search again (it finds the first pass's chunks);
+    vector mode alone embeds the hop's query. Known chunks never take a new one's place."""
+    from app.hops import hop_retrievers
+
+    assert hop_retrievers("hybrid") == ("lexical", "graph")
+    assert hop_retrievers("graph") == ("graph",) and hop_retrievers("lexical") == ("lexical",)
+    assert hop_retrievers("vector") == ("vector",)
+    pipeline = corpus.app.state.services.pipeline  # type: ignore[attr-defined]
+    first = pipeline.search(QUESTION, ("vector", "lexical"), 2)
+    skip = {c.chunk.id for c in first}
+    after = pipeline.search(QUESTION, ("vector", "lexical"), 2, skip=skip)
+    assert len(after) == 2 and not skip & {c.chunk.id for c in after}

@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from app.collections import Collections
+from app.job_store import JobStore
 from app.jobs import MAX_ATTEMPTS, JobFile, JobQueue
 from app.main import create_app
 from app.settings import Settings
@@ -67,6 +71,17 @@ def test_a_failed_job_says_why_and_stores_nothing(client: TestClient) -> None:
     assert r.status_code == 409 and "already stored" in r.json()["detail"]
 
 
+@contextlib.contextmanager
+def _sql(settings: Settings) -> Iterator[sqlite3.Connection]:
+    """A plain connection to the data dir's SQLite file, committed on exit."""
+    db = sqlite3.connect(settings.db_path)
+    try:
+        with db:
+            yield db
+    finally:
+        db.close()
+
+
 def test_unfinished_jobs_resume_after_a_restart(settings: Settings, embedder: Embedder) -> None:
     collections = Collections(settings, embedder)
     queue = JobQueue(collections)  # never started: the process "died" with the job queued
@@ -76,16 +91,17 @@ def test_unfinished_jobs_resume_after_a_restart(settings: Settings, embedder: Em
         done = _poll(client, job.id)
         assert done["status"] == "done" and done["documents"][0]["source"] == "velmor.txt"
         assert client.get("/documents").json()["total"] == 1
-    rows = Collections(settings, embedder).store.query("SELECT COUNT(*) FROM job_files")
-    assert rows[0][0] == 0  # the stored upload is dropped once the job is finished
+    store = JobStore(settings.db_path)
+    assert store.file_count() == 0  # the stored upload is dropped once the job is finished
+    store.close()
 
 
 def test_a_job_that_keeps_crashing_is_given_up(settings: Settings, embedder: Embedder) -> None:
     collections = Collections(settings, embedder)
     queue = JobQueue(collections)
     job = queue.submit("default", "local", [JobFile("file", "v.txt", TEXT.encode())])
-    with collections.store.transaction() as cur:
-        cur.execute(
+    with _sql(settings) as db:  # the state a process killed mid-job leaves
+        db.execute(
             "UPDATE jobs SET status = 'running', attempts = ? WHERE id = ?",
             (MAX_ATTEMPTS, job.id),
         )
@@ -161,11 +177,11 @@ def test_long_finished_jobs_are_forgotten_at_start(settings: Settings, embedder:
     job = queue.submit("default", "local", [JobFile("file", "v.txt", TEXT.encode())], True)
     queue.wait(job.id, timeout=60)
     queue.close()
-    with collections.store.transaction() as cur:
-        cur.execute("UPDATE jobs SET updated_at = '2020-01-01T00:00:00.000+00:00'")
+    with _sql(settings) as db:
+        db.execute("UPDATE jobs SET updated_at = '2020-01-01T00:00:00.000+00:00'")
     fresh = JobQueue(collections, keep_days=30).start()
-    fresh.close()
     assert fresh.get(job.id) is None
+    fresh.close()
     assert collections.store.count_documents() == 1  # only the job's record goes
     collections.close()
 

@@ -51,16 +51,38 @@ def test_one_retrieval_literal() -> None:
 
 
 def test_chat_requests_take_the_ask_knobs_with_the_same_bounds(client: TestClient) -> None:
-    text = "The kettle boils water in two minutes. Kettles are sold in hardware shops."
-    client.post("/documents", json={"title": "Kettles", "text": text})
-    chat = {"messages": [{"role": "user", "content": "How fast does the kettle boil?"}]}
-    r = client.post(
-        "/v1/chat/completions",
-        json={**chat, "max_context_tokens": 16, "candidates": 3, "hops": 0, "temperature": 0.2},
-    )
-    assert r.status_code == 200, r.text
-    stats = r.json()["sieve"]["stats"]
-    assert stats["tokens_after"] <= 16 and stats["candidates"] <= 3
+    for i, what in enumerate(["kettle", "toaster", "blender", "mixer"]):
+        text = (
+            f"The {what} boils, browns or blends in {i + 2} minutes. The {what} is sold in "
+            f"hardware shops. Every {what} has a two-year warranty. Spare parts for the {what} "
+            "are sent by post."
+        )
+        client.post("/documents", json={"title": what.title(), "text": text})
+    chat = {"messages": [{"role": "user", "content": "How fast is the kettle?"}]}
+    knobs = {"max_context_tokens": 16, "candidates": 2, "prune_threshold": 0, "hops": 0}
+
+    def stats(body: dict[str, object]) -> dict[str, int]:
+        r = client.post("/v1/chat/completions", json={**body, "temperature": 0.2})
+        assert r.status_code == 200, r.text
+        return r.json()["sieve"]["stats"]  # type: ignore[no-any-return]
+
+    free, bound = stats({**chat, "prune_threshold": 0}), stats({**chat, **knobs})
+    assert free["tokens_after"] > 16 >= bound["tokens_after"]  # the knobs bind
+    assert free["candidates"] > 2 >= bound["candidates"]
     for bad in ({"max_context_tokens": 8}, {"candidates": 0}, {"top_k": 101}):
         assert client.post("/v1/chat/completions", json={**chat, **bad}).status_code == 422
         assert client.post("/api/chat", json={**chat, **bad, "stream": False}).status_code == 422
+
+
+def test_the_cli_starts_without_the_service() -> None:
+    """Every `sieve` command imports the ask flags: they must not pull in the models, the
+    indexes or the web app (`sieve --help` and asking a running server stay instant)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, app.cli; heavy = [m for m in ('torch', 'faiss', 'fastapi', 'app.services',"
+        " 'app.pipeline', 'index') if m in sys.modules]; print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -331,8 +331,8 @@ function answerView(question) {
 
   let answer = "";
   let known = new Set();
-  let pending = false;
-  const redraw = () => { pending = false; renderAnswerText(text, answer, prefix, known); };
+  let frame = 0; // a redraw waiting for the next animation frame (0: none)
+  const redraw = () => { frame = 0; renderAnswerText(text, answer, prefix, known); };
   const showContext = (data) => {
     known = new Set(data.citations.map((c) => c.n));
     sources.replaceChildren(
@@ -346,12 +346,15 @@ function answerView(question) {
     context: showContext,
     token: (data) => {
       answer += data.text;
-      if (!pending) { pending = true; requestAnimationFrame(redraw); }
+      if (!frame) frame = requestAnimationFrame(redraw);
     },
     done: (data) => {
       showContext(data);
       if (data.degraded) meta.append(el("p", { class: "degraded" }, data.degraded));
       answer = data.answer;
+      // a token's redraw still waiting would render the same text again after "done", and
+      // replace the elements a reader (or a test) already holds
+      if (frame) cancelAnimationFrame(frame);
       redraw();
       text.classList.remove("streaming");
       message.classList.add("done");
