@@ -27,7 +27,7 @@ from app.chain import (
 )
 from app.follow_up import FollowUp
 from app.fusion import Candidate
-from app.retrieval_modes import RETRIEVERS
+from app.retrieval_modes import retrievers_of
 from graph import GraphRetriever
 from index import ChunkRecord
 from pruner import BlendedPruner, PrunedContext, Pruner
@@ -56,8 +56,7 @@ class Passes:
 def hop_retrievers(mode: str) -> tuple[str, ...]:
     """What a hop searches for a request's retrieval mode: the mode's retrievers without vector
     search (BM25 and the graph read the bridge names), vector search alone in vector mode."""
-    retrievers = RETRIEVERS if mode == "hybrid" else (mode,)
-    return tuple(r for r in retrievers if r != "vector") or ("vector",)
+    return tuple(r for r in retrievers_of(mode) if r != "vector") or ("vector",)
 
 
 def context_positions(

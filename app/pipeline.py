@@ -38,7 +38,12 @@ from app.fusion import BLEND_COSINE_WEIGHT, MIX_COSINE_WEIGHT, Candidate, fuse, 
 from app.hops import GRAPH_FACTS_ID, FollowUpFn, Hops, Passes
 from app.library import Library
 from app.llm import LLM, LLMError, Passage, TextCompleter
-from app.retrieval_modes import RETRIEVAL_MODES, RETRIEVERS
+from app.retrieval_modes import (
+    RETRIEVAL_MODES,
+    RETRIEVERS,
+    UnknownRetrievalError,
+    retrievers_of,
+)
 from graph import GraphRetriever, GraphSearchResult, KnowledgeGraph
 from index import DEFAULT_COLLECTION, ChunkRecord, Embedder, SentenceRecord
 from pruner import BlendedPruner, PrunedContext, Pruner
@@ -74,10 +79,6 @@ GRAPH_FACTS_TITLE = "Knowledge graph"
 
 
 class UnknownBackendError(ValueError):
-    pass
-
-
-class UnknownRetrievalError(ValueError):
     pass
 
 
@@ -151,7 +152,7 @@ class Pipeline:
             raise UnknownBackendError(
                 f"unknown llm backend {options.llm!r}; available: {sorted(self.llms)}"
             )
-        _retrievers(options.retrieval)  # an unknown mode fails before any work
+        retrievers_of(options.retrieval)  # an unknown mode fails before any work
         return question, llm
 
     def admit(self) -> None:
@@ -471,7 +472,7 @@ class Pipeline:
         ``vector``: the query vector to use instead of embedding ``question``."""
         timings = {} if timings is None else timings
         channels, graph_result = self.search_channels(
-            question, _retrievers(mode), k, timings, collection, vector
+            question, retrievers_of(mode), k, timings, collection, vector
         )
         with _timed(timings, "fuse"):
             candidates = fuse(channels, k)
@@ -571,19 +572,11 @@ class Pipeline:
 
 
 def _retriever_counts(fused: Sequence[Candidate], mode: str) -> dict[str, int]:
-    return {name: sum(1 for c in fused if name in c.found_by) for name in _retrievers(mode)}
+    return {name: sum(1 for c in fused if name in c.found_by) for name in retrievers_of(mode)}
 
 
 def _ms_since(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 3)
-
-
-def _retrievers(mode: str) -> tuple[str, ...]:
-    if mode not in RETRIEVAL_MODES:
-        raise UnknownRetrievalError(
-            f"unknown retrieval mode {mode!r}; use one of {list(RETRIEVAL_MODES)}"
-        )
-    return RETRIEVERS if mode == "hybrid" else (mode,)
 
 
 def _facts_chunk(facts: Sequence[str]) -> ChunkRecord:
