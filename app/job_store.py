@@ -78,22 +78,24 @@ class Job:
 class JobStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        # writes and reads on connections of their own: a write waiting (up to 30 s) for the
+        # documents' transaction to commit never holds up a status read (WAL readers do not
+        # wait for writers)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(
-            self.path, check_same_thread=False, isolation_level=None, timeout=30.0
-        )
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn = _connect(self.path)
         self._conn.execute("PRAGMA foreign_keys=ON")
         with self._transaction() as cur:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     cur.execute(statement)
+        self._read_lock = threading.Lock()
+        self._reader = _connect(self.path)
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+        with self._read_lock:
+            self._reader.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Cursor]:
@@ -109,8 +111,8 @@ class JobStore:
                 raise
 
     def _query(self, sql: str, args: Sequence[object] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._conn.execute(sql, list(args)).fetchall()
+        with self._read_lock:
+            return self._reader.execute(sql, list(args)).fetchall()
 
     # ---- jobs -------------------------------------------------------------------------------
     def add(self, job_id: str, collection: str, owner: str, files: Sequence[JobFile]) -> None:
@@ -205,6 +207,14 @@ class JobStore:
             if status is not None:
                 _mark(cur, job_id, status, error, None, None)
             cur.execute("DELETE FROM job_files WHERE job_id = ?", (job_id,))
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
 
 
 def mark_done(cur: sqlite3.Cursor, job_id: str, results: list[dict[str, Any]]) -> None:

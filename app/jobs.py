@@ -74,6 +74,7 @@ class JobQueue:
         self._parsed: dict[str, list[ParsedDocument]] = {}
         self._parsed_chars = 0
         self._events_lock = threading.Lock()
+        self._stopping = threading.Event()  # set by close(): start no job, fail none
         self._thread = threading.Thread(target=self._work, name="sieve-ingest", daemon=True)
 
     # ---- lifecycle ----------------------------------------------------------------------------
@@ -93,7 +94,10 @@ class JobQueue:
         return self
 
     def close(self, timeout: float = 30.0) -> None:
-        """Stop after the job in progress (queued jobs stay queued for the next start)."""
+        """Stop after the job in progress: queued jobs stay queued for the next start, and a job
+        that fails while the service closes (its store closed under it) stays unfinished, to be
+        run again, never marked failed."""
+        self._stopping.set()
         self._queue.put(None)
         if self._thread.is_alive():
             self._thread.join(timeout)
@@ -192,13 +196,16 @@ class JobQueue:
 
     # ---- worker ---------------------------------------------------------------------------------
     def _work(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             job_id = self._queue.get()
-            if job_id is None:
+            if job_id is None or self._stopping.is_set():
                 return
             try:
                 self._run(job_id)
             except Exception as exc:  # never let one job stop the worker
+                if self._stopping.is_set():
+                    logger.warning("ingestion job %s left unfinished at shutdown: %s", job_id, exc)
+                    return
                 logger.exception("ingestion job %s failed", job_id)
                 self._finish(job_id, "failed", f"internal error: {exc}", exc)
 
@@ -226,6 +233,9 @@ class JobQueue:
                 progress=lambda n, _total: self._progress(job_id, n),
             )
         except Exception as exc:  # a file that no longer parses, a conflict, a failed index
+            if self._stopping.is_set():  # perhaps only because the service is closing
+                logger.warning("ingestion job %s left unfinished at shutdown: %s", job_id, exc)
+                return
             logger.warning("ingestion job %s failed: %s", job_id, exc)
             self._finish(job_id, "failed", str(exc) or type(exc).__name__, exc)
             return

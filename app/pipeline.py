@@ -452,11 +452,14 @@ class Pipeline:
         skip: Collection[int] = (),
     ) -> list[Candidate]:
         """The ``k`` best chunks of ``retrievers``, fused, none of them in ``skip`` (chunk ids):
-        each retriever looks ``len(skip)`` further, so chunks already known do not take the
-        places of new ones. No graph-facts passage."""
+        each retriever looks ``len(skip)`` further and drops the known chunks before the fusion,
+        so they take neither the new ones' places nor the places fusion keeps for each
+        retriever's best (the graph's second hop). No graph-facts passage."""
         channels, _ = self.search_channels(query, retrievers, k + len(skip), {}, collection, vector)
-        fused = fuse(channels, k + len(skip))
-        return [c for c in fused if c.chunk.id not in skip][:k]
+        fresh = {
+            name: [(c, x) for c, x in hits if c.id not in skip] for name, hits in channels.items()
+        }
+        return fuse(fresh, k)
 
     def retrieve(
         self,

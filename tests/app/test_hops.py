@@ -127,7 +127,9 @@ def test_a_single_hop_question_keeps_its_context(corpus: TestClient) -> None:
 
 
 def test_hop_limits(settings: Settings, embedder: Embedder) -> None:
-    bounded = settings.model_copy(update={"max_hops": 1, "hop_candidates": 2, "hop_bridges": 1})
+    bounded = settings.model_copy(
+        update={"max_hops": 1, "hop_candidates": 2, "hop_new_candidates": 2, "hop_bridges": 1}
+    )
     with TestClient(create_app(bounded, embedder)) as client:
         for title, text in DOCS:
             client.post("/documents", json={"title": title, "text": text})

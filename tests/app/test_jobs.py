@@ -86,6 +86,7 @@ def test_unfinished_jobs_resume_after_a_restart(settings: Settings, embedder: Em
     collections = Collections(settings, embedder)
     queue = JobQueue(collections)  # never started: the process "died" with the job queued
     job = queue.submit("default", "local", [JobFile("file", "velmor.txt", TEXT.encode())])
+    queue.close()
     collections.close()
     with TestClient(create_app(settings, embedder)) as client:
         done = _poll(client, job.id)
@@ -209,4 +210,38 @@ def test_an_async_waiter_that_times_out_or_is_cancelled_leaves_nothing_behind(
 
     assert asyncio.run(scenario()) == ("queued", "queued")
     assert not queue._waiters and not queue._events and not queue._errors
+    queue.close()
+    collections.close()
+
+
+def test_closing_leaves_queued_jobs_queued_with_their_files(
+    settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shutdown while jobs wait: the one running finishes, the others stay queued (files kept)
+    for the next start, and none is marked failed because its store closed under it."""
+    import threading
+
+    collections = Collections(settings, embedder)
+    library = collections.default
+    release, running = threading.Event(), threading.Event()
+    ingest = library.ingest
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        running.set()
+        release.wait(30)
+        return ingest(*args, **kwargs)
+
+    monkeypatch.setattr(library, "ingest", slow)
+    queue = JobQueue(collections).start()
+    first = queue.submit("default", "local", [JobFile("file", "a.txt", TEXT.encode())])
+    second = queue.submit("default", "local", [JobFile("file", "b.txt", b"The Orsk ferry.")])
+    assert running.wait(30)
+    queue.close(timeout=0.1)  # the worker is busy: close returns, the queue is stopping
+    release.set()
+    queue._thread.join(30)
+    done, waiting = queue.get(first.id), queue.get(second.id)
+    assert done is not None and done.status == "done"
+    assert waiting is not None and waiting.status == "queued"
+    assert queue.store.files(second.id)  # its upload is kept for the next start
+    queue.close()
     collections.close()

@@ -86,3 +86,10 @@ def test_the_cli_starts_without_the_service() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_the_light_default_collection_name_is_the_store_s() -> None:
+    from app.names import DEFAULT_COLLECTION_NAME
+    from index import DEFAULT_COLLECTION
+
+    assert DEFAULT_COLLECTION_NAME == DEFAULT_COLLECTION
