@@ -105,6 +105,7 @@ class Pipeline:
         hop_limits: HopLimits | None = None,
         hop_llm: bool = False,
         hop_llm_timeout_s: float = 10.0,
+        fallback: LLM | None = None,
     ) -> None:
         rerank_order([], rerank, [])  # validates the mode early
         if max_pending < 0:
@@ -139,7 +140,7 @@ class Pipeline:
         # called with every finished answer (metrics); must be cheap and must not raise
         self.observers: list[Callable[[Answer], None]] = []
         # answers instead of a failed LLM, from the same context (None: the failure is raised)
-        self.fallback: LLM | None = None
+        self.fallback = fallback
 
     def check(self, question: str, options: AskOptions) -> tuple[str, LLM]:
         """The stripped question and the answering backend; raises before any work is done

@@ -185,9 +185,9 @@ class Services:
             ),
             hop_llm=settings.hop_llm,
             hop_llm_timeout_s=settings.hop_llm_timeout_s,
+            # the extractive backend is always enabled (llm_backend_list)
+            fallback=llms["extractive"] if settings.llm_fallback else None,
         )
-        if settings.llm_fallback:
-            pipeline.fallback = llms["extractive"]  # always enabled (llm_backend_list)
         triples = None
         library = collections.default  # opened now: the others on first use
         if settings.graph_triples == "llm" and settings.graph:
