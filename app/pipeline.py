@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -36,8 +36,8 @@ from app.explain import explain
 from app.follow_up import FollowUp, FollowUps
 from app.fusion import BLEND_COSINE_WEIGHT, MIX_COSINE_WEIGHT, Candidate, fuse, rerank_order
 from app.hops import GRAPH_FACTS_ID, FollowUpFn, Hops, Passes
-from app.library import Library
 from app.llm import LLM, LLMError, Passage, TextCompleter
+from app.retrieval import GRAPH_FACTS_TITLE, Retrieval, timed
 from app.retrieval_modes import (
     RETRIEVAL_MODES,
     RETRIEVERS,
@@ -45,7 +45,7 @@ from app.retrieval_modes import (
     retrievers_of,
 )
 from graph import GraphRetriever, GraphSearchResult, KnowledgeGraph
-from index import DEFAULT_COLLECTION, ChunkRecord, Embedder, SentenceRecord
+from index import DEFAULT_COLLECTION, ChunkRecord, Embedder
 from pruner import BlendedPruner, PrunedContext, Pruner
 from pruner.answer import ANSWER_COSINE_WEIGHT
 
@@ -75,7 +75,6 @@ __all__ = [  # the answer types and fusion helpers are re-exported: callers impo
 ]
 
 ABSTAIN_ANSWER = "I could not find an answer to that in the documents."
-GRAPH_FACTS_TITLE = "Knowledge graph"
 
 
 class UnknownBackendError(ValueError):
@@ -121,22 +120,15 @@ class Pipeline:
         self.encode = embedder.encode if encode is None else encode
         self.pruner = pruner
         self.llms = llms
-        self._graph_retriever = graph  # one per collection, over its graph
-        self._graphs: dict[str, GraphRetriever] = {}
+        self.retrieval = Retrieval(collections, self.encode, graph)
         self.rerank = rerank
         self.blend_weight = blend_weight
         self.mix_weight = mix_weight
         self.hop_limits = hop_limits or HopLimits()
         self.hop_llm = hop_llm  # ask the LLM for the missing fact between hops
         self.follow_ups = FollowUps(timeout_s=hop_llm_timeout_s)
-        self.hops = Hops(
-            pruner,
-            self.graph,
-            self.search,
-            self._title,
-            self.encode,
-            self.hop_limits,
-        )
+        r = self.retrieval
+        self.hops = Hops(pruner, r.graph, r.search, r.title, self.encode, self.hop_limits)
         # called with every finished answer (metrics); must be cheap and must not raise
         self.observers: list[Callable[[Answer], None]] = []
         # answers instead of a failed LLM, from the same context (None: the failure is raised)
@@ -192,7 +184,7 @@ class Pipeline:
         if not answer.citations:
             answer.answer, answer.abstained = ABSTAIN_ANSWER, True
         else:
-            with _timed(timings, "llm"):
+            with timed(timings, "llm"):
                 passages = [passage_of(c) for c in answer.citations]
                 answer.answer = await self._generate(llm, question, passages, answer)
         return self._finish(answer, llm, timings, started)
@@ -316,7 +308,7 @@ class Pipeline:
     def _retrieve(
         self, question: str, options: AskOptions, timings: dict[str, float]
     ) -> tuple[list[Candidate], GraphSearchResult | None]:
-        return self.retrieve(
+        return self.retrieval.retrieve(
             question, options.retrieval, options.candidates, timings, options.collection
         )
 
@@ -334,10 +326,10 @@ class Pipeline:
         passes = self._first_pass(question, options, candidates, texts, timings)
         chained = Passes(fused, texts, *passes)
         if options.hops > 0:
-            with _timed(timings, "hops"):
+            with timed(timings, "hops"):
                 chained = self.hops.run(question, options, chained, follow_up)
         answer = self._assemble(question, options, chained, timings)
-        with _timed(timings, "answer_scores"):
+        with timed(timings, "answer_scores"):
             weight = (
                 self.pruner.blend.answer_cosine_weight
                 if isinstance(self.pruner, BlendedPruner)
@@ -350,7 +342,7 @@ class Pipeline:
         answer.hops = max((c.hop for c in hopped), default=0)
         answer.bridges = list(dict.fromkeys(c.bridge for c in hopped if c.bridge))
         if options.explain:
-            answer.explain = explain(chained, graph_result, self._title)
+            answer.explain = explain(chained, graph_result, self.retrieval.title)
         return answer
 
     def _first_pass(
@@ -367,20 +359,20 @@ class Pipeline:
         ``top_k`` (all of them with ``explain``); the others keep nothing until refined."""
         pruner = self.pruner
         if not isinstance(pruner, BlendedPruner):
-            with _timed(timings, "prune"):
+            with timed(timings, "prune"):
                 # A chunk's title (document title + heading path) goes into its context header,
                 # so its first sentence is body text and is kept only on its own merit.
                 pruned = pruner.process(
                     question, texts, options.prune_threshold, always_select_title=False
                 )
-            with _timed(timings, "rerank"):
+            with timed(timings, "rerank"):
                 order = self.order(question, candidates, pruned, options.collection)
             return pruned, order, None
-        with _timed(timings, "prune"):
+        with timed(timings, "prune"):
             raw = pruner.raw(question, texts)
-        with _timed(timings, "rerank"):
+        with timed(timings, "rerank"):
             order = self.order(question, candidates, raw, options.collection)
-        with _timed(timings, "sentence_blend"):
+        with timed(timings, "sentence_blend"):
             wanted = len(order) if options.explain else options.top_k
             pruned, done = pruner.refine_in_order(
                 question, texts, raw, order, wanted, options.prune_threshold
@@ -414,7 +406,7 @@ class Pipeline:
         # passages to the context, it never pushes out one the first pass chose
         found = sum(1 for i, link in p.links.items() if link.hop > 0 and p.pruned[i].kept)
         options = replace(options, top_k=options.top_k + found)
-        with _timed(timings, "budget"):
+        with timed(timings, "budget"):
             answer = self._budget(p, options)
         pruner = self.pruner
         if (
@@ -424,110 +416,14 @@ class Pipeline:
         ):
             rest = [i for i in p.order if i not in p.refined]
             if rest:
-                with _timed(timings, "sentence_blend"):
+                with timed(timings, "sentence_blend"):
                     pruned = pruner.refine(
                         question, p.texts, p.pruned, rest, options.prune_threshold
                     )
                 p = replace(p, pruned=pruned, refined=p.refined | set(rest))
-                with _timed(timings, "budget"):
+                with timed(timings, "budget"):
                     answer = self._budget(p, options)
         return answer
-
-    def library(self, collection: str = DEFAULT_COLLECTION) -> Library:
-        return self.collections.get(collection)
-
-    def graph(self, collection: str = DEFAULT_COLLECTION) -> GraphRetriever:
-        """The collection's graph retriever (made on first use, over its own graph)."""
-        found = self._graphs.get(collection)
-        if found is None:
-            found = self._graphs[collection] = self._graph_retriever(self.library(collection).graph)
-        return found
-
-    def search(
-        self,
-        query: str,
-        retrievers: Sequence[str],
-        k: int,
-        collection: str = DEFAULT_COLLECTION,
-        vector: np.ndarray | None = None,
-        skip: Collection[int] = (),
-    ) -> list[Candidate]:
-        """The ``k`` best chunks of ``retrievers``, fused, none of them in ``skip`` (chunk ids):
-        each retriever looks ``len(skip)`` further and drops the known chunks before the fusion,
-        so they take neither the new ones' places nor the places fusion keeps for each
-        retriever's best (the graph's second hop). No graph-facts passage."""
-        channels, _ = self.search_channels(query, retrievers, k + len(skip), {}, collection, vector)
-        fresh = {
-            name: [(c, x) for c, x in hits if c.id not in skip] for name, hits in channels.items()
-        }
-        return fuse(fresh, k)
-
-    def retrieve(
-        self,
-        question: str,
-        mode: str,
-        k: int,
-        timings: dict[str, float] | None = None,
-        collection: str = DEFAULT_COLLECTION,
-        vector: np.ndarray | None = None,
-    ) -> tuple[list[Candidate], GraphSearchResult | None]:
-        """Candidates from the retrievers of ``mode`` over one collection, fused (see
-        :func:`fuse`): at most ``k``, plus the graph-facts passage when the graph has facts.
-        ``vector``: the query vector to use instead of embedding ``question``."""
-        timings = {} if timings is None else timings
-        channels, graph_result = self.search_channels(
-            question, retrievers_of(mode), k, timings, collection, vector
-        )
-        with _timed(timings, "fuse"):
-            candidates = fuse(channels, k)
-            if graph_result is not None and graph_result.facts:
-                candidates.append(
-                    Candidate(_facts_chunk(graph_result.facts), 0.0, {"graph_facts": (1, 1.0)})
-                )
-        return candidates, graph_result
-
-    def search_channels(
-        self,
-        question: str,
-        retrievers: Sequence[str],
-        k: int,
-        timings: dict[str, float],
-        collection: str = DEFAULT_COLLECTION,
-        vector: np.ndarray | None = None,
-    ) -> tuple[dict[str, list[tuple[ChunkRecord, float]]], GraphSearchResult | None]:
-        """Each retriever's top ``k`` chunks of one collection with its own scores, best
-        first; ``vector`` (when given) is the query vector of the vector and graph channels."""
-        library = self.library(collection)
-        graph = self.graph(collection)
-        unknown = set(retrievers) - set(RETRIEVERS)
-        if unknown:
-            raise UnknownRetrievalError(
-                f"unknown retrieval mode {sorted(unknown)[0]!r}; use one of {list(RETRIEVAL_MODES)}"
-            )
-        channels: dict[str, list[tuple[ChunkRecord, float]]] = {}
-        query: np.ndarray | None = vector
-        if query is None and ("vector" in retrievers or "graph" in retrievers):
-            with _timed(timings, "embed"):
-                # the graph's unmatched mentions ride along in the same forward pass (the
-                # encoder caches them for the graph's linking)
-                extra = graph.mentions_to_embed(question) if "graph" in retrievers else []
-                query = self.encode([question, *extra])[0]
-        if "vector" in retrievers:
-            with _timed(timings, "vector_search"):
-                channels["vector"] = library.search(query, k)  # type: ignore[arg-type]
-        if "lexical" in retrievers:
-            with _timed(timings, "lexical_search"):
-                channels["lexical"] = library.search_lexical(question, k)
-        graph_result: GraphSearchResult | None = None
-        if "graph" in retrievers:
-            with _timed(timings, "graph_search"):
-                graph_result = graph.search(question, query, k)
-                scores = dict(graph_result.chunks)
-                chunks = library.chunks(list(scores))
-                channels["graph"] = [(c, scores[c.id]) for c in chunks]
-            for stage, ms in graph_result.timings_ms.items():
-                timings[f"graph_{stage}"] = ms
-        return channels, graph_result
 
     def order(
         self,
@@ -540,26 +436,12 @@ class Pipeline:
         """Candidate positions, best first, in the configured rerank mode (or ``mode``)."""
         mode = mode or self.rerank
         with_cosines = mode in ("blend", "mix")
-        cosines = self._cosines(question, candidates, collection) if with_cosines else None
+        cosines = self.retrieval.cosines(question, candidates, collection) if with_cosines else None
         weight = self.mix_weight if mode == "mix" else self.blend_weight
         return rerank_order(pruned, mode, cosines, weight)
 
-    def _cosines(
-        self, question: str, candidates: Sequence[ChunkRecord], collection: str
-    ) -> list[float]:
-        """Cosine of the question and each candidate (stored chunk vectors; the question's is
-        cached from retrieval; the graph-facts passage is embedded here)."""
-        query = self.encode([question])[0]
-        ids = [c.id for c in candidates if c.id != GRAPH_FACTS_ID]
-        found, vectors = self.library(collection).store.embeddings_for(ids)
-        by_id = dict(zip(found.tolist(), vectors, strict=True))
-        for c in candidates:
-            if c.id == GRAPH_FACTS_ID:
-                by_id[c.id] = self.encode([c.text])[0]
-        return [float(by_id[c.id] @ query) if c.id in by_id else 0.0 for c in candidates]
-
     def _budget(self, p: Passes, options: AskOptions) -> Answer:
-        titles = {c.chunk.document_id: self._title(c.chunk) for c in p.fused}
+        titles = {c.chunk.document_id: self.retrieval.title(c.chunk) for c in p.fused}
         hops = {
             p.fused[i].chunk.id: (link.hop, link.bridge, p.fused[link.source].chunk.id)
             for i, link in p.links.items()
@@ -568,12 +450,6 @@ class Pipeline:
             p.fused, p.pruned, options, p.order, self.embedder.count_tokens, titles, hops
         )
 
-    def _title(self, chunk: ChunkRecord) -> str:
-        if chunk.id == GRAPH_FACTS_ID:
-            return GRAPH_FACTS_TITLE
-        record = self.collections.store.get_document(chunk.document_id)
-        return record.title if record else ""
-
 
 def _retriever_counts(fused: Sequence[Candidate], mode: str) -> dict[str, int]:
     return {name: sum(1 for c in fused if name in c.found_by) for name in retrievers_of(mode)}
@@ -581,23 +457,3 @@ def _retriever_counts(fused: Sequence[Candidate], mode: str) -> dict[str, int]:
 
 def _ms_since(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 3)
-
-
-def _facts_chunk(facts: Sequence[str]) -> ChunkRecord:
-    """The graph facts as a pseudo-chunk (offsets are into its own text)."""
-    sentences, pos = [], 0
-    for i, fact in enumerate(facts):
-        sentences.append(SentenceRecord(i, pos, pos + len(fact), fact))
-        pos += len(fact) + 1
-    text = " ".join(facts)
-    return ChunkRecord(GRAPH_FACTS_ID, "", 0, (), text, 0, len(text), sentences)
-
-
-@contextmanager
-def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        # a stage run twice (the blend's second refinement) adds up
-        timings[stage] = round(timings.get(stage, 0.0) + (time.perf_counter() - start) * 1000, 3)

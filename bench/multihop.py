@@ -388,7 +388,9 @@ def main() -> None:
         dump: list[dict[str, Any]] = []
         for n, q in enumerate(questions):
             timings: dict[str, float] = {}
-            channels, _ = services.pipeline.search_channels(q.text, RETRIEVERS, k, timings)
+            channels, _ = services.pipeline.retrieval.search_channels(
+                q.text, RETRIEVERS, k, timings
+            )
             dump.append(
                 {
                     "question": q.text,

@@ -149,7 +149,7 @@ def retrieval(
     # The service's default retrieval: vector + BM25 + graph, fused (documents, first seen)
     h_found = {1: 0, 5: 0, 20: 0}
     for question, gold, _ in questions:
-        cands, _ = services.pipeline.retrieve(question, "hybrid", 20)
+        cands, _ = services.pipeline.retrieval.retrieve(question, "hybrid", 20)
         docs = list(dict.fromkeys(doc_index[c.chunk.document_id] for c in cands if c.chunk.id > 0))
         for k in h_found:
             h_found[k] += gold in docs[:k]

@@ -307,7 +307,7 @@ def test_a_slow_follow_up_counts_as_no_answer() -> None:
 def test_bridges_closest_to_the_question_come_first(corpus: TestClient) -> None:
     from app.chain import find_bridges
 
-    graph = corpus.app.state.services.pipeline.graph()  # type: ignore[attr-defined]
+    graph = corpus.app.state.services.pipeline.retrieval.graph()  # type: ignore[attr-defined]
     found = [(0, ["It was directed by Marek Wilczynski.", "It was shot on the Baltic coast."])]
     rare = find_bridges(graph, QUESTION, found, 5)
     assert {b.name for b in rare} == {"Marek Wilczynski", "Baltic"}
@@ -331,7 +331,7 @@ def test_bridge_relevance_reads_the_name_vectors_the_graph_stored(corpus: TestCl
     from app.chain import find_bridges
 
     pipeline = corpus.app.state.services.pipeline  # type: ignore[attr-defined]
-    graph = pipeline.graph()
+    graph = pipeline.retrieval.graph()
     found = [(0, ["It was directed by Marek Wilczynski.", "It was shot on the Baltic coast."])]
     bridges = find_bridges(graph, QUESTION, found, 5)
     assert set(graph.name_vectors([b.key for b in bridges])) == {b.key for b in bridges}
@@ -343,9 +343,9 @@ def test_bridge_relevance_reads_the_name_vectors_the_graph_stored(corpus: TestCl
 
     hops = Hops(
         pipeline.pruner,
-        pipeline.graph,
+        pipeline.retrieval.graph,
         pipeline.hops.retrieve,
-        pipeline._title,
+        pipeline.retrieval.title,
         encode,
         pipeline.hop_limits,
     )
@@ -366,7 +366,7 @@ def test_a_hop_refines_only_passages_that_could_be_accepted(corpus: TestClient) 
     from pruner import BlendedPruner
 
     pipeline = corpus.app.state.services.pipeline  # type: ignore[attr-defined]
-    graph = pipeline.graph()
+    graph = pipeline.retrieval.graph()
     found = [(0, ["It was directed by Marek Wilczynski."])]
     bridges = find_bridges(graph, QUESTION, found, 1)
     assert [b.name for b in bridges] == ["Marek Wilczynski"]
@@ -386,7 +386,12 @@ def test_a_hop_refines_only_passages_that_could_be_accepted(corpus: TestClient) 
     for floor, refined in ((0.0, names), (1.1, [])):  # 1.1: no probability reaches it
         limits = dataclasses.replace(pipeline.hop_limits, keep_floor=floor)
         hops = Hops(
-            counting, pipeline.graph, pipeline.hops.retrieve, pipeline._title, encode, limits
+            counting,
+            pipeline.retrieval.graph,
+            pipeline.hops.retrieve,
+            pipeline.retrieval.title,
+            encode,
+            limits,
         )
         embedded.clear()
         out = hops._prune_again(query, [names, other], ["", ""], graph, bridges, options)
@@ -424,7 +429,7 @@ def test_hop_retrieval_searches_what_can_find_new_chunks(corpus: TestClient) -> 
     assert hop_retrievers("graph") == ("graph",) and hop_retrievers("lexical") == ("lexical",)
     assert hop_retrievers("vector") == ("vector",)
     pipeline = corpus.app.state.services.pipeline  # type: ignore[attr-defined]
-    first = pipeline.search(QUESTION, ("vector", "lexical"), 2)
+    first = pipeline.retrieval.search(QUESTION, ("vector", "lexical"), 2)
     skip = {c.chunk.id for c in first}
-    after = pipeline.search(QUESTION, ("vector", "lexical"), 2, skip=skip)
+    after = pipeline.retrieval.search(QUESTION, ("vector", "lexical"), 2, skip=skip)
     assert len(after) == 2 and not skip & {c.chunk.id for c in after}

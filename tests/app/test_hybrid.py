@@ -34,7 +34,7 @@ def _parsed(docs: list[tuple[str, str]]) -> list[tuple[ParsedDocument, str]]:
 
 
 def _titles(services: Services, mode: str, k: int) -> list[str]:
-    cands, _ = services.pipeline.retrieve(QUESTION, mode, k)
+    cands, _ = services.pipeline.retrieval.retrieve(QUESTION, mode, k)
     out = []
     for c in cands:
         record = services.library.store.get_document(c.chunk.document_id)
@@ -61,7 +61,7 @@ def test_hybrid_finds_the_second_hop_that_vector_search_misses(services: Service
 
 def test_each_mode_uses_only_its_retrievers(services: Services) -> None:
     for mode in RETRIEVAL_MODES:
-        cands, graph = services.pipeline.retrieve(QUESTION, mode, 5)
+        cands, graph = services.pipeline.retrieval.retrieve(QUESTION, mode, 5)
         used = {name for c in cands for name in c.found_by}
         allowed = {"vector", "lexical", "graph"} if mode == "hybrid" else {mode}
         assert used <= allowed | ({"graph_facts"} if "graph" in allowed else set())

@@ -70,7 +70,7 @@ def test_triples_become_typed_relations_in_the_background(
     assert rels == {"ada lovelace|worked with|charles babbage"}
 
     # typed relations touching the question's entities reach the pruner as a facts passage
-    cands, _ = services.pipeline.retrieve("Who did Ada Lovelace work with?", "hybrid", 5)
+    cands, _ = services.pipeline.retrieval.retrieve("Who did Ada Lovelace work with?", "hybrid", 5)
     facts = [c for c in cands if c.chunk.id == GRAPH_FACTS_ID]
     assert len(facts) == 1 and facts[0].found_by == {"graph_facts": (1, 1.0)}
     assert facts[0].chunk.text == "Ada Lovelace worked with Charles Babbage."
