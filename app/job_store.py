@@ -12,14 +12,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from app.uploads import JobFile
+from index.sqlite import connect, write_transaction
 
 Status = Literal["queued", "running", "done", "failed"]
 
@@ -82,14 +83,14 @@ class JobStore:
         # documents' transaction to commit never holds up a status read (WAL readers do not
         # wait for writers)
         self._lock = threading.Lock()
-        self._conn = _connect(self.path)
+        self._conn = connect(self.path)
         self._conn.execute("PRAGMA foreign_keys=ON")
         with self._transaction() as cur:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     cur.execute(statement)
         self._read_lock = threading.Lock()
-        self._reader = _connect(self.path)
+        self._reader = connect(self.path)
 
     def close(self) -> None:
         with self._lock:
@@ -97,18 +98,9 @@ class JobStore:
         with self._read_lock:
             self._reader.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+    def _transaction(self) -> AbstractContextManager[sqlite3.Cursor]:
         """One short write transaction; nothing else is called while it is open."""
-        with self._lock:
-            cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                yield cur
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
+        return write_transaction(self._conn, self._lock)
 
     def _query(self, sql: str, args: Sequence[object] = ()) -> list[sqlite3.Row]:
         with self._read_lock:
@@ -207,14 +199,6 @@ class JobStore:
             if status is not None:
                 _mark(cur, job_id, status, error, None, None)
             cur.execute("DELETE FROM job_files WHERE job_id = ?", (job_id,))
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    return conn
 
 
 def mark_done(cur: sqlite3.Cursor, job_id: str, results: list[dict[str, Any]]) -> None:

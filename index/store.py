@@ -12,7 +12,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from index.rows import (
     scoped,
 )
 from index.schema import DEFAULT_COLLECTION, SCHEMA, SCHEMA_VERSION, migrate
+from index.sqlite import connect, write_transaction
 
 # re-exported for callers of the store module
 __all__ = [
@@ -113,12 +114,7 @@ class DocumentStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         create_private(self.path)  # SQLite gives its -wal and -shm files the same mode
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            self.path, check_same_thread=False, isolation_level=None, timeout=30.0
-        )
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn = connect(self.path)
         migrate(self._conn)
         self._conn.execute("PRAGMA foreign_keys=ON")
         self.create_collection(DEFAULT_COLLECTION)
@@ -127,18 +123,9 @@ class DocumentStore:
         with self._lock:
             self._conn.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Cursor]:
-        """One write transaction on this connection (BEGIN IMMEDIATE … COMMIT / ROLLBACK)."""
-        with self._lock:
-            cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                yield cur
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
+    def transaction(self) -> AbstractContextManager[sqlite3.Cursor]:
+        """One write transaction on this connection."""
+        return write_transaction(self._conn, self._lock)
 
     # ---- collections ------------------------------------------------------------------------
     def create_collection(self, name: str) -> bool:
