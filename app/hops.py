@@ -9,7 +9,7 @@ indexes; this stage gets what it calls as plain callables.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -202,6 +202,13 @@ class Hops:
     ) -> tuple[list[int], dict[str, object]]:
         """One hop over ``w``: link what the context already has, prune again what may name a
         bridge, accept what does. The accepted positions and the trace's counts."""
+        titles_of: dict[int, str] = {}  # each chunk's title read once (a document lookup)
+
+        def title(chunk: ChunkRecord) -> str:
+            if chunk.id not in titles_of:
+                titles_of[chunk.id] = self.title(chunk)
+            return titles_of[chunk.id]
+
         known = {c.chunk.id for c in w.fused}
         retrievers = hop_retrievers(options.retrieval)
         # a hop embeds no query of its own unless vector search is all it has: BM25 and the
@@ -221,7 +228,7 @@ class Hops:
         sources = {b.source for b in bridges} | {link.source for link in w.links.values()}
         for i in sorted(context - set(w.links) - sources):  # already in: moved, not re-pruned
             kept = [w.texts[i][k] for k in w.pruned[i].kept]
-            named = named_bridge(graph, [*kept, self.title(w.fused[i].chunk)], bridges)
+            named = named_bridge(graph, [*kept, title(w.fused[i].chunk)], bridges)
             if named is not None:
                 w.links[i] = Link(0, named.name, named.source)  # the first pass found it
         # only a passage that names a bridge (text or title) can join: the others are not
@@ -233,23 +240,23 @@ class Hops:
             and i not in w.links
             and i not in sources
             and w.fused[i].chunk.id != GRAPH_FACTS_ID  # the first pass's own summary
-            and may_name(bridges, w.texts[i], self.title(w.fused[i].chunk))
+            and may_name(bridges, w.texts[i], title(w.fused[i].chunk))
         ][: self.limits.rescored]
         new = [
             c
             for c in more
             if c.chunk.id not in known
             and c.chunk.id != GRAPH_FACTS_ID
-            and may_name(bridges, [s.text for s in c.chunk.sentences], self.title(c.chunk))
+            and may_name(bridges, [s.text for s in c.chunk.sentences], title(c.chunk))
         ]
         texts = [w.texts[i] for i in pool] + [[s.text for s in c.chunk.sentences] for c in new]
-        titles = [self.title(w.fused[i].chunk) for i in pool] + [self.title(c.chunk) for c in new]
+        titles = [title(w.fused[i].chunk) for i in pool] + [title(c.chunk) for c in new]
         rescored = self._prune_again(query, texts, titles, graph, bridges, options)
         accepted: list[int] = []
         for j, result in enumerate(rescored):
             chunk = w.fused[pool[j]].chunk if j < len(pool) else new[j - len(pool)].chunk
             kept = [texts[j][k] for k in result.kept]
-            bridge = named_bridge(graph, [*kept, self.title(chunk)], bridges) if kept else None
+            bridge = named_bridge(graph, [*kept, title(chunk)], bridges) if kept else None
             if bridge is None:
                 continue
             i = pool[j] if j < len(pool) else w.add(new[j - len(pool)], texts[j], result)
@@ -295,7 +302,4 @@ class Hops:
                 picked.append(j)
         refined = pruner.refine(query, texts, raw, picked, options.prune_threshold)
         chosen = set(picked)
-        return [
-            r if j in chosen else replace(r, kept=[], pruned_text="", compression=1.0)
-            for j, r in enumerate(refined)
-        ]
+        return [r if j in chosen else r.nothing_kept() for j, r in enumerate(refined)]

@@ -8,7 +8,7 @@ when its score is >= the threshold.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
 
@@ -19,6 +19,11 @@ class PrunedContext:
     pruned_text: str  # kept sentences joined by spaces ("" when nothing is kept)
     rerank_score: float  # relevance of the whole passage to the question, in [0, 1]
     compression: float  # share of the passage's characters removed, in [0, 1]
+
+    def nothing_kept(self) -> PrunedContext:
+        """The same scores, every sentence dropped (a passage not decided on: it can reach
+        no context)."""
+        return replace(self, kept=[], pruned_text="", compression=1.0)
 
 
 @runtime_checkable

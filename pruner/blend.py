@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -207,7 +207,7 @@ class BlendedPruner:
             found += sum(1 for i in step if out[i].kept)
             done += len(step)
         for i in order[done:]:
-            out[i] = replace(out[i], kept=[], pruned_text="", compression=1.0)
+            out[i] = out[i].nothing_kept()
         return out, done
 
 
