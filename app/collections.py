@@ -1,5 +1,5 @@
 """The data dir's collections: one shared SQLite store, and per collection its own FAISS
-index, BM25 index and knowledge graph (a :class:`Library`), opened on first use.
+index, BM25 index and knowledge graph (a :class:`Collection`), opened on first use.
 
 Separate derived indexes per collection make isolation structural: a search in one collection
 cannot return another's vectors, terms or graph nodes, whatever the query.
@@ -11,7 +11,8 @@ import re
 import threading
 from collections.abc import Callable
 
-from app.library import Library
+from app.collection import Collection
+from app.collection_config import CollectionConfig
 from app.names import NAME_PATTERN
 from app.settings import Settings
 from index import DEFAULT_COLLECTION, CollectionInfo, DocumentStore, Embedder
@@ -40,31 +41,33 @@ class Collections:
         self.embedder = embedder
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = DocumentStore(settings.db_path)
-        self._libraries: dict[str, Library] = {}
+        self._opened: dict[str, Collection] = {}
         self._lock = threading.Lock()
-        # called with every library as it is opened (e.g. to hook the triple worker)
-        self.on_open: Callable[[Library], None] | None = None
+        # called with every coll as it is opened (e.g. to hook the triple worker)
+        self.on_open: Callable[[Collection], None] | None = None
 
     @property
-    def default(self) -> Library:
+    def default(self) -> Collection:
         return self.get(DEFAULT_COLLECTION)
 
-    def get(self, name: str) -> Library:
-        """The collection's library, opened (and reconciled with SQLite) on first use;
+    def get(self, name: str) -> Collection:
+        """The collection, opened (and reconciled with SQLite) on first use;
         ``UnknownCollectionError`` when no such collection was created."""
-        library = self._libraries.get(name)
-        if library is not None:
-            return library
+        coll = self._opened.get(name)
+        if coll is not None:
+            return coll
         with self._lock:
-            library = self._libraries.get(name)
-            if library is None:
+            coll = self._opened.get(name)
+            if coll is None:
                 if not self.store.has_collection(name):
                     raise UnknownCollectionError(name)
-                library = Library.open(self.settings, self.embedder, name, self.store)
+                coll = Collection.open(
+                    CollectionConfig.of(self.settings, name), self.embedder, self.store
+                )
                 if self.on_open is not None:
-                    self.on_open(library)
-                self._libraries[name] = library
-        return library
+                    self.on_open(coll)
+                self._opened[name] = coll
+        return coll
 
     def create(self, name: str) -> bool:
         """Create a collection (False when it exists already)."""
@@ -79,16 +82,16 @@ class Collections:
     def infos(self) -> list[CollectionInfo]:
         return self.store.collections()
 
-    def opened(self) -> list[Library]:
-        return list(self._libraries.values())
+    def opened(self) -> list[Collection]:
+        return list(self._opened.values())
 
     def save(self) -> None:
-        for library in self.opened():
-            library.save_index()
+        for coll in self.opened():
+            coll.save_index()
 
     def close(self) -> None:
         with self._lock:
-            for library in self._libraries.values():
-                library.close()
-            self._libraries.clear()
+            for coll in self._opened.values():
+                coll.close()
+            self._opened.clear()
             self.store.close()

@@ -3,7 +3,7 @@ connection (thread-safe), as ``KeyStore`` keeps ``api_keys``. app/jobs.py runs t
 module only stores them.
 
 One write goes through another connection on purpose: a job is marked done by
-:func:`mark_done` inside the transaction that stores its documents (``Library.ingest``'s
+:func:`mark_done` inside the transaction that stores its documents (``Collection.ingest``'s
 ``on_commit``), so a crash leaves it either done with all its documents or unfinished with none.
 """
 

@@ -2,7 +2,7 @@
 work, then a background worker parses, embeds and indexes it.
 
 Crash safety comes from two facts. A job's documents are stored in ONE SQLite transaction, and
-that same transaction marks the job done (``Library.ingest(on_commit=…)``), so a process killed
+that same transaction marks the job done (``Collection.ingest(on_commit=…)``), so a process killed
 at any point leaves the job either done with all its documents, or unfinished with none of
 them. At start-up unfinished jobs are resumed from their stored files (a job that keeps killing
 the process is given up after ``MAX_ATTEMPTS``); the FAISS, BM25 and graph files are reconciled
@@ -22,10 +22,10 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app.collections import Collections
+from app.collection import IngestResult
 from app.job_store import Job, JobStore, Status, mark_done
-from app.library import IngestResult
 from app.parsing import ParsedDocument
+from app.sieve import Sieve
 from app.uploads import JobFile, UploadLimits, check_file
 
 logger = logging.getLogger(__name__)
@@ -53,15 +53,15 @@ class JobQueue:
 
     def __init__(
         self,
-        collections: Collections,
+        sieve: Sieve,
         max_queued: int = 256,
         keep_days: float = 30.0,
         limits: UploadLimits | None = None,
     ) -> None:
-        self.collections = collections
+        self.sieve = sieve  # ingests each job (all or nothing) into its collection
         # for stored files parsed again (resumed jobs); default: the settings' defaults
-        self.limits = limits or UploadLimits.of(collections.settings)
-        self.store = JobStore(collections.settings.db_path)
+        self.limits = limits or UploadLimits.of(sieve.settings)
+        self.store = JobStore(sieve.settings.db_path)
         self.max_queued = max_queued
         self.keep_days = keep_days  # finished jobs older than this are dropped at start
         self._queue: queue.Queue[str | None] = queue.Queue()
@@ -221,12 +221,12 @@ class JobQueue:
         try:
             parsed = ready if ready is not None else [parse_job_file(f, self.limits) for f in files]
             documents = [(doc, f.name) for doc, f in zip(parsed, files, strict=True)]
-            library = self.collections.get(job.collection)
 
             def done_with(cur: sqlite3.Cursor, results: list[IngestResult]) -> None:
                 mark_done(cur, job_id, [_result(r) for r in results])
 
-            library.ingest(
+            self.sieve.ingest(
+                job.collection,
                 documents,
                 [f.external_id for f in files],
                 on_commit=done_with,

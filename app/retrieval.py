@@ -5,15 +5,16 @@ vectors). The pipeline (app/pipeline.py) and the hops (app/hops.py) search throu
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Collection as Many
 from contextlib import contextmanager
 
 import numpy as np
 
+from app.collection import Collection
 from app.collections import Collections
 from app.fusion import Candidate, fuse
 from app.hops import GRAPH_FACTS_ID
-from app.library import Library
 from app.retrieval_modes import (
     RETRIEVAL_MODES,
     RETRIEVERS,
@@ -39,14 +40,16 @@ class Retrieval:
         self._graph_retriever = graph  # one per collection, over its graph
         self._graphs: dict[str, GraphRetriever] = {}
 
-    def library(self, collection: str = DEFAULT_COLLECTION) -> Library:
+    def collection(self, collection: str = DEFAULT_COLLECTION) -> Collection:
         return self.collections.get(collection)
 
     def graph(self, collection: str = DEFAULT_COLLECTION) -> GraphRetriever:
         """The collection's graph retriever (made on first use, over its own graph)."""
         found = self._graphs.get(collection)
         if found is None:
-            found = self._graphs[collection] = self._graph_retriever(self.library(collection).graph)
+            found = self._graphs[collection] = self._graph_retriever(
+                self.collection(collection).graph
+            )
         return found
 
     def search(
@@ -56,7 +59,7 @@ class Retrieval:
         k: int,
         collection: str = DEFAULT_COLLECTION,
         vector: np.ndarray | None = None,
-        skip: Collection[int] = (),
+        skip: Many[int] = (),
     ) -> list[Candidate]:
         """The ``k`` best chunks of ``retrievers``, fused, none of them in ``skip`` (chunk ids):
         each retriever looks ``len(skip)`` further and drops the known chunks before the fusion,
@@ -101,7 +104,7 @@ class Retrieval:
     ) -> tuple[dict[str, list[tuple[ChunkRecord, float]]], GraphSearchResult | None]:
         """Each retriever's top ``k`` chunks of one collection with its own scores, best
         first; ``vector`` (when given) is the query vector of the vector and graph channels."""
-        library = self.library(collection)
+        coll = self.collection(collection)
         graph = self.graph(collection)
         unknown = set(retrievers) - set(RETRIEVERS)
         if unknown:
@@ -118,16 +121,16 @@ class Retrieval:
                 query = self.encode([question, *extra])[0]
         if "vector" in retrievers:
             with timed(timings, "vector_search"):
-                channels["vector"] = library.search(query, k)  # type: ignore[arg-type]
+                channels["vector"] = coll.search(query, k)  # type: ignore[arg-type]
         if "lexical" in retrievers:
             with timed(timings, "lexical_search"):
-                channels["lexical"] = library.search_lexical(question, k)
+                channels["lexical"] = coll.search_lexical(question, k)
         graph_result: GraphSearchResult | None = None
         if "graph" in retrievers:
             with timed(timings, "graph_search"):
                 graph_result = graph.search(question, query, k)
                 scores = dict(graph_result.chunks)
-                chunks = library.chunks(list(scores))
+                chunks = coll.chunks(list(scores))
                 channels["graph"] = [(c, scores[c.id]) for c in chunks]
             for stage, ms in graph_result.timings_ms.items():
                 timings[f"graph_{stage}"] = ms
@@ -140,7 +143,7 @@ class Retrieval:
         cached from retrieval; the graph-facts passage is embedded here)."""
         query = self.encode([question])[0]
         ids = [c.id for c in candidates if c.id != GRAPH_FACTS_ID]
-        found, vectors = self.library(collection).store.embeddings_for(ids)
+        found, vectors = self.collection(collection).store.embeddings_for(ids)
         by_id = dict(zip(found.tolist(), vectors, strict=True))
         for c in candidates:
             if c.id == GRAPH_FACTS_ID:

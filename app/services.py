@@ -5,20 +5,20 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from app.chain import HopLimits
+from app.collection import Collection
 from app.collections import Collections
 from app.jobs import JobQueue
-from app.library import Library
 from app.llm import LLM, ExtractiveLLM, LlamaCppLLM, OpenAILLM
 from app.llm.resilient import with_resilience
-from app.pipeline import AskOptions, Pipeline
+from app.pipeline import Pipeline
 from app.precision import Precision, resolve_precision
 from app.settings import Settings
+from app.sieve import Sieve
 from app.triples import TripleWorker
 from app.uploads import UploadChecker, UploadLimits
 from graph import GraphRetriever, KnowledgeGraph
@@ -120,10 +120,6 @@ def _resilient(llm: LLM, settings: Settings) -> LLM:
     )
 
 
-class RequestLimitError(ValueError):
-    """A request asks for more work than the server allows (→ 422)."""
-
-
 @dataclass
 class Services:
     settings: Settings
@@ -134,6 +130,7 @@ class Services:
     jobs: JobQueue
     uploads: UploadChecker  # reads and checks uploaded files, bounded (app/uploads.py)
     precision: Precision  # what SIEVE_PRECISION resolved to on this machine, once
+    sieve: Sieve  # the facade the routes and the CLI call (ask, ask_stream, ingest, delete)
     triples: TripleWorker | None = None
 
     @classmethod
@@ -189,10 +186,10 @@ class Services:
             fallback=llms["extractive"] if settings.llm_fallback else None,
         )
         triples = None
-        library = collections.default  # opened now: the others on first use
+        collection = collections.default  # opened now: the others on first use
         if settings.graph_triples == "llm" and settings.graph:
             triples = TripleWorker(
-                library,
+                collection,
                 TripleCache(settings.triples_cache_path),
                 settings.llm_base_url,
                 settings.llm_model,
@@ -202,10 +199,10 @@ class Services:
             ).start()
             worker = triples
 
-            def hook(lib: Library) -> None:
-                lib.on_graph_added = lambda ids: worker.submit(ids, lib)
+            def hook(collection: Collection) -> None:
+                collection.on_graph_added = lambda ids: worker.submit(ids, collection)
 
-            hook(library)
+            hook(collection)
             collections.on_open = hook
         logger.info(
             "sieve ready: data dir %s, %d collections, %d documents, %d chunks, llm %s",
@@ -216,52 +213,22 @@ class Services:
             settings.llm,
         )
         # resumes unfinished jobs, forgets long-finished ones
+        sieve = Sieve(settings, collections, pipeline)
         jobs = JobQueue(
-            collections,
+            sieve,
             settings.max_queued_jobs,
             settings.keep_jobs_days,
             UploadLimits.of(settings),
         ).start()
         uploads = UploadChecker(settings)
         return cls(
-            settings, embedder, collections, pruner, pipeline, jobs, uploads, chosen, triples
+            settings, embedder, collections, pruner, pipeline, jobs, uploads, chosen, sieve, triples
         )
 
     @property
-    def library(self) -> Library:
-        """The default collection's library."""
+    def default_collection(self) -> Collection:
+        """The default collection (opened at start; the others on first use)."""
         return self.collections.default
-
-    def options(self, **overrides: Any) -> AskOptions:
-        """The configured defaults, with every override that is not None applied; a
-        ``candidates`` or ``top_k`` over its configured maximum is refused (422)."""
-        s = self.settings
-        for name, most in (
-            ("candidates", s.max_candidates),
-            ("top_k", s.max_top_k),
-            ("hops", s.max_hops),
-        ):
-            value = overrides.get(name)
-            if value is not None and value > most:
-                raise RequestLimitError(
-                    f"{name} is {value}, over this server's maximum of {most} "
-                    f"(SIEVE_MAX_{name.upper()})"
-                )
-        return replace(
-            self.default_options(), **{k: v for k, v in overrides.items() if v is not None}
-        )
-
-    def default_options(self) -> AskOptions:
-        s = self.settings
-        return AskOptions(
-            top_k=s.top_k,
-            candidates=s.candidates,
-            prune_threshold=s.prune_threshold,
-            max_context_tokens=s.max_context_tokens,
-            llm=s.llm,
-            retrieval=s.retrieval,
-            hops=s.hops,
-        )
 
     async def aclose(self) -> None:
         self.jobs.close()  # after the job in progress; queued ones resume at the next start
@@ -269,7 +236,7 @@ class Services:
             await llm.aclose()
         if self.triples is not None:
             self.collections.on_open = None
-            for library in self.collections.opened():
-                library.on_graph_added = None
+            for collection in self.collections.opened():
+                collection.on_graph_added = None
             self.triples.close()
         self.collections.close()

@@ -1,6 +1,6 @@
 """Background extraction of (subject, relation, object) triples with an LLM.
 
-When ``SIEVE_GRAPH_TRIPLES=llm``, every chunk added to the library is queued here; a worker
+When ``SIEVE_GRAPH_TRIPLES=llm``, every chunk added to a collection is queued here; a worker
 thread asks the OpenAI-compatible server (``SIEVE_LLM_BASE_URL`` / ``SIEVE_LLM_MODEL``) for
 triples in a strict JSON schema, validates them (graph.triples), caches them by chunk-text hash
 and adds them to the knowledge graph as typed relation edges. Ingestion never waits for it.
@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from app.library import Library
+from app.collection import Collection
 from app.llm import LLMError
 from app.llm.openai import chat_sync
 from graph.triples import (
@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 class TripleWorker:
     def __init__(
         self,
-        library: Library,
+        coll: Collection,
         cache: TripleCache,
         base_url: str,
         model: str,
@@ -45,7 +45,7 @@ class TripleWorker:
         max_tokens: int = 512,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.library = library
+        self.default_collection = coll
         self.cache = cache
         self.base_url = base_url.rstrip("/")
         self.model = model
@@ -54,7 +54,7 @@ class TripleWorker:
         self._client = httpx.Client(
             base_url=self.base_url, headers=headers, timeout=timeout_s, transport=transport
         )
-        self._queue: queue.Queue[tuple[Library, int] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[Collection, int] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="sieve-triples", daemon=True)
         self.stats = {"done": 0, "cached": 0, "failed": 0, "skipped": 0}
         self._idle = threading.Event()
@@ -64,11 +64,11 @@ class TripleWorker:
         self._thread.start()
         return self
 
-    def submit(self, chunk_ids: Sequence[int], library: Library | None = None) -> None:
-        """Queue chunks of ``library`` (default: the one given at construction)."""
+    def submit(self, chunk_ids: Sequence[int], coll: Collection | None = None) -> None:
+        """Queue chunks of ``coll`` (default: the one given at construction)."""
         for cid in chunk_ids:
             self._idle.clear()
-            self._queue.put((library or self.library, int(cid)))
+            self._queue.put((coll or self.default_collection, int(cid)))
 
     @property
     def pending(self) -> int:
@@ -89,9 +89,9 @@ class TripleWorker:
             item = self._queue.get()
             if item is None:
                 return
-            library, cid = item
+            coll, cid = item
             try:
-                self._process(library, cid)
+                self._process(coll, cid)
             except Exception:  # never let one chunk stop the worker
                 logger.exception("triple extraction failed for chunk %d", cid)
                 self.stats["failed"] += 1
@@ -99,13 +99,13 @@ class TripleWorker:
                 if self._queue.empty():
                     self._idle.set()
 
-    def _process(self, library: Library, cid: int) -> None:
-        found = library.chunks([cid])
+    def _process(self, coll: Collection, cid: int) -> None:
+        found = coll.chunks([cid])
         if not found:
             self.stats["skipped"] += 1  # deleted since it was queued
             return
         chunk = found[0]
-        record = library.store.get_document(chunk.document_id)
+        record = coll.store.get_document(chunk.document_id)
         title = record.title if record else ""
         text = " ".join(s.text for s in chunk.sentences)
         digest = text_hash(text)
@@ -132,7 +132,7 @@ class TripleWorker:
                 self.stats["failed"] += 1
                 return
             self.cache.put(digest, self.model, triples)
-        if library.add_triples(cid, triples):
+        if coll.add_triples(cid, triples):
             self.stats["done"] += 1
         else:
             self.stats["skipped"] += 1

@@ -63,13 +63,13 @@ class Item:
 
 def ingest(services: Services, passages: Sequence[tuple[str, str]], batch: int = 64) -> dict:
     """(title, text) -> document id, ingesting what the data dir does not hold yet."""
-    library = services.library
+    collection = services.default_collection
     ids: dict[tuple[str, str], str] = {}
     for start in range(0, len(passages), batch):
         part = passages[start : start + batch]
-        results = library.ingest([(parse_text(t, x), "json") for t, x in part])
+        results = collection.ingest([(parse_text(t, x), "json") for t, x in part])
         ids.update({p: r.document.id for p, r in zip(part, results, strict=True)})
-    library.save_index()
+    collection.save_index()
     return ids
 
 
@@ -129,7 +129,7 @@ def misses(services: Services, item: Item, options: AskOptions) -> list[str]:
     for c in explained.get("candidates", []):
         by_document.setdefault(c["document_id"], []).append(c)
     judged_ids = [i for t in explained.get("hops", []) for i in t.get("pruned_again_chunk_ids", [])]
-    judged = {c.document_id for c in services.library.chunks(judged_ids)}
+    judged = {c.document_id for c in services.default_collection.chunks(judged_ids)}
     out = []
     for gold in sorted(item.gold - sent):
         chunks = by_document.get(gold, [])
@@ -154,7 +154,7 @@ def run(
     holds the question for all of them alike); the pruner's cache is off (Settings below).
     With ``why`` (family -> bins), each question's missing gold passages are binned too."""
     families = sorted({i.family for i in items})
-    options = {name: services.options(**overrides) for name, overrides in VARIANTS.items()}
+    options = {name: services.sieve.options(**overrides) for name, overrides in VARIANTS.items()}
     rows: dict[str, dict[str, list[tuple[bool, bool, int, float, int]]]] = {
         name: {f: [] for f in families} for name in VARIANTS
     }

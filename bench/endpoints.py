@@ -484,7 +484,7 @@ def main() -> None:
         settings = Settings(data_dir=Path(tmp) / "data", llm=args.llm, _env_file=None)
         services = Services.build(settings)  # the embedder in the precision auto picks
         embedder = services.embedder
-        _, ingest_stats = ingest(services.library, paragraphs, args.batch)
+        _, ingest_stats = ingest(services.default_collection, paragraphs, args.batch)
         asyncio.run(services.aclose())
         logging.warning("ingested %s", ingest_stats)
         app = create_app(settings, embedder)

@@ -88,8 +88,8 @@ def service_report(paragraphs: list[tuple[str, str]], questions: list[str]) -> d
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp) / "data", device="cuda", ask_threads=8)
         services = Services.build(settings)
-        _, ingested = ingest(services.library, paragraphs, 64)
-        options = services.default_options()
+        _, ingested = ingest(services.default_collection, paragraphs, 64)
+        options = services.sieve.default_options()
 
         def ask(q: str) -> float:
             t0 = time.perf_counter()

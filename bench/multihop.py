@@ -5,7 +5,7 @@
 
 Corpus: every paragraph of the multi-hop sets in ../shared/data that carry supporting facts
 (HotpotQA train sample, HotpotQA fullwiki dev subsets, MuSiQue train sample), one document per
-distinct (title, text), ingested through the real Library (FAISS + BM25 + knowledge graph).
+distinct (title, text), ingested through the real Collection (FAISS + BM25 + knowledge graph).
 Questions: those whose gold paragraphs are all in the corpus. A question counts as found at k
 when ALL its gold paragraphs are among the first k distinct documents ("all-gold recall@k").
 
@@ -184,7 +184,7 @@ def rss_mb() -> float:
 
 def memory_per_10k(services: Services, data: Path) -> dict[str, float]:
     """RSS added by loading the graph and the BM25 index (matrix built) from their files."""
-    chunks = services.library.store.count_chunks()
+    chunks = services.default_collection.store.count_chunks()
     out: dict[str, float] = {"chunks": chunks}
     for name, load in (
         ("graph", lambda: KnowledgeGraph.load(data / "graph.npz")),
@@ -247,7 +247,9 @@ def _end_to_end(
     out: dict[str, Any] = {}
     for mode in ("fused", "mix"):
         for label, threshold in (("unpruned", 0.0), ("default", None)):
-            options = services.options(prune_threshold=threshold, hops=0)  # one pass: bench.chain
+            options = services.sieve.options(
+                prune_threshold=threshold, hops=0
+            )  # one pass: bench.chain
             kept = tokens = answered = 0
             for q, cands in zip(questions, candidates, strict=True):
                 services.pipeline.rerank = mode
@@ -311,34 +313,34 @@ def main() -> None:
         reused = (data / "sieve.db").exists()
         settings = Settings(data_dir=data, _env_file=None)  # type: ignore[call-arg]
         services = Services.build(settings, Embedder().load())
-        library = services.library
+        collection = services.default_collection
         graph_ms: list[float] = []
-        add = library.graph.add
+        add = collection.graph.add
 
         def timed_add(*a: Any, **kw: Any) -> None:
             t = time.perf_counter()
             add(*a, **kw)
             graph_ms.append((time.perf_counter() - t) * 1000)
 
-        library.graph.add = timed_add  # type: ignore[method-assign]
+        collection.graph.add = timed_add  # type: ignore[method-assign]
         doc_of: dict[tuple[str, str], str] = {}
         started = time.perf_counter()
         for i in range(0, len(corpus), args.batch):
             part = corpus[i : i + args.batch]
-            results = library.ingest([(parse_text(t, x), "json") for t, x in part])
+            results = collection.ingest([(parse_text(t, x), "json") for t, x in part])
             doc_of.update({p: r.document.id for p, r in zip(part, results, strict=True)})
             if i // args.batch % 20 == 0:
                 print(f"ingested {i + len(part)}/{len(corpus)}", flush=True)
         ingest_s = time.perf_counter() - started
-        chunks = library.store.count_chunks()
-        library.save_index()
+        chunks = collection.store.count_chunks()
+        collection.save_index()
         ingest = {
             "reused_data_dir": reused,  # True: documents were already stored, timings invalid
             "documents": len(corpus),
             "chunks": chunks,
-            "entities": library.graph.entity_count,
-            "graph_nodes": library.graph.g.number_of_nodes(),
-            "graph_edges": library.graph.g.number_of_edges(),
+            "entities": collection.graph.entity_count,
+            "graph_nodes": collection.graph.g.number_of_nodes(),
+            "graph_edges": collection.graph.g.number_of_edges(),
             "seconds": round(ingest_s, 1),
             "chunks_per_s": round(chunks / ingest_s, 1),
             "graph_ms_per_chunk": round(sum(graph_ms) / chunks, 2),
@@ -353,13 +355,13 @@ def main() -> None:
 
         # extraction quality: gold titles found as entities in OTHER paragraphs' body text
         body_keys = {
-            m[0] for r in library.graph.records.values() for m in r.mentions if m[2] != "title"
+            m[0] for r in collection.graph.records.values() for m in r.mentions if m[2] != "title"
         }
-        body_keys |= {library.graph.aliases.get(k, k) for k in body_keys}
+        body_keys |= {collection.graph.aliases.get(k, k) for k in body_keys}
         gold_titles = {t for q in questions for t, _ in q.gold}
         found_titles = sum(
             any(
-                m.key in body_keys or library.graph.aliases.get(m.key) in body_keys
+                m.key in body_keys or collection.graph.aliases.get(m.key) in body_keys
                 for m in title_mentions(t, -1)
             )
             for t in gold_titles
@@ -444,7 +446,7 @@ def main() -> None:
         if args.dump:
             args.dump.write_text(json.dumps(dump))
         memory = memory_per_10k(services, data)
-        services.library.close()
+        services.default_collection.close()
 
     by_source = {
         src: {

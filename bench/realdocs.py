@@ -159,8 +159,8 @@ def run(pruner_path: Path | None, pruner: str) -> dict[str, Any]:
             data_dir=Path(tmp) / "data", pruner=pruner, pruner_path=pruner_path, _env_file=None
         )
         services = Services.build(settings, Embedder().load())
-        services.library.ingest([(parse_text(t, x), "txt") for t, x in docs.items()])
-        options = services.default_options()
+        services.default_collection.ingest([(parse_text(t, x), "txt") for t, x in docs.items()])
+        options = services.sieve.default_options()
         for q in asked:
             result = asyncio.run(services.pipeline.ask(q.text, options))
             unpruned = asyncio.run(

@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from app.library import Library
+from app.collection import Collection
 from app.parsing import parse_text
 from app.services import Services
 from app.settings import Settings
@@ -80,18 +80,18 @@ def load_squad(
 
 
 def ingest(
-    library: Library, paragraphs: list[tuple[str, str]], batch: int
+    coll: Collection, paragraphs: list[tuple[str, str]], batch: int
 ) -> tuple[list[str], dict[str, Any]]:
     doc_ids: list[str] = []
     started = time.perf_counter()
     for i in range(0, len(paragraphs), batch):
         parsed = [(parse_text(t, x), "json") for t, x in paragraphs[i : i + batch]]
-        doc_ids += [r.document.id for r in library.ingest(parsed)]
+        doc_ids += [r.document.id for r in coll.ingest(parsed)]
     elapsed = time.perf_counter() - started
-    chunks = library.store.count_chunks()
-    texts = [c.text for c in library.store.get_chunks(library.store.chunk_ids().tolist())]
-    window = library.embedder.max_seq_length - 2  # [CLS] and [SEP]
-    truncated = sum(t > window for t in library.embedder.count_tokens(texts))
+    chunks = coll.store.count_chunks()
+    texts = [c.text for c in coll.store.get_chunks(coll.store.chunk_ids().tolist())]
+    window = coll.embedder.max_seq_length - 2  # [CLS] and [SEP]
+    truncated = sum(t > window for t in coll.embedder.count_tokens(texts))
     return doc_ids, {
         "documents": len(paragraphs),
         "chunks": chunks,
@@ -109,14 +109,14 @@ def retrieval(
     doc_index: dict[str, int],
     rerank_sample: list[int],
 ) -> dict[str, Any]:
-    embedder, library = services.embedder, services.library
+    embedder, coll = services.embedder, services.default_collection
     started = time.perf_counter()
     q_vecs = embedder.encode([q for q, _, _ in questions], batch_size=128)
-    hits = library.index.search(q_vecs, 20)
+    hits = coll.index.search(q_vecs, 20)
     search_s = time.perf_counter() - started
     chunk_doc = {
         c.id: doc_index[c.document_id]
-        for c in library.store.get_chunks(library.store.chunk_ids().tolist())
+        for c in coll.store.get_chunks(coll.store.chunk_ids().tolist())
     }
     found = {1: 0, 5: 0, 20: 0}
     for (_, gold, _), row in zip(questions, hits, strict=True):
@@ -132,7 +132,7 @@ def retrieval(
     r_found = {1: 0, 5: 0}
     for qi in rerank_sample:
         question, gold, _ = questions[qi]
-        chunks = library.store.get_chunks([h.chunk_id for h in hits[qi]])
+        chunks = coll.store.get_chunks([h.chunk_id for h in hits[qi]])
         texts = [[s.text for s in c.sentences] for c in chunks]
         # the model's scores, as /ask orders them (the sentence blend refines after ordering)
         pruner = services.pruner
@@ -163,7 +163,7 @@ def retrieval(
 def ask_in_process(
     services: Services, questions: list[tuple[str, int, list[str]]], sample: list[int]
 ) -> dict[str, Any]:
-    options = services.default_options()
+    options = services.sieve.default_options()
     stage: dict[str, list[float]] = {s: [] for s in STAGES}
     before, after, cands, kept_answer, topk_answer, abstained = [], [], [], 0, 0, 0
     for qi in sample:
@@ -320,7 +320,7 @@ def main() -> None:
         t0 = time.perf_counter()
         services = Services.build(settings)  # the embedder in the precision auto picks
         startup_s = time.perf_counter() - t0
-        doc_ids, ingest_stats = ingest(services.library, paragraphs, args.batch)
+        doc_ids, ingest_stats = ingest(services.default_collection, paragraphs, args.batch)
         doc_index = {d: i for i, d in enumerate(doc_ids)}
         print("ingest", ingest_stats, flush=True)
         rerank_sample = rng.sample(range(len(questions)), min(args.rerank_sample, len(questions)))

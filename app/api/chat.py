@@ -10,8 +10,8 @@ from typing import Any
 
 from app.api.schemas import MAX_QUESTION_CHARS, AskStats, CitationOut
 from app.conversation import ConversationError, Rewrite, Turn, split_turns, standalone_question
-from app.pipeline import Answer, AskOptions, Citation, Finished, Token
-from app.services import Services
+from app.pipeline import Answer, AskEvent, AskOptions, Citation, Finished, Token
+from app.sieve import Sieve
 
 MODEL_ID = "sieve"
 
@@ -23,25 +23,25 @@ class ChatRun:
 
 
 async def prepare(
-    services: Services, turns: Sequence[Turn], overrides: dict[str, Any], collection: str
+    sieve: Sieve, turns: Sequence[Turn], overrides: dict[str, Any], collection: str
 ) -> ChatRun:
     """The standalone question and options over ``collection`` (already checked against the
     caller's scope); raises (→ 4xx) before any answer is produced."""
     question, history = split_turns(turns)
-    services.pipeline.admit()  # 503 before any work (and before a stream starts)
+    sieve.admit()  # 503 before any work (and before a stream starts)
     if len(question) > MAX_QUESTION_CHARS:
         raise ConversationError(
             f"the question is {len(question)} characters, limit is {MAX_QUESTION_CHARS}"
         )
-    options = services.options(**overrides, collection=collection)
-    mode = services.settings.chat_rewrite
+    options = sieve.options(**overrides, collection=collection)
+    mode = sieve.settings.chat_rewrite
     if mode == "off":
         rewrite = Rewrite(question, question, "none")
     else:
         use_llm = mode == "llm" or (mode == "auto" and options.llm == "openai")
-        llm = services.pipeline.llms.get(options.llm) if use_llm else None
+        llm = sieve.pipeline.llms.get(options.llm) if use_llm else None
         rewrite = await standalone_question(question, history, llm)
-    services.pipeline.check(rewrite.question, options)
+    sieve.check(rewrite.question, options)
     return ChatRun(rewrite, options)
 
 
@@ -72,10 +72,11 @@ def sieve_extra(answer: Answer, rewrite: Rewrite) -> dict[str, Any]:
 
 
 async def answer_pieces(
-    services: Services, run: ChatRun, with_sources: bool
+    events: AsyncIterator[AskEvent], with_sources: bool
 ) -> AsyncIterator[str | Answer]:
-    """The answer text as it streams, then the sources footer as one piece, then the Answer."""
-    async for event in services.pipeline.ask_stream(run.rewrite.question, run.options):
+    """The answer text as it streams (``events``: :meth:`Sieve.ask_stream`'s), then the sources
+    footer as one piece, then the Answer."""
+    async for event in events:
         if isinstance(event, Token):
             yield event.text
         elif isinstance(event, Finished):

@@ -9,10 +9,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.library import Library
+from app.collection import Collection
 from app.pipeline import Pipeline
 from app.services import Services
 from app.settings import Settings
+from app.sieve import Sieve
 
 
 async def get_services(request: Request) -> Services:
@@ -23,8 +24,12 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-async def get_library(services: ServicesDep) -> Library:
-    return services.library
+async def get_default_collection(services: ServicesDep) -> Collection:
+    return services.default_collection
+
+
+async def get_sieve(services: ServicesDep) -> Sieve:
+    return services.sieve
 
 
 async def get_pipeline(services: ServicesDep) -> Pipeline:
@@ -35,6 +40,7 @@ async def get_app_settings(services: ServicesDep) -> Settings:
     return services.settings
 
 
-LibraryDep = Annotated[Library, Depends(get_library)]
+CollectionDep = Annotated[Collection, Depends(get_default_collection)]
+SieveDep = Annotated[Sieve, Depends(get_sieve)]
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]

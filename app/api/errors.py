@@ -19,14 +19,14 @@ from app.api.access import (
 )
 from app.api.chat_schemas import hoist_defs
 from app.api.validation import describe_validation as describe_validation
+from app.collection import DocumentNotFoundError
 from app.collections import InvalidCollectionNameError
 from app.conversation import ConversationError
 from app.jobs import QueueFullError
-from app.library import DocumentNotFoundError
 from app.llm import LLMBusyError, LLMError
 from app.parsing import ExtractionLimitError, ParseError, UnsupportedFormatError
 from app.pipeline import OverloadedError, UnknownBackendError, UnknownRetrievalError
-from app.services import RequestLimitError
+from app.sieve import RequestLimitError
 from app.uploads import UploadsBusyError
 from index import ContentConflictError, UnknownCollectionError
 

@@ -16,7 +16,6 @@ from app.api.validation import describe_validation
 from app.cli.common import CliError, embedder_for
 from app.services import Services
 from app.settings import Settings
-from index import UnknownCollectionError
 
 
 def ask_here(body: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -40,10 +39,8 @@ def ask_here(body: dict[str, Any], settings: Settings) -> dict[str, Any]:
 async def _answer_and_close(services: Services, request: AskRequest) -> dict[str, Any]:
     try:
         collection = Principal("local").collection(request.collection)
-        if not services.collections.exists(collection):
-            raise UnknownCollectionError(collection)
-        options = services.options(collection=collection, **request.overrides())
-        answer = await services.pipeline.ask(request.question, options)
+        options = services.sieve.options(collection=collection, **request.overrides())
+        answer = await services.sieve.ask(request.question, options)
         result: dict[str, Any] = AskResponse.of(answer).model_dump(mode="json")
         return result
     finally:

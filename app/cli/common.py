@@ -114,7 +114,7 @@ def error_detail(r: _Response) -> str:
 def expected_failure(exc: Exception) -> bool:
     """Failures the user can act on from one line: a data dir made with another embedder, a
     damaged model file, a folder or file the OS refused."""
-    from app.library import EmbedderMismatchError
+    from app.collection import EmbedderMismatchError
     from index import ModelIntegrityError
 
     return isinstance(exc, EmbedderMismatchError | ModelIntegrityError | OSError)

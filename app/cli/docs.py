@@ -155,8 +155,9 @@ def run_rm(args: argparse.Namespace, settings: Settings) -> int:
 def _rm_local(settings: Settings, ids: list[str]) -> list[tuple[str, str]]:
     if not settings.db_path.exists():
         raise CliError(f"no documents in {settings.data_dir} (no sieve.db): nothing deleted")
+    from app.collection import DocumentNotFoundError
     from app.collections import Collections
-    from app.library import DocumentNotFoundError
+    from app.sieve import Sieve
 
     collections = Collections(settings, embedder_for(settings))
     try:
@@ -167,7 +168,7 @@ def _rm_local(settings: Settings, ids: list[str]) -> list[tuple[str, str]]:
         names = {r.collection for r in found.values() if r is not None}
         if len(names) > 1:
             raise CliError(f"ids from several collections ({sorted(names)}): nothing deleted")
-        records = collections.get(names.pop()).delete_many(ids)
+        records = Sieve(settings, collections).delete(names.pop(), ids)
     except DocumentNotFoundError as exc:
         raise CliError(f"{exc}: nothing deleted") from exc
     finally:

@@ -177,14 +177,16 @@ def _remote(url: str, api_key: str, collection: str | None) -> Iterator[Send]:
 def _local(settings: Settings, collection: str | None) -> Iterator[Send]:
     from app.collections import Collections
     from app.parsing import parse_document
+    from app.sieve import Sieve
     from app.uploads import UploadLimits
     from index import DEFAULT_COLLECTION
 
     collections = Collections(settings, embedder_for(settings))
+    sieve = Sieve(settings, collections)  # ingestion only: no pruner or LLM is loaded
     name = collection or DEFAULT_COLLECTION
     try:
         collections.create(name)  # the local operator may create collections
-        library = collections.get(name)
+        collections.get(name)  # opened (and its files reconciled) before the first file
     except ValueError as exc:
         collections.close()
         raise CliError(str(exc), code=2) from exc
@@ -193,9 +195,8 @@ def _local(settings: Settings, collection: str | None) -> Iterator[Send]:
 
     def send(path: Path) -> list[tuple[bool, int]]:
         parsed = parse_document(path.read_bytes(), path.name, None, limits)
-        return [
-            (r.duplicate, r.document.chunk_count) for r in library.ingest([(parsed, path.name)])
-        ]
+        results = sieve.ingest(name, [(parsed, path.name)])
+        return [(r.duplicate, r.document.chunk_count) for r in results]
 
     try:
         yield send

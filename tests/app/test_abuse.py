@@ -249,7 +249,7 @@ def test_titles_read_from_files_lose_their_control_characters(
 def test_the_data_dir_files_are_private(keyed: tuple[TestClient, Keys], tmp_path: Path) -> None:
     client, keys = keyed
     assert client.post("/documents", json=DOC, headers=keys.write).status_code == 201
-    client.app.state.services.library.save_index()  # type: ignore[attr-defined]
+    client.app.state.services.default_collection.save_index()  # type: ignore[attr-defined]
     data = tmp_path / "data"
     checked = [p for p in data.rglob("*") if p.is_file()]
     assert {p.name for p in checked} >= {"sieve.db", "sieve.db-wal", "faiss.index"}

@@ -160,7 +160,7 @@ def test_openapi_docs_and_health(client: TestClient) -> None:
 
 
 def test_healthz_does_not_wait_for_a_graph_writer(client: TestClient) -> None:
-    graph = client.app.state.services.library.graph  # type: ignore[attr-defined]
+    graph = client.app.state.services.default_collection.graph  # type: ignore[attr-defined]
     before = client.get("/healthz").json()["graph"]
     held, release = threading.Event(), threading.Event()
 

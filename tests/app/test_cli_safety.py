@@ -1,6 +1,6 @@
 """Stored text on the operator's terminal: titles, headings and passages holding ESC, BEL, C1 or
 bidi-override characters come out of `sieve docs list`, `sieve ask` and `sieve ingest` escaped,
-never raw. The hostile document is stored through the library, as an upload that got past any
+never raw. The hostile document is stored through the collection, as an upload that got past any
 upload-time check would be."""
 
 from __future__ import annotations

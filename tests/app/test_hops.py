@@ -381,7 +381,7 @@ def test_a_hop_refines_only_passages_that_could_be_accepted(corpus: TestClient) 
     inner = pipeline.pruner
     assert isinstance(inner, BlendedPruner)
     counting = BlendedPruner(inner.inner, encode, inner.blend)
-    options = corpus.app.state.services.options()  # type: ignore[attr-defined]
+    options = corpus.app.state.services.sieve.options()  # type: ignore[attr-defined]
     query = f"{QUESTION} Marek Wilczynski"
     for floor, refined in ((0.0, names), (1.1, [])):  # 1.1: no probability reaches it
         limits = dataclasses.replace(pipeline.hop_limits, keep_floor=floor)
@@ -415,7 +415,7 @@ def test_a_hop_embeds_no_query_of_its_own(
 
     monkeypatch.setattr(pipeline, "encode", encode)
     monkeypatch.setattr(pipeline.hops, "encode", encode)
-    answer = pipeline._retrieve_and_prune(QUESTION, services.options(hops=1), {})
+    answer = pipeline._retrieve_and_prune(QUESTION, services.sieve.options(hops=1), {})
     assert answer.hops == 1
     assert not [t for t in embedded if t.startswith(QUESTION) and t != QUESTION]
 

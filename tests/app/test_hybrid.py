@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app.library import Library
+from app.collection import Collection
+from app.collection_config import CollectionConfig
 from app.parsing import ParsedDocument, parse_text
 from app.pipeline import GRAPH_FACTS_ID, RETRIEVAL_MODES
 from app.services import Services
@@ -37,7 +38,7 @@ def _titles(services: Services, mode: str, k: int) -> list[str]:
     cands, _ = services.pipeline.retrieval.retrieve(QUESTION, mode, k)
     out = []
     for c in cands:
-        record = services.library.store.get_document(c.chunk.document_id)
+        record = services.default_collection.store.get_document(c.chunk.document_id)
         out.append(record.title if record else "(graph facts)")
     return out
 
@@ -45,7 +46,7 @@ def _titles(services: Services, mode: str, k: int) -> list[str]:
 @pytest.fixture
 def services(settings: Settings, embedder: Embedder) -> Services:
     s = Services.build(settings, embedder)
-    s.library.ingest(_parsed(TWO_HOP))
+    s.default_collection.ingest(_parsed(TWO_HOP))
     return s
 
 
@@ -71,69 +72,73 @@ def test_each_mode_uses_only_its_retrievers(services: Services) -> None:
 
 
 def test_delete_removes_the_document_from_bm25_and_the_graph(services: Services) -> None:
-    lib = services.library
-    orla = next(d for d in lib.store.list_documents() if d.title == "Orla Venkatesan")
-    lib.delete(orla.id)
-    assert "brevik institute" not in {n[2:] for n in lib.graph.g}
-    assert "orla venkatesan" in {n[2:] for n in lib.graph.g}  # still named by the film
-    assert np.array_equal(np.sort(lib.lexical.ids()), np.sort(lib.store.chunk_ids()))
-    assert np.array_equal(np.sort(lib.graph.chunk_ids()), np.sort(lib.store.chunk_ids()))
-    assert all(h.chunk_id != orla.id for h in lib.lexical.search("painter Brevik", 5))
-    assert lib.search_lexical("painter Brevik", 5) == []
+    coll = services.default_collection
+    orla = next(d for d in coll.store.list_documents() if d.title == "Orla Venkatesan")
+    coll.delete(orla.id)
+    assert "brevik institute" not in {n[2:] for n in coll.graph.g}
+    assert "orla venkatesan" in {n[2:] for n in coll.graph.g}  # still named by the film
+    assert np.array_equal(np.sort(coll.lexical.ids()), np.sort(coll.store.chunk_ids()))
+    assert np.array_equal(np.sort(coll.graph.chunk_ids()), np.sort(coll.store.chunk_ids()))
+    assert all(h.chunk_id != orla.id for h in coll.lexical.search("painter Brevik", 5))
+    assert coll.search_lexical("painter Brevik", 5) == []
 
 
 def test_batch_delete_in_one_pass(services: Services) -> None:
-    lib = services.library
-    ids = [d.id for d in lib.store.list_documents()]
-    lib.delete_many(ids[:5])
-    assert lib.store.count_documents() == len(TWO_HOP) - 5
-    assert np.array_equal(np.sort(lib.graph.chunk_ids()), np.sort(lib.store.chunk_ids()))
-    lib.delete_many(ids[5:])
-    assert lib.graph.g.number_of_nodes() == 0 and lib.lexical.ntotal == 0
+    coll = services.default_collection
+    ids = [d.id for d in coll.store.list_documents()]
+    coll.delete_many(ids[:5])
+    assert coll.store.count_documents() == len(TWO_HOP) - 5
+    assert np.array_equal(np.sort(coll.graph.chunk_ids()), np.sort(coll.store.chunk_ids()))
+    coll.delete_many(ids[5:])
+    assert coll.graph.g.number_of_nodes() == 0 and coll.lexical.ntotal == 0
 
 
 def test_failed_graph_step_rolls_the_upload_back(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lib = services.library
-    before = (lib.store.count_documents(), lib.lexical.ntotal, len(lib.graph.records))
+    coll = services.default_collection
+    before = (coll.store.count_documents(), coll.lexical.ntotal, len(coll.graph.records))
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("graph exploded")
 
-    monkeypatch.setattr(lib.graph, "add", broken)
+    monkeypatch.setattr(coll.graph, "add", broken)
     with pytest.raises(RuntimeError, match="graph exploded"):
-        lib.ingest(_parsed([("New", "Quentin Marsh founded Lowbridge Academy in 1901.")]))
-    assert (lib.store.count_documents(), lib.lexical.ntotal, len(lib.graph.records)) == before
-    assert lib.index.matches(lib.store.chunk_ids())
+        coll.ingest(_parsed([("New", "Quentin Marsh founded Lowbridge Academy in 1901.")]))
+    assert (coll.store.count_documents(), coll.lexical.ntotal, len(coll.graph.records)) == before
+    assert coll.index.matches(coll.store.chunk_ids())
 
 
 def test_missing_or_stale_derived_files_are_rebuilt_at_open(
     settings: Settings, embedder: Embedder
 ) -> None:
-    lib = Library.open(settings, embedder)
-    lib.ingest(_parsed(TWO_HOP[:4]))
-    lib.close()
+    coll = Collection.open(CollectionConfig.of(settings), embedder)
+    coll.ingest(_parsed(TWO_HOP[:4]))
+    coll.close()
     stale_graph = settings.graph_path.read_bytes()  # knows 4 documents
-    lib = Library.open(settings, embedder)
-    lib.ingest(_parsed(TWO_HOP[4:]))
-    lib.delete(lib.store.list_documents()[-1].id)  # one of the first four
-    lib.close()
+    coll = Collection.open(CollectionConfig.of(settings), embedder)
+    coll.ingest(_parsed(TWO_HOP[4:]))
+    coll.delete(coll.store.list_documents()[-1].id)  # one of the first four
+    coll.close()
     settings.lexical_path.unlink()  # a crash before the first save
     settings.graph_path.write_bytes(stale_graph)  # a file older than the database
-    reopened = Library.open(settings, embedder)
+    reopened = Collection.open(CollectionConfig.of(settings), embedder)
     stored = np.sort(reopened.store.chunk_ids())
     assert np.array_equal(np.sort(reopened.lexical.ids()), stored)
     assert np.array_equal(np.sort(reopened.graph.chunk_ids()), stored)
     assert reopened.search_lexical("ferry", 1)[0][0].text.startswith("The harbor town")
     settings.graph_path.write_bytes(b"torn write")  # unreadable: rebuilt from SQLite
-    assert np.array_equal(np.sort(Library.open(settings, embedder).graph.chunk_ids()), stored)
+    assert np.array_equal(
+        np.sort(Collection.open(CollectionConfig.of(settings), embedder).graph.chunk_ids()), stored
+    )
 
 
 def test_graph_can_be_switched_off(settings: Settings, embedder: Embedder) -> None:
-    lib = Library.open(settings.model_copy(update={"graph": False}), embedder)
-    lib.ingest(_parsed(TWO_HOP))
-    assert lib.graph.g.number_of_nodes() == 0 and lib.lexical.ntotal == len(TWO_HOP)
+    coll = Collection.open(
+        CollectionConfig.of(settings.model_copy(update={"graph": False})), embedder
+    )
+    coll.ingest(_parsed(TWO_HOP))
+    assert coll.graph.g.number_of_nodes() == 0 and coll.lexical.ntotal == len(TWO_HOP)
 
 
 # ---- over HTTP ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.library import Library
+from app.collection import Collection
 from tests.app.sse import parse_ndjson, parse_sse
 from tests.app.tenants import (
     A_DOC,
@@ -253,10 +253,10 @@ def test_a_failed_replacement_restores_the_old_document(
         {"title": "Rota", "text": "The night porter is Brannoch Vell.", "external_id": "rota"},
     )
 
-    def boom(self: Library, per_document: object) -> None:
+    def boom(self: Collection, per_document: object) -> None:
         raise RuntimeError("disk full while indexing")
 
-    monkeypatch.setattr(Library, "_add_derived", boom)
+    monkeypatch.setattr(Collection, "_add_derived", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         client.post(
             "/documents",

@@ -17,9 +17,14 @@ from app.job_store import JobStore
 from app.jobs import MAX_ATTEMPTS, JobFile, JobQueue
 from app.main import create_app
 from app.settings import Settings
+from app.sieve import Sieve
 from index import Embedder
 
 TEXT = "The Velmor lighthouse was lit in 1891. Its keeper, Ines Garrow, logged every storm."
+
+
+def _sieve(collections: Collections) -> Sieve:
+    return Sieve(collections.settings, collections)
 
 
 def _poll(client: TestClient, job_id: str, timeout_s: float = 60) -> dict[str, Any]:
@@ -84,7 +89,9 @@ def _sql(settings: Settings) -> Iterator[sqlite3.Connection]:
 
 def test_unfinished_jobs_resume_after_a_restart(settings: Settings, embedder: Embedder) -> None:
     collections = Collections(settings, embedder)
-    queue = JobQueue(collections)  # never started: the process "died" with the job queued
+    queue = JobQueue(
+        Sieve(collections.settings, collections)
+    )  # never started: the process "died" with the job queued
     job = queue.submit("default", "local", [JobFile("file", "velmor.txt", TEXT.encode())])
     queue.close()
     collections.close()
@@ -99,7 +106,7 @@ def test_unfinished_jobs_resume_after_a_restart(settings: Settings, embedder: Em
 
 def test_a_job_that_keeps_crashing_is_given_up(settings: Settings, embedder: Embedder) -> None:
     collections = Collections(settings, embedder)
-    queue = JobQueue(collections)
+    queue = JobQueue(_sieve(collections))
     job = queue.submit("default", "local", [JobFile("file", "v.txt", TEXT.encode())])
     with _sql(settings) as db:  # the state a process killed mid-job leaves
         db.execute(
@@ -119,24 +126,24 @@ def test_done_commits_with_the_documents(
     """Indexing fails after the SQLite commit: the documents are removed and the job that the
     same transaction had marked done ends failed."""
     collections = Collections(settings, embedder)
-    library = collections.default
+    collection = collections.default
 
     def broken(*_: object, **__: object) -> None:
         raise RuntimeError("graph exploded")
 
-    monkeypatch.setattr(library.graph, "add", broken)
-    queue = JobQueue(collections).start()
+    monkeypatch.setattr(collection.graph, "add", broken)
+    queue = JobQueue(_sieve(collections)).start()
     job = queue.submit("default", "local", [JobFile("file", "v.txt", TEXT.encode())], True)
     finished, error = queue.wait(job.id, timeout=60)
     queue.close()
     assert finished is not None and finished.status == "failed" and "graph exploded" in str(error)
-    assert collections.store.count_documents() == 0 and len(library.index.ids()) == 0
+    assert collections.store.count_documents() == 0 and len(collection.index.ids()) == 0
     collections.close()
 
 
 def test_progress_counts_documents(settings: Settings, embedder: Embedder) -> None:
     collections = Collections(settings, embedder)
-    queue = JobQueue(collections).start()
+    queue = JobQueue(_sieve(collections)).start()
     files = [
         JobFile("file", f"d{i}.txt", f"{TEXT} Entry {i} of the log.".encode()) for i in range(3)
     ]
@@ -163,7 +170,7 @@ def test_a_live_job_reuses_what_the_request_parsed(
 
     monkeypatch.setattr(app.jobs, "parse_job_file", refuse)
     collections = Collections(settings, embedder)
-    queue = JobQueue(collections).start()
+    queue = JobQueue(_sieve(collections)).start()
     file = JobFile("file", "v.txt", TEXT.encode())
     job = queue.submit("default", "local", [file], True, [parse_document(file.data, file.name)])
     finished, error = queue.wait(job.id, timeout=60)
@@ -174,13 +181,13 @@ def test_a_live_job_reuses_what_the_request_parsed(
 
 def test_long_finished_jobs_are_forgotten_at_start(settings: Settings, embedder: Embedder) -> None:
     collections = Collections(settings, embedder)
-    queue = JobQueue(collections).start()
+    queue = JobQueue(_sieve(collections)).start()
     job = queue.submit("default", "local", [JobFile("file", "v.txt", TEXT.encode())], True)
     queue.wait(job.id, timeout=60)
     queue.close()
     with _sql(settings) as db:
         db.execute("UPDATE jobs SET updated_at = '2020-01-01T00:00:00.000+00:00'")
-    fresh = JobQueue(collections, keep_days=30).start()
+    fresh = JobQueue(_sieve(collections), keep_days=30).start()
     assert fresh.get(job.id) is None
     fresh.close()
     assert collections.store.count_documents() == 1  # only the job's record goes
@@ -193,7 +200,9 @@ def test_an_async_waiter_that_times_out_or_is_cancelled_leaves_nothing_behind(
     import asyncio
 
     collections = Collections(settings, embedder)
-    queue = JobQueue(collections)  # not started: every job stays queued
+    queue = JobQueue(
+        Sieve(collections.settings, collections)
+    )  # not started: every job stays queued
     file = JobFile("file", "v.txt", TEXT.encode())
 
     async def scenario() -> tuple[str, str]:
@@ -222,17 +231,17 @@ def test_closing_leaves_queued_jobs_queued_with_their_files(
     import threading
 
     collections = Collections(settings, embedder)
-    library = collections.default
+    collection = collections.default
     release, running = threading.Event(), threading.Event()
-    ingest = library.ingest
+    ingest = collection.ingest
 
     def slow(*args: Any, **kwargs: Any) -> Any:
         running.set()
         release.wait(30)
         return ingest(*args, **kwargs)
 
-    monkeypatch.setattr(library, "ingest", slow)
-    queue = JobQueue(collections).start()
+    monkeypatch.setattr(collection, "ingest", slow)
+    queue = JobQueue(_sieve(collections)).start()
     first = queue.submit("default", "local", [JobFile("file", "a.txt", TEXT.encode())])
     second = queue.submit("default", "local", [JobFile("file", "b.txt", b"The Orsk ferry.")])
     assert running.wait(30)

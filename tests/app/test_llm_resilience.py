@@ -32,7 +32,7 @@ from tests.app.stub_llm import StubServer
 
 PASSAGES = [Passage(1, "Paris", (), [ContextSentence("The Eiffel Tower is in Paris.", 0.9)])]
 DOC = {
-    "title": "Library rules",
+    "title": "Collection rules",
     "text": "The library opens at nine in the morning. Loans last three weeks. "
     "Late returns cost twenty cents per day.",
 }

@@ -111,7 +111,7 @@ def test_json_log_lines_carry_the_request_id(
     handler.setFormatter(JsonFormatter())
     handler.addFilter(RequestIdFilter())
     logging.getLogger().addHandler(handler)
-    store = client.app.state.services.library.store  # type: ignore[attr-defined]
+    store = client.app.state.services.default_collection.store  # type: ignore[attr-defined]
     count = store.count_documents
 
     def logged_count(collection: str | None = None) -> int:

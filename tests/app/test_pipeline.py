@@ -23,7 +23,7 @@ def _client_with(settings: Settings, embedder: Embedder, **overrides: object) ->
 
 
 def test_token_budget_keeps_whole_sentences(client: TestClient) -> None:
-    client.post("/documents", json={"title": "Library rules", "text": TEXT})
+    client.post("/documents", json={"title": "Collection rules", "text": TEXT})
     question = {"question": "When does the library open and close?", "prune_threshold": 0.0}
     full = client.post("/ask", json=question).json()
     tight = client.post("/ask", json={**question, "max_context_tokens": 16}).json()
@@ -55,7 +55,7 @@ def test_openai_backend_through_ask(
     with _client_with(
         settings, embedder, llm="openai", llm_base_url=stub_llm.base_url, llm_model="tiny"
     ) as client:
-        client.post("/documents", json={"title": "Library rules", "text": TEXT})
+        client.post("/documents", json={"title": "Collection rules", "text": TEXT})
         r = client.post("/ask", json={"question": "How long do loans last?"})
         assert r.status_code == 200, r.text
         body = r.json()
@@ -74,7 +74,7 @@ def test_llm_down_is_a_502_with_reason(settings: Settings, embedder: Embedder) -
         llm_retries=0,
         llm_fallback=False,
     ) as client:
-        client.post("/documents", json={"title": "Library rules", "text": TEXT})
+        client.post("/documents", json={"title": "Collection rules", "text": TEXT})
         r = client.post("/ask", json={"question": "How long do loans last?"})
         assert r.status_code == 502 and "unreachable" in r.json()["detail"]
 
@@ -99,7 +99,7 @@ def test_budget_counts_headers_and_skips_sentences_that_do_not_fit(client: TestC
 def test_budget_cuts_are_told_apart_from_pruned_sentences(client: TestClient) -> None:
     """A sentence the pruner kept but max_context_tokens had no room for is marked "budget",
     not "pruned", and counted apart in the stats."""
-    client.post("/documents", json={"title": "Library rules", "text": TEXT})
+    client.post("/documents", json={"title": "Collection rules", "text": TEXT})
     question = {"question": "When does the library open and close?", "max_context_tokens": 20}
     tight = client.post("/ask", json=question).json()
     stats, citation = tight["stats"], tight["citations"][0]
@@ -124,7 +124,7 @@ def test_budget_cuts_are_told_apart_from_pruned_sentences(client: TestClient) ->
 
 
 def test_no_pruning_means_no_compression(client: TestClient) -> None:
-    client.post("/documents", json={"title": "Library rules", "text": TEXT})
+    client.post("/documents", json={"title": "Collection rules", "text": TEXT})
     r = client.post("/ask", json={"question": "When does it open?", "prune_threshold": 0.0})
     assert r.json()["stats"]["compression"] == 0.0
 
@@ -133,7 +133,7 @@ def test_concurrent_asks_and_uploads(client: TestClient) -> None:
     """One tokenizer serves every thread: concurrent requests must not trip over it."""
     from concurrent.futures import ThreadPoolExecutor
 
-    client.post("/documents", json={"title": "Library rules", "text": TEXT})
+    client.post("/documents", json={"title": "Collection rules", "text": TEXT})
 
     def ask(i: int) -> int:
         return client.post(
@@ -160,7 +160,7 @@ def test_other_pruners_are_selectable(
     for options in ({"pruner": "similarity"}, {"pruner": "provence", "pruner_path": path}):
         with _client_with(settings, embedder, **options) as client:
             assert client.app.state.services.pruner.name == options["pruner"]
-            client.post("/documents", json={"title": "Library rules", "text": TEXT})
+            client.post("/documents", json={"title": "Collection rules", "text": TEXT})
             r = client.post(
                 "/ask", json={"question": "How long do loans last?", "prune_threshold": 0.0}
             )
@@ -210,7 +210,7 @@ def test_blend_mode_ranks_the_on_topic_passage_first(
     settings: Settings, embedder: Embedder
 ) -> None:
     with _client_with(settings, embedder, rerank="blend") as client:
-        client.post("/documents", json={"title": "Library rules", "text": TEXT})
+        client.post("/documents", json={"title": "Collection rules", "text": TEXT})
         client.post(
             "/documents",
             json={"title": "Zoo", "text": "The zoo opens at nine. Penguins are fed at noon."},
@@ -231,7 +231,7 @@ def test_sentence_blend_is_the_default_and_can_be_turned_off(
     with _client_with(settings, embedder) as client:
         pruner = client.app.state.services.pruner
         assert isinstance(pruner, BlendedPruner)
-        client.post("/documents", json={"title": "Library rules", "text": TEXT})
+        client.post("/documents", json={"title": "Collection rules", "text": TEXT})
         for i, topic in enumerate(topics):
             client.post(
                 "/documents",
@@ -246,7 +246,7 @@ def test_sentence_blend_is_the_default_and_can_be_turned_off(
         assert len(explained["explain"]["candidates"]) == 7
     with _client_with(settings, embedder, pruner_blend=False) as client:
         assert isinstance(client.app.state.services.pruner, ContextPruner)
-        client.post("/documents", json={"title": "Library rules", "text": TEXT})
+        client.post("/documents", json={"title": "Collection rules", "text": TEXT})
         r = client.post("/ask", json={"question": "How long do loans last?"}).json()
         assert "Loans last three weeks." in r["context"]
 
@@ -294,8 +294,8 @@ def test_pipeline_uses_the_shared_cached_encoder(settings: Settings, embedder: E
     pipeline = services.pipeline
     assert isinstance(pipeline.encode, CachedEncoder) and len(pipeline.encode) == 0
     assert pipeline.hops.encode is pipeline.encode
-    services.library.ingest([(parse_text("Library rules", TEXT), "json")])
-    options = services.options(hops=0)
+    services.default_collection.ingest([(parse_text("Collection rules", TEXT), "json")])
+    options = services.sieve.options(hops=0)
     question = "How long do loans last?"
     first = pipeline._retrieve_and_prune(question, options, {})
     filled = len(pipeline.encode)

@@ -39,20 +39,20 @@ def services(settings: Settings, embedder: Embedder, stub_llm: StubServer) -> It
     stub_llm.content = " In Paris [1]. "
     assert s.triples is not None
     s.triples.close()
-    s.library.close()
+    s.default_collection.close()
 
 
 def test_triples_become_typed_relations_in_the_background(
     services: Services, stub_llm: StubServer
 ) -> None:
-    lib, worker = services.library, services.triples
+    collection, worker = services.default_collection, services.triples
     assert worker is not None
     before = len(stub_llm.requests)
-    lib.ingest(
+    collection.ingest(
         [(parse_text("Computing", TEXT), "json"), (parse_text("Other", "Nothing here."), "json")]
     )
     assert worker.wait(10)
-    edge = lib.graph.g["e:ada lovelace"]["e:charles babbage"]
+    edge = collection.graph.g["e:ada lovelace"]["e:charles babbage"]
     assert edge["rel"] == {"ada lovelace|worked with|charles babbage": 1}
     assert worker.stats["done"] == 1 and worker.stats["failed"] == 1  # the malformed answer
     sent = stub_llm.requests[before]["body"]
@@ -60,11 +60,11 @@ def test_triples_become_typed_relations_in_the_background(
 
     # the same chunk text again (as after a graph rebuild): from the cache, no new request
     calls = len(stub_llm.requests)
-    worker.submit([int(lib.graph.chunk_ids().max())])
-    worker.submit([int(lib.graph.chunk_ids().min())])
+    worker.submit([int(collection.graph.chunk_ids().max())])
+    worker.submit([int(collection.graph.chunk_ids().min())])
     assert worker.wait(10)
     assert worker.stats["cached"] == 1 and len(stub_llm.requests) == calls + 1  # + the malformed
-    hood = lib.graph.neighbourhood("Ada Lovelace")
+    hood = collection.graph.neighbourhood("Ada Lovelace")
     assert hood is not None
     rels = {r for n in hood["neighbours"] for r in n["relations"]}
     assert rels == {"ada lovelace|worked with|charles babbage"}
@@ -79,11 +79,13 @@ def test_triples_become_typed_relations_in_the_background(
 def test_a_failing_server_is_not_fatal(services: Services, stub_llm: StubServer) -> None:
     stub_llm.status = 500
     try:
-        [result] = services.library.ingest([(parse_text("Computing", TEXT), "json")])
+        [result] = services.default_collection.ingest([(parse_text("Computing", TEXT), "json")])
         assert services.triples is not None and services.triples.wait(10)
         assert services.triples.stats["failed"] == 1
         assert result.document.chunk_count == 1  # ingestion itself went through
-        assert "e:ada lovelace" in services.library.graph.g  # deterministic entities stay
+        assert (
+            "e:ada lovelace" in services.default_collection.graph.g
+        )  # deterministic entities stay
     finally:
         stub_llm.status = 200
 
@@ -91,10 +93,10 @@ def test_a_failing_server_is_not_fatal(services: Services, stub_llm: StubServer)
 def test_deleted_chunks_are_skipped(services: Services, stub_llm: StubServer) -> None:
     stub_llm.delay_s = 0.3
     try:
-        [result] = services.library.ingest([(parse_text("Computing", TEXT), "json")])
-        services.library.delete(result.document.id)
+        [result] = services.default_collection.ingest([(parse_text("Computing", TEXT), "json")])
+        services.default_collection.delete(result.document.id)
         assert services.triples is not None and services.triples.wait(10)
         assert services.triples.stats["done"] == 0
-        assert services.library.graph.g.number_of_nodes() == 0
+        assert services.default_collection.graph.g.number_of_nodes() == 0
     finally:
         stub_llm.delay_s = 0.0

@@ -148,14 +148,14 @@ def test_blank_and_overlong_questions_are_refused_in_words(driver: Any, base_url
 
 
 def test_budget_cut_sentences_are_marked_apart_from_pruned(driver: Any, base_url: str) -> None:
-    _post_json(base_url, "Library rules", LIBRARY)
+    _post_json(base_url, "Collection rules", LIBRARY)
     driver.get(base_url + "/")
     _wait(driver, "#collection option[value='default']")
     driver.find_element("css selector", ".options summary").click()
     driver.find_element("css selector", "#opt-budget").send_keys("20")
     message = _ask(driver, "When does the library open and close?")
     source = message.find_element("css selector", ".source")
-    assert source.find_element("css selector", ".source-title").text.startswith("Library rules")
+    assert source.find_element("css selector", ".source-title").text.startswith("Collection rules")
     over = source.find_elements("css selector", ".passage .over-budget")
     pruned = source.find_elements("css selector", ".passage .pruned")
     assert any("It closes at six" in s.text for s in over), [s.text for s in over]
@@ -172,7 +172,7 @@ def test_budget_cut_sentences_are_marked_apart_from_pruned(driver: Any, base_url
 def test_answers_read_as_prose(driver: Any, base_url: str, stub_llm: StubServer) -> None:
     from selenium.webdriver.support.ui import Select
 
-    _post_json(base_url, "Library rules", LIBRARY)  # a duplicate if the test above ran
+    _post_json(base_url, "Collection rules", LIBRARY)  # a duplicate if the test above ran
     driver.get(base_url + "/")
     _wait(driver, "#collection option[value='default']")
     answer = _ask(driver, "When does the library close?").find_element(

@@ -9,10 +9,10 @@ from typing import Any
 from fastapi import APIRouter
 
 from app.api.access import PrincipalDep, readable
-from app.api.deps import ServicesDep
+from app.api.deps import ServicesDep, SieveDep
 from app.api.schemas import AskRequest, AskResponse, ContextEvent
 from app.api.streaming import event_stream, failure_reason, sse
-from app.pipeline import AskOptions, ContextReady, Finished, Pipeline, Retrieved, Token
+from app.pipeline import AskEvent, ContextReady, Finished, Retrieved, Token
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["ask"])
@@ -27,22 +27,22 @@ _STREAM_DOC = {
 
 
 @router.post("/ask", response_model=AskResponse, responses={200: _STREAM_DOC, 422: {}, 502: {}})
-async def ask(body: AskRequest, services: ServicesDep, principal: PrincipalDep) -> Any:
-    options = services.options(
-        collection=readable(services, principal, body.collection), **body.overrides()
-    )
+async def ask(
+    body: AskRequest, services: ServicesDep, sieve: SieveDep, principal: PrincipalDep
+) -> Any:
+    collection = readable(services, principal, body.collection)
+    options = sieve.options(collection=collection, **body.overrides())
     if body.stream:
-        services.pipeline.check(body.question, options)  # 4xx before the stream starts
-        services.pipeline.admit()  # and 503 when too many questions are in progress
-        return event_stream(ask_events(services.pipeline, body.question, options))
-    answer = await services.pipeline.ask(body.question, options)
+        # 4xx, or 503 when too many questions are in progress, before the stream starts
+        return event_stream(ask_events(sieve.ask_stream(body.question, options)))
+    answer = await sieve.ask(body.question, options)
     return AskResponse.of(answer)
 
 
-async def ask_events(pipeline: Pipeline, question: str, options: AskOptions) -> AsyncIterator[str]:
+async def ask_events(events: AsyncIterator[AskEvent]) -> AsyncIterator[str]:
     """The pipeline's stages as SSE; an LLM failure midway ends the stream with ``error``."""
     try:
-        async for event in pipeline.ask_stream(question, options):
+        async for event in events:
             if isinstance(event, Retrieved):
                 yield sse(
                     {

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from app.api.access import ForbiddenError, Principal, PrincipalDep, readable, writable
-from app.api.deps import ServicesDep, SettingsDep
+from app.api.deps import ServicesDep, SettingsDep, SieveDep
 from app.api.errors import BadUploadError, UploadTooLargeError, describe_validation
 from app.api.schemas import (
     MAX_EXTERNAL_ID_CHARS,
@@ -29,8 +29,8 @@ from app.api.schemas import (
     UploadResponse,
     uploaded,
 )
+from app.collection import DocumentNotFoundError
 from app.collections import NAME_PATTERN
-from app.library import DocumentNotFoundError
 from app.parsing import ParsedDocument
 from app.parsing.common import UNSAFE_INLINE
 from app.services import Services
@@ -317,15 +317,17 @@ def get_document(
 
 
 @router.delete("/{document_id}", status_code=204, responses={404: {}})
-def delete_document(document_id: str, services: ServicesDep, principal: PrincipalDep) -> Response:
+def delete_document(
+    document_id: str, services: ServicesDep, sieve: SieveDep, principal: PrincipalDep
+) -> Response:
     record = _visible(services, principal, document_id, write=True)
-    services.collections.get(record.collection).delete(document_id)
+    sieve.delete(record.collection, [document_id])
     return Response(status_code=204)
 
 
 @router.post("/delete", response_model=DeletedDocuments, responses={404: {}, 422: {}})
 def delete_documents(
-    body: DeleteRequest, services: ServicesDep, principal: PrincipalDep
+    body: DeleteRequest, services: ServicesDep, sieve: SieveDep, principal: PrincipalDep
 ) -> DeletedDocuments:
     """Delete several documents of one collection at once, all or nothing: one SQLite
     transaction and one pass over FAISS, BM25 and the knowledge graph; 404 (nothing deleted)
@@ -334,5 +336,4 @@ def delete_documents(
     collections = {r.collection for r in records}
     if len(collections) > 1:
         raise BadUploadError("ids from several collections: delete one collection's at a time")
-    library = services.collections.get(collections.pop())
-    return DeletedDocuments(deleted=[r.id for r in library.delete_many(body.ids)])
+    return DeletedDocuments(deleted=[r.id for r in sieve.delete(collections.pop(), body.ids)])

@@ -20,8 +20,8 @@ def entities(
     q: str = Query("", max_length=500, description="Part of an entity name (empty: all)."),
     limit: int = Query(20, ge=1, le=1000),
 ) -> EntityList:
-    library = services.collections.get(readable(services, principal, collection))
-    total, rows = library.graph.find_entities(q, limit)
+    coll = services.collections.get(readable(services, principal, collection))
+    total, rows = coll.graph.find_entities(q, limit)
     return EntityList(total=total, entities=[EntityOut(**r) for r in rows])
 
 
@@ -33,8 +33,8 @@ def neighbourhood(
     entity: str = Query(..., min_length=1, max_length=500, description="Entity key or name."),
     limit: int = Query(50, ge=1, le=1000, description="Most mentions and neighbours listed."),
 ) -> Neighbourhood:
-    library = services.collections.get(readable(services, principal, collection))
-    found = library.graph.neighbourhood(entity, limit)
+    coll = services.collections.get(readable(services, principal, collection))
+    found = coll.graph.neighbourhood(entity, limit)
     if found is None:
         raise HTTPException(404, f"no entity {entity!r} in the knowledge graph")
     return Neighbourhood.model_validate(found)

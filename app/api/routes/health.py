@@ -35,9 +35,9 @@ async def healthz(services: ServicesDep, request: Request) -> Health:
 
 
 def _details(services: Services, auth: bool) -> Health:
-    library, worker = services.library, services.triples
+    coll, worker = services.default_collection, services.triples
     # every open collection's graph; sizes() never waits for an ingest holding a graph
-    sizes = [lib.graph.sizes() for lib in services.collections.opened()]
+    sizes = [coll.graph.sizes() for coll in services.collections.opened()]
     entities, nodes, edges = (sum(s[i] for s in sizes) for i in range(3))
     store = services.collections.store
     return Health(
@@ -46,7 +46,7 @@ def _details(services: Services, auth: bool) -> Health:
         collections=len(services.collections.names()),
         documents=store.count_documents(),
         chunks=store.count_chunks(),
-        index_kind=library.index.kind,
+        index_kind=coll.index.kind,
         llm=services.settings.llm,
         llm_backends=list(services.pipeline.llms),
         llm_breakers={

@@ -25,7 +25,7 @@ from app.api.chat_schemas import (
 from app.api.deps import ServicesDep
 from app.api.streaming import failure_reason, ndjson, ndjson_stream
 from app.conversation import Turn
-from app.pipeline import Answer
+from app.pipeline import Answer, AskEvent
 from app.services import Services
 
 logger = logging.getLogger(__name__)
@@ -110,7 +110,9 @@ async def chat(
     principal: PrincipalDep,
 ) -> Any:
     collection = readable(services, principal, body.collection_asked())
-    run = await prepare(services, [m.turn() for m in body.messages], body.overrides(), collection)
+    run = await prepare(
+        services.sieve, [m.turn() for m in body.messages], body.overrides(), collection
+    )
     return await _respond(services, run, body.model, body.stream, chat=True)
 
 
@@ -133,7 +135,7 @@ async def generate(
             "done": True,
             "done_reason": "load",
         }
-    run = await prepare(services, [Turn("user", body.prompt)], body.overrides(), collection)
+    run = await prepare(services.sieve, [Turn("user", body.prompt)], body.overrides(), collection)
     return await _respond(services, run, body.model, body.stream, chat=False)
 
 
@@ -144,8 +146,9 @@ def _message(text: str, chat: bool) -> dict[str, Any]:
 async def _respond(services: Services, run: ChatRun, model: str, stream: bool, chat: bool) -> Any:
     started = time.perf_counter_ns()
     if stream:
-        return ndjson_stream(_lines(services, run, model, chat, started))
-    answer = await services.pipeline.ask(run.rewrite.question, run.options)
+        events = services.sieve.ask_stream(run.rewrite.question, run.options)
+        return ndjson_stream(_lines(services, run, events, model, chat, started))
+    answer = await services.sieve.ask(run.rewrite.question, run.options)
     text = chat_text(answer, services.settings.chat_sources)
     return {
         "model": model,
@@ -156,10 +159,15 @@ async def _respond(services: Services, run: ChatRun, model: str, stream: bool, c
 
 
 async def _lines(
-    services: Services, run: ChatRun, model: str, chat: bool, started: int
+    services: Services,
+    run: ChatRun,
+    events: AsyncIterator[AskEvent],
+    model: str,
+    chat: bool,
+    started: int,
 ) -> AsyncIterator[str]:
     try:
-        async for piece in answer_pieces(services, run, services.settings.chat_sources):
+        async for piece in answer_pieces(events, services.settings.chat_sources):
             head = {"model": model, "created_at": _now()}
             if isinstance(piece, Answer):
                 yield ndjson({**head, **_message("", chat), **_final(piece, run, started)})

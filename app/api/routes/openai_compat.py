@@ -15,10 +15,10 @@ from fastapi import APIRouter
 from app.api.access import PrincipalDep, readable
 from app.api.chat import MODEL_ID, ChatRun, answer_pieces, chat_text, prepare, sieve_extra
 from app.api.chat_schemas import ChatCompletionRequest
-from app.api.deps import ServicesDep
+from app.api.deps import ServicesDep, SieveDep
 from app.api.streaming import event_stream, failure_reason, sse
 from app.llm import LLMError
-from app.pipeline import Answer
+from app.pipeline import Answer, AskEvent
 from app.services import Services
 
 logger = logging.getLogger(__name__)
@@ -54,18 +54,19 @@ _SSE: dict[str, Any] = {
 
 @router.post("/chat/completions", responses={200: _SSE, 422: {}, 502: {}})
 async def chat_completions(
-    body: ChatCompletionRequest, services: ServicesDep, principal: PrincipalDep
+    body: ChatCompletionRequest, services: ServicesDep, sieve: SieveDep, principal: PrincipalDep
 ) -> Any:
     collection = readable(services, principal, body.collection_asked())
-    run = await prepare(services, [m.turn() for m in body.messages], body.overrides(), collection)
+    run = await prepare(sieve, [m.turn() for m in body.messages], body.overrides(), collection)
     meta = {
         "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
         "created": int(time.time()),
         "model": body.model,
     }
     if body.stream:
-        return event_stream(_chunks(services, run, meta))
-    answer = await services.pipeline.ask(run.rewrite.question, run.options)
+        events = sieve.ask_stream(run.rewrite.question, run.options)
+        return event_stream(_chunks(services, run, meta, events))
+    answer = await sieve.ask(run.rewrite.question, run.options)
     text = chat_text(answer, services.settings.chat_sources)
     return {
         **meta,
@@ -82,14 +83,16 @@ async def chat_completions(
     }
 
 
-async def _chunks(services: Services, run: ChatRun, meta: dict[str, Any]) -> AsyncIterator[str]:
+async def _chunks(
+    services: Services, run: ChatRun, meta: dict[str, Any], events: AsyncIterator[AskEvent]
+) -> AsyncIterator[str]:
     def chunk(delta: dict[str, str], finish: str | None = None, **extra: Any) -> str:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
         return sse({**meta, "object": "chat.completion.chunk", "choices": [choice], **extra})
 
     yield chunk({"role": "assistant", "content": ""})
     try:
-        async for piece in answer_pieces(services, run, services.settings.chat_sources):
+        async for piece in answer_pieces(events, services.settings.chat_sources):
             if isinstance(piece, Answer):
                 text = chat_text(piece, services.settings.chat_sources)
                 yield chunk(

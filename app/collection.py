@@ -1,4 +1,4 @@
-"""The document library: ingestion, deletion and search, keeping SQLite, FAISS, BM25 and the
+"""One collection: ingestion, deletion and search, keeping SQLite, FAISS, BM25 and the
 knowledge graph in step.
 
 SQLite is the source of truth and is written first, in one transaction per upload; the in-memory
@@ -25,11 +25,10 @@ from typing import TypeVar
 
 import numpy as np
 
+from app.collection_config import CollectionConfig, CollectionPaths
 from app.parsing import ChunkDraft, ParsedDocument, ParseError, chunk_document
-from app.settings import Settings
 from graph import GraphChunk, KnowledgeGraph, Triple
 from index import (
-    DEFAULT_COLLECTION,
     ChunkRecord,
     DocumentRecord,
     DocumentStore,
@@ -74,44 +73,29 @@ class _Prepared:
     external_id: str | None = None
 
 
-@dataclass(frozen=True)
-class CollectionPaths:
-    """Where one collection keeps its derived files (FAISS, BM25, graph). The default
-    collection keeps the data dir's top-level files (as before collections existed)."""
+class Collection:
+    """Everything of one collection: its view of the shared SQLite store, its FAISS index, BM25
+    index and knowledge graph, kept in step; built from its :class:`CollectionConfig`."""
 
-    index: Path
-    lexical: Path
-    graph: Path
-
-    @classmethod
-    def of(cls, settings: Settings, collection: str) -> CollectionPaths:
-        if collection == DEFAULT_COLLECTION:
-            return cls(settings.index_path, settings.lexical_path, settings.graph_path)
-        base = settings.data_dir / "collections" / collection
-        return cls(base / "faiss.index", base / "bm25.npz", base / "graph.npz")
-
-
-class Library:
     def __init__(
         self,
         store: DocumentStore,
         index: VectorIndex,
         embedder: Embedder,
-        settings: Settings,
+        config: CollectionConfig,
         lexical: LexicalIndex | None = None,
         graph: KnowledgeGraph | None = None,
-        collection: str = DEFAULT_COLLECTION,
         owns_store: bool = True,
     ) -> None:
-        self.collection = collection
-        self.paths = CollectionPaths.of(settings, collection)
+        self.config = config
+        self.name = config.name
+        self.paths: CollectionPaths = config.paths
         self._owns_store = owns_store  # False: the store is shared by all collections
         self.store = store
         self.index = index
         self.embedder = embedder
-        self.settings = settings
         self.lexical = lexical or LexicalIndex()
-        self.graph = graph or _new_graph(settings, embedder)
+        self.graph = graph or _new_graph(config, embedder)
         # called with the ids of chunks just added to the graph (the LLM triple worker)
         self.on_graph_added: Callable[[list[int]], None] | None = None
         self._write_lock = threading.RLock()  # sync() takes it too, inside writes
@@ -122,26 +106,19 @@ class Library:
     @classmethod
     def open(
         cls,
-        settings: Settings,
+        config: CollectionConfig,
         embedder: Embedder,
-        collection: str = DEFAULT_COLLECTION,
         store: DocumentStore | None = None,
-    ) -> Library:
+    ) -> Collection:
         """Open one collection of the data dir: load its FAISS file and reconcile it with
         SQLite (add what it lacks, drop what SQLite no longer has); rebuild it when it is
         unusable. ``store``: the data dir's store, shared (else one is opened and owned)."""
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        config.db_path.parent.mkdir(parents=True, exist_ok=True)
         owns = store is None
-        store = store or DocumentStore(settings.db_path)
+        store = store or DocumentStore(config.db_path)
         _check_embedder(store, embedder)
-        paths = CollectionPaths.of(settings, collection)
-        options = {
-            "kind": settings.index_kind,
-            "hnsw_m": settings.hnsw_m,
-            "ivf_nlist": settings.ivf_nlist,
-            "ivf_nprobe": settings.ivf_nprobe,
-            "use_gpu": settings.faiss_gpu,
-        }
+        paths = config.paths
+        options = config.index_options()
         index: VectorIndex | None = None
         if paths.index.exists():
             try:
@@ -156,26 +133,25 @@ class Library:
                     embedder.dim,
                 )
                 index = None
-        library = cls(
+        collection = cls(
             store,
             index or VectorIndex(embedder.dim, **options),  # type: ignore[arg-type]
             embedder,
-            settings,
+            config,
             _load_or_none(paths.lexical, LexicalIndex.load),
             _load_or_none(
                 paths.graph,
-                lambda p: KnowledgeGraph.load(p, embedder.encode, **_graph_options(settings)),
+                lambda p: KnowledgeGraph.load(p, embedder.encode, **config.graph_options()),
             ),
-            collection=collection,
             owns_store=owns,
         )
         if index is None:
-            library.rebuild_index()
+            collection.rebuild_index()
         else:
-            library.sync(force=True)
-        library._retrain_if_outgrown()
-        library.save_index()
-        return library
+            collection.sync(force=True)
+        collection._retrain_if_outgrown()
+        collection.save_index()
+        return collection
 
     def close(self) -> None:
         self.save_index()
@@ -206,7 +182,7 @@ class Library:
         known = {
             p.content_hash
             for p in prepared
-            if (found := self.store.find_by_hash(p.content_hash, self.collection))
+            if (found := self.store.find_by_hash(p.content_hash, self.name))
             and (p.external_id is None or found.external_id == p.external_id)
         }
         fresh = [p for p in prepared if p.content_hash not in known]
@@ -231,7 +207,7 @@ class Library:
                 try:
                     stored = self.store.add_documents(
                         [new_docs.get(p.content_hash) or p.content_hash for p in prepared],
-                        self.collection,
+                        self.name,
                         hook,
                     )
                 except MissingDocumentError as exc:  # its original was deleted meanwhile
@@ -274,7 +250,7 @@ class Library:
         if not chunks:
             return
         self.lexical.add([c.chunk_id for c in chunks], [" ".join(c.sentences) for c in chunks])
-        if self.settings.graph:
+        if self.config.graph:
             self.graph.add(chunks)
             self._notify([c.chunk_id for c in chunks])
         self._dirty = True
@@ -287,8 +263,8 @@ class Library:
         """Re-add a stored chunk to the graph with typed relations; False when the chunk is
         gone (deleted after its triples were asked for)."""
         with self._write_lock:
-            found = self.store.get_chunks([chunk_id], self.collection)
-            if not found or not self.settings.graph:
+            found = self.store.get_chunks([chunk_id], self.name)
+            if not found or not self.config.graph:
                 return False
             record = self.store.get_document(found[0].document_id)
             chunk = _graph_chunk(found[0], record.title if record else "")
@@ -307,9 +283,9 @@ class Library:
     ) -> _Prepared:
         drafts = chunk_document(
             parsed,
-            self.settings.chunk_target_words,
-            self.settings.chunk_max_words,
-            self.settings.max_document_chunks,
+            self.config.chunk_target_words,
+            self.config.chunk_max_words,
+            self.config.max_document_chunks,
         )
         if not drafts:
             raise ParseError(f"{source}: no text to index")
@@ -344,7 +320,7 @@ class Library:
             text=p.parsed.text,
             chunks=chunks,
             metadata=dict(p.parsed.metadata),
-            collection=self.collection,
+            collection=self.name,
             external_id=p.external_id,
         )
 
@@ -359,7 +335,7 @@ class Library:
             self.sync()
             records = []
             for document_id in dict.fromkeys(document_ids):
-                record = self.store.get_document(document_id, self.collection)
+                record = self.store.get_document(document_id, self.name)
                 if record is None:
                     raise DocumentNotFoundError(document_id)
                 records.append(record)
@@ -370,7 +346,7 @@ class Library:
 
     # ---- reads ----------------------------------------------------------------------------
     def get(self, document_id: str) -> DocumentRecord:
-        record = self.store.get_document(document_id, self.collection)
+        record = self.store.get_document(document_id, self.name)
         if record is None:
             raise DocumentNotFoundError(document_id)
         return record
@@ -379,7 +355,7 @@ class Library:
         """Top-k chunks for one unit query vector, best first."""
         self.sync()
         hits: list[SearchHit] = self.index.search(query, k)[0]
-        found = self.store.get_chunks([h.chunk_id for h in hits], self.collection)
+        found = self.store.get_chunks([h.chunk_id for h in hits], self.name)
         chunks = {c.id: c for c in found}
         return [(chunks[h.chunk_id], h.score) for h in hits if h.chunk_id in chunks]
 
@@ -387,13 +363,13 @@ class Library:
         """Top-k chunks by BM25, best first."""
         self.sync()
         hits = self.lexical.search(question, k)
-        found = self.store.get_chunks([h.chunk_id for h in hits], self.collection)
+        found = self.store.get_chunks([h.chunk_id for h in hits], self.name)
         chunks = {c.id: c for c in found}
         return [(chunks[h.chunk_id], h.score) for h in hits if h.chunk_id in chunks]
 
     def chunks(self, chunk_ids: Sequence[int]) -> list[ChunkRecord]:
         """Stored chunks in the order asked (ids no longer stored are skipped)."""
-        found = {c.id: c for c in self.store.get_chunks(list(chunk_ids), self.collection)}
+        found = {c.id: c for c in self.store.get_chunks(list(chunk_ids), self.name)}
         return [found[i] for i in chunk_ids if i in found]
 
     # ---- consistency and persistence ------------------------------------------------------
@@ -406,7 +382,7 @@ class Library:
             version = self.store.data_version()  # read first: a later commit shows up next time
             if not force and version == self._seen_version:
                 return
-            stored, indexed = self.store.chunk_ids(self.collection), self.index.ids()
+            stored, indexed = self.store.chunk_ids(self.name), self.index.ids()
             missing = np.setdiff1d(stored, indexed)
             stale = np.setdiff1d(indexed, stored)
             if len(stale):
@@ -423,7 +399,7 @@ class Library:
     def _sync_derived(self, stored: np.ndarray) -> None:
         """Bring BM25 and the graph to the chunk ids in SQLite (the graph only when enabled)."""
         targets: list[tuple[str, np.ndarray]] = [("lexical", self.lexical.ids())]
-        if self.settings.graph:
+        if self.config.graph:
             targets.append(("graph", self.graph.chunk_ids()))
         for name, have in targets:
             missing = np.setdiff1d(stored, have).tolist()
@@ -433,7 +409,7 @@ class Library:
             target = self.lexical if name == "lexical" else self.graph
             target.remove(stale)
             for start in range(0, len(missing), 500):
-                records = self.store.get_chunks(missing[start : start + 500], self.collection)
+                records = self.store.get_chunks(missing[start : start + 500], self.name)
                 titles = {
                     d: (r.title if (r := self.store.get_document(d)) else "")
                     for d in {c.document_id for c in records}
@@ -453,7 +429,7 @@ class Library:
         """Rebuild FAISS from the embeddings stored in SQLite (and retrain an IVF index)."""
         with self._write_lock:
             id_parts, vec_parts = [], []
-            for ids, vectors in self.store.iter_embeddings(collection=self.collection):
+            for ids, vectors in self.store.iter_embeddings(collection=self.name):
                 id_parts.append(ids)
                 vec_parts.append(vectors)
             dim = self.index.dim
@@ -472,13 +448,13 @@ class Library:
                 self.paths.index.parent.mkdir(parents=True, exist_ok=True)
                 self.index.save(self.paths.index)
                 self.lexical.save(self.paths.lexical)
-                if self.settings.graph:
+                if self.config.graph:
                     self.graph.save(self.paths.graph)
                 self._dirty = False
                 self._saved_at = time.monotonic()
 
     def _maybe_save(self) -> None:
-        if time.monotonic() - self._saved_at >= self.settings.index_save_interval_s:
+        if time.monotonic() - self._saved_at >= self.config.save_interval_s:
             self.save_index()
 
     def _retrain_if_outgrown(self) -> None:
@@ -491,15 +467,8 @@ def _result(s: StoredDocument) -> IngestResult:
     return IngestResult(s.record, s.duplicate, s.replaced.id if s.replaced else None)
 
 
-def _graph_options(settings: Settings) -> dict[str, float]:
-    return {
-        "merge_threshold": settings.graph_merge_threshold,
-        "synonym_threshold": settings.graph_synonym_threshold,
-    }
-
-
-def _new_graph(settings: Settings, embedder: Embedder) -> KnowledgeGraph:
-    return KnowledgeGraph(embedder.encode, **_graph_options(settings))
+def _new_graph(config: CollectionConfig, embedder: Embedder) -> KnowledgeGraph:
+    return KnowledgeGraph(embedder.encode, **config.graph_options())
 
 
 def _load_or_none(path: Path, load: Callable[[Path], T]) -> T | None:

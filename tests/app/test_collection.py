@@ -1,4 +1,4 @@
-"""Library: SQLite + FAISS kept in step — round trips, rebuilds, rollback, cross-process sync."""
+"""Collection: SQLite + FAISS kept in step — round trips, rebuilds, rollback, cross-process sync."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.library import DocumentNotFoundError, EmbedderMismatchError, Library
+from app.collection import Collection, DocumentNotFoundError, EmbedderMismatchError
+from app.collection_config import CollectionConfig
 from app.parsing import ParsedDocument, parse_text
 from app.settings import Settings
 from index import Embedder, VectorIndex
@@ -23,41 +24,45 @@ def _parsed() -> list[tuple[ParsedDocument, str]]:
     return [(parse_text(t, x), "json") for t, x in DOCS]
 
 
-def _top_title(library: Library, embedder: Embedder, question: str) -> str:
-    chunk, _ = library.search(embedder.encode([question])[0], 1)[0]
-    record = library.store.get_document(chunk.document_id)
+def _top_title(coll: Collection, embedder: Embedder, question: str) -> str:
+    chunk, _ = coll.search(embedder.encode([question])[0], 1)[0]
+    record = coll.store.get_document(chunk.document_id)
     assert record is not None
     return record.title
 
 
 def test_save_load_round_trip_and_rebuild(settings: Settings, embedder: Embedder) -> None:
-    library = Library.open(settings, embedder)
-    library.ingest(_parsed())
-    ids = library.store.chunk_ids()
-    library.close()
+    coll = Collection.open(CollectionConfig.of(settings), embedder)
+    coll.ingest(_parsed())
+    ids = coll.store.chunk_ids()
+    coll.close()
 
-    reopened = Library.open(settings, embedder)  # loads faiss.index as saved
+    reopened = Collection.open(
+        CollectionConfig.of(settings), embedder
+    )  # loads faiss.index as saved
     assert reopened.index.matches(ids)
     assert _top_title(reopened, embedder, "Where is Mount Etna?") == "Volcanoes"
     reopened.close()
 
     settings.index_path.unlink()  # missing file → rebuilt from SQLite
-    rebuilt = Library.open(settings, embedder)
+    rebuilt = Collection.open(CollectionConfig.of(settings), embedder)
     assert rebuilt.index.matches(ids) and settings.index_path.exists()
     rebuilt.close()
 
     settings.index_path.write_bytes(b"not a faiss file")  # corrupt file → rebuilt
-    assert Library.open(settings, embedder).index.matches(ids)
+    assert Collection.open(CollectionConfig.of(settings), embedder).index.matches(ids)
 
     stale = VectorIndex(embedder.dim)  # inconsistent ids → rebuilt
     stale.add(np.array([999_999]), embedder.encode(["x"]))
     stale.save(settings.index_path)
-    assert Library.open(settings, embedder).index.matches(ids)
+    assert Collection.open(CollectionConfig.of(settings), embedder).index.matches(ids)
 
 
 def test_index_kind_switch_rebuilds(settings: Settings, embedder: Embedder) -> None:
-    Library.open(settings, embedder).ingest(_parsed())
-    hnsw = Library.open(settings.model_copy(update={"index_kind": "hnsw"}), embedder)
+    Collection.open(CollectionConfig.of(settings), embedder).ingest(_parsed())
+    hnsw = Collection.open(
+        CollectionConfig.of(settings.model_copy(update={"index_kind": "hnsw"})), embedder
+    )
     assert hnsw.index.kind == "hnsw" and hnsw.index.ntotal == hnsw.store.count_chunks()
     assert _top_title(hnsw, embedder, "Which river flows into the Mediterranean?") == "Rivers"
 
@@ -65,33 +70,35 @@ def test_index_kind_switch_rebuilds(settings: Settings, embedder: Embedder) -> N
 def test_failed_indexing_rolls_back(
     settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    library = Library.open(settings, embedder)
-    library.ingest(_parsed()[:1])
+    coll = Collection.open(CollectionConfig.of(settings), embedder)
+    coll.ingest(_parsed()[:1])
 
     def broken_add(*args: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(library.index, "add", broken_add)
+    monkeypatch.setattr(coll.index, "add", broken_add)
     with pytest.raises(OSError, match="disk full"):
-        library.ingest(_parsed()[1:])
-    assert library.store.count_documents() == 1
-    assert library.index.matches(library.store.chunk_ids())
+        coll.ingest(_parsed()[1:])
+    assert coll.store.count_documents() == 1
+    assert coll.index.matches(coll.store.chunk_ids())
 
 
 def test_delete_and_missing(settings: Settings, embedder: Embedder) -> None:
-    library = Library.open(settings, embedder)
-    results = library.ingest(_parsed())
-    library.delete(results[0].document.id)
-    assert library.index.matches(library.store.chunk_ids())
-    assert _top_title(library, embedder, "Where is Mount Etna?") != "Volcanoes"
+    coll = Collection.open(CollectionConfig.of(settings), embedder)
+    results = coll.ingest(_parsed())
+    coll.delete(results[0].document.id)
+    assert coll.index.matches(coll.store.chunk_ids())
+    assert _top_title(coll, embedder, "Where is Mount Etna?") != "Volcanoes"
     with pytest.raises(DocumentNotFoundError):
-        library.delete(results[0].document.id)
+        coll.delete(results[0].document.id)
 
 
 def test_second_process_writes_are_picked_up(settings: Settings, embedder: Embedder) -> None:
-    server = Library.open(settings, embedder)
+    server = Collection.open(CollectionConfig.of(settings), embedder)
     server.ingest(_parsed()[:1])
-    cli = Library.open(settings, embedder)  # e.g. `sieve ingest` next to a running server
+    cli = Collection.open(
+        CollectionConfig.of(settings), embedder
+    )  # e.g. `sieve ingest` next to a running server
     [added] = cli.ingest(_parsed()[1:2])
     assert _top_title(server, embedder, "Which river flows north?") == "Rivers"
     cli.delete(added.document.id)
@@ -101,95 +108,93 @@ def test_second_process_writes_are_picked_up(settings: Settings, embedder: Embed
 
 
 def test_duplicate_in_one_batch_is_stored_once(settings: Settings, embedder: Embedder) -> None:
-    library = Library.open(settings, embedder)
-    first, second = library.ingest(_parsed()[:1] * 2)
+    coll = Collection.open(CollectionConfig.of(settings), embedder)
+    first, second = coll.ingest(_parsed()[:1] * 2)
     assert not first.duplicate and second.duplicate and first.document.id == second.document.id
-    assert library.index.ntotal == library.store.count_chunks()
+    assert coll.index.ntotal == coll.store.count_chunks()
 
 
 def test_other_embedder_is_refused(settings: Settings, embedder: Embedder) -> None:
-    Library.open(settings, embedder).ingest(_parsed()[:1])
+    Collection.open(CollectionConfig.of(settings), embedder).ingest(_parsed()[:1])
     other = Embedder(model_path=embedder.model_path or "/elsewhere/model")
     other._model = embedder.model  # same weights, different configured identity
     with pytest.raises(EmbedderMismatchError, match="same model"):
-        Library.open(settings, other)
+        Collection.open(CollectionConfig.of(settings), other)
 
 
 def test_crash_before_index_save_is_reconciled(settings: Settings, embedder: Embedder) -> None:
-    library = Library.open(settings, embedder)
-    library.ingest(_parsed()[:1])
-    library.close()  # writes the index
-    crashed = Library.open(settings, embedder)
+    coll = Collection.open(CollectionConfig.of(settings), embedder)
+    coll.ingest(_parsed()[:1])
+    coll.close()  # writes the index
+    crashed = Collection.open(CollectionConfig.of(settings), embedder)
     crashed.ingest(_parsed()[1:])  # interval not reached: index file not rewritten
     crashed.store.close()  # "killed" without close(): the file misses the last documents
-    reopened = Library.open(settings, embedder)
+    reopened = Collection.open(CollectionConfig.of(settings), embedder)
     assert reopened.index.matches(reopened.store.chunk_ids())
     assert _top_title(reopened, embedder, "Which desert is hot?") == "Deserts"
 
 
 def test_ivf_retrains_when_it_outgrows_its_lists(settings: Settings, embedder: Embedder) -> None:
     ivf = settings.model_copy(update={"index_kind": "ivf", "ivf_nlist": 8})
-    library = Library.open(ivf, embedder)
-    library.ingest(_parsed())
-    assert library.index.nlist == 1  # 3 chunks: one list
+    coll = Collection.open(CollectionConfig.of(ivf), embedder)
+    coll.ingest(_parsed())
+    assert coll.index.nlist == 1  # 3 chunks: one list
     many = [
         (parse_text(f"Doc {i}", f"Fact number {i} is about item {i}."), "json") for i in range(80)
     ]
-    library.ingest(many)
-    assert library.index.nlist == 2 and library.index.matches(library.store.chunk_ids())
+    coll.ingest(many)
+    assert coll.index.nlist == 2 and coll.index.matches(coll.store.chunk_ids())
 
 
 def test_index_of_other_dimension_is_rebuilt(settings: Settings, embedder: Embedder) -> None:
-    Library.open(settings, embedder).close()
+    Collection.open(CollectionConfig.of(settings), embedder).close()
     wrong = VectorIndex(8)
     wrong.save(settings.index_path)
-    library = Library.open(settings, embedder)
-    assert library.index.dim == embedder.dim
-    library.ingest(_parsed()[:1])
+    coll = Collection.open(CollectionConfig.of(settings), embedder)
+    assert coll.index.dim == embedder.dim
+    coll.ingest(_parsed()[:1])
 
 
 def test_external_id_replaces_everywhere(settings: Settings, embedder: Embedder) -> None:
-    library = Library.open(settings, embedder)
-    [old] = library.ingest([(parse_text("Etna", DOCS[0][1]), "v1.txt")], ["volcano"])
+    coll = Collection.open(CollectionConfig.of(settings), embedder)
+    [old] = coll.ingest([(parse_text("Etna", DOCS[0][1]), "v1.txt")], ["volcano"])
     new_text = "Mount Fuji is the highest volcano in Japan. It last erupted in 1707."
-    [new] = library.ingest([(parse_text("Fuji", new_text), "v2.txt")], ["volcano"])
+    [new] = coll.ingest([(parse_text("Fuji", new_text), "v2.txt")], ["volcano"])
     assert new.replaced == old.document.id and not new.duplicate
-    assert (
-        library.store.count_documents() == 1 and library.store.get_document(old.document.id) is None
-    )
-    assert library.index.matches(library.store.chunk_ids())
-    assert library.lexical.ids().tolist() == library.store.chunk_ids().tolist()
-    assert "e:mount etna" not in library.graph.g and "e:mount fuji" in library.graph.g
-    assert _top_title(library, embedder, "Which volcano is in Japan?") == "Fuji"
-    [again] = library.ingest([(parse_text("Fuji", new_text), "v2.txt")], ["volcano"])
+    assert coll.store.count_documents() == 1 and coll.store.get_document(old.document.id) is None
+    assert coll.index.matches(coll.store.chunk_ids())
+    assert coll.lexical.ids().tolist() == coll.store.chunk_ids().tolist()
+    assert "e:mount etna" not in coll.graph.g and "e:mount fuji" in coll.graph.g
+    assert _top_title(coll, embedder, "Which volcano is in Japan?") == "Fuji"
+    [again] = coll.ingest([(parse_text("Fuji", new_text), "v2.txt")], ["volcano"])
     assert again.duplicate and again.document.id == new.document.id  # same content: a no-op
 
 
 def test_failed_replacement_restores_the_old_document(
     settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    library = Library.open(settings, embedder)
-    [old] = library.ingest([(parse_text("Etna", DOCS[0][1]), "v1.txt")], ["volcano"])
+    coll = Collection.open(CollectionConfig.of(settings), embedder)
+    [old] = coll.ingest([(parse_text("Etna", DOCS[0][1]), "v1.txt")], ["volcano"])
 
     def broken(*_: object) -> None:
         raise RuntimeError("lexical index exploded")
 
-    monkeypatch.setattr(library.lexical, "add", broken)
+    monkeypatch.setattr(coll.lexical, "add", broken)
     new_text = "Mount Fuji is the highest volcano in Japan."
     with pytest.raises(RuntimeError, match="exploded"):
-        library.ingest([(parse_text("Fuji", new_text), "v2.txt")], ["volcano"])
+        coll.ingest([(parse_text("Fuji", new_text), "v2.txt")], ["volcano"])
     monkeypatch.undo()
-    [doc] = library.store.list_documents()
+    [doc] = coll.store.list_documents()
     assert (doc.id, doc.external_id, doc.title) == (old.document.id, "volcano", "Etna")
-    library.sync(force=True)
-    assert library.index.matches(library.store.chunk_ids())
-    assert _top_title(library, embedder, "Where is Mount Etna?") == "Etna"
+    coll.sync(force=True)
+    assert coll.index.matches(coll.store.chunk_ids())
+    assert _top_title(coll, embedder, "Where is Mount Etna?") == "Etna"
 
 
 def test_short_documents_share_embedding_calls() -> None:
     from types import SimpleNamespace
 
-    from app.library import EMBED_GROUP_CHUNKS, _embed_groups
+    from app.collection import EMBED_GROUP_CHUNKS, _embed_groups
 
     docs = [SimpleNamespace(drafts=[0] * n) for n in (1, 30, 40, 70, 2, 3)]
     groups = list(_embed_groups(docs))  # type: ignore[arg-type]
@@ -206,7 +211,7 @@ def test_a_data_dir_embedded_in_another_precision_is_flagged(
 ) -> None:
     from types import SimpleNamespace
 
-    from app.library import _check_embedder
+    from app.collection import _check_embedder
     from index import DocumentStore
 
     store = DocumentStore(tmp_path / "s.db")
