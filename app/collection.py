@@ -44,6 +44,7 @@ from index import (
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+GraphHook = Callable[["Collection", list[int]], None]
 EMBED_GROUP_CHUNKS = 64  # chunks per embedding call at ingest (several short documents)
 
 
@@ -86,7 +87,10 @@ class Collection:
         lexical: LexicalIndex | None = None,
         graph: KnowledgeGraph | None = None,
         owns_store: bool = True,
+        on_graph_added: GraphHook | None = None,
     ) -> None:
+        """``on_graph_added(collection, chunk_ids)``: called with the chunks each write (or a
+        reconciliation) adds to the graph, e.g. to queue them for LLM triple extraction."""
         self.config = config
         self.name = config.name
         self.paths: CollectionPaths = config.paths
@@ -96,8 +100,7 @@ class Collection:
         self.embedder = embedder
         self.lexical = lexical or LexicalIndex()
         self.graph = graph or _new_graph(config, embedder)
-        # called with the ids of chunks just added to the graph (the LLM triple worker)
-        self.on_graph_added: Callable[[list[int]], None] | None = None
+        self._on_graph_added = on_graph_added
         self._write_lock = threading.RLock()  # sync() takes it too, inside writes
         self._seen_version = -1
         self._dirty = False  # index changed since it was last written to disk
@@ -109,6 +112,7 @@ class Collection:
         config: CollectionConfig,
         embedder: Embedder,
         store: DocumentStore | None = None,
+        on_graph_added: GraphHook | None = None,
     ) -> Collection:
         """Open one collection of the data dir: load its FAISS file and reconcile it with
         SQLite (add what it lacks, drop what SQLite no longer has); rebuild it when it is
@@ -144,6 +148,7 @@ class Collection:
                 lambda p: KnowledgeGraph.load(p, embedder.encode, **config.graph_options()),
             ),
             owns_store=owns,
+            on_graph_added=on_graph_added,
         )
         if index is None:
             collection.rebuild_index()
@@ -256,8 +261,8 @@ class Collection:
         self._dirty = True
 
     def _notify(self, chunk_ids: list[int]) -> None:
-        if self.on_graph_added is not None and chunk_ids:
-            self.on_graph_added(chunk_ids)
+        if self._on_graph_added is not None and chunk_ids:
+            self._on_graph_added(self, chunk_ids)
 
     def add_triples(self, chunk_id: int, triples: Sequence[Triple]) -> bool:
         """Re-add a stored chunk to the graph with typed relations; False when the chunk is

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
 
-from app.collection import Collection
+from app.collection import Collection, GraphHook
 from app.collection_config import CollectionConfig
 from app.names import NAME_PATTERN
 from app.settings import Settings
@@ -36,15 +35,17 @@ def check_name(name: str) -> str:
 
 
 class Collections:
-    def __init__(self, settings: Settings, embedder: Embedder) -> None:
+    def __init__(
+        self, settings: Settings, embedder: Embedder, on_graph_added: GraphHook | None = None
+    ) -> None:
+        """``on_graph_added``: given to every collection opened (see :class:`Collection`)."""
         self.settings = settings
         self.embedder = embedder
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = DocumentStore(settings.db_path)
         self._opened: dict[str, Collection] = {}
         self._lock = threading.Lock()
-        # called with every coll as it is opened (e.g. to hook the triple worker)
-        self.on_open: Callable[[Collection], None] | None = None
+        self._on_graph_added = on_graph_added
 
     @property
     def default(self) -> Collection:
@@ -61,11 +62,8 @@ class Collections:
             if coll is None:
                 if not self.store.has_collection(name):
                     raise UnknownCollectionError(name)
-                coll = Collection.open(
-                    CollectionConfig.of(self.settings, name), self.embedder, self.store
-                )
-                if self.on_open is not None:
-                    self.on_open(coll)
+                config = CollectionConfig.of(self.settings, name)
+                coll = Collection.open(config, self.embedder, self.store, self._on_graph_added)
                 self._opened[name] = coll
         return coll
 

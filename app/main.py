@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = Services.build(settings, embedder)
+        services = Services.build(settings, embedder, observers=[app.state.metrics.observe])
         app.state.services = services
         app.state.gatekeeper = Gatekeeper(services)
         app.state.metrics.attach(services)

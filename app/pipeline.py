@@ -105,6 +105,7 @@ class Pipeline:
         hop_llm: bool = False,
         hop_llm_timeout_s: float = 10.0,
         fallback: LLM | None = None,
+        observers: Sequence[Callable[[Answer], None]] = (),
     ) -> None:
         rerank_order([], rerank, [])  # validates the mode early
         if max_pending < 0:
@@ -130,7 +131,7 @@ class Pipeline:
         r = self.retrieval
         self.hops = Hops(pruner, r.graph, r.search, r.title, self.encode, self.hop_limits)
         # called with every finished answer (metrics); must be cheap and must not raise
-        self.observers: list[Callable[[Answer], None]] = []
+        self.observers = tuple(observers)
         # answers instead of a failed LLM, from the same context (None: the failure is raised)
         self.fallback = fallback
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -15,7 +15,7 @@ from app.collections import Collections
 from app.jobs import JobQueue
 from app.llm import LLM, ExtractiveLLM, LlamaCppLLM, OpenAILLM
 from app.llm.resilient import with_resilience
-from app.pipeline import Pipeline
+from app.pipeline import Answer, Pipeline
 from app.precision import Precision, resolve_precision
 from app.settings import Settings
 from app.sieve import Sieve
@@ -23,7 +23,7 @@ from app.triples import TripleWorker
 from app.uploads import UploadChecker, UploadLimits
 from graph import GraphRetriever, KnowledgeGraph
 from graph.triples import TripleCache
-from index import CachedEncoder, Embedder
+from index import DEFAULT_COLLECTION, CachedEncoder, Embedder
 from pruner import BlendedPruner, ContextPruner, Pruner, SentenceBlend, SimilarityPruner
 from pruner.inference import CHECKPOINT
 
@@ -134,8 +134,14 @@ class Services:
     triples: TripleWorker | None = None
 
     @classmethod
-    def build(cls, settings: Settings, embedder: Embedder | None = None) -> Services:
-        """``embedder`` may be passed in already loaded (tests share one per session)."""
+    def build(
+        cls,
+        settings: Settings,
+        embedder: Embedder | None = None,
+        observers: Sequence[Callable[[Answer], None]] = (),
+    ) -> Services:
+        """``embedder`` may be passed in already loaded (tests share one per session);
+        ``observers`` are called with every finished answer (metrics)."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: we load local files only
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         chosen = resolve_precision(settings.precision, settings.device)
@@ -148,7 +154,18 @@ class Services:
                 precision=chosen.precision,
             )
         ).load()
-        collections = Collections(settings, embedder)
+        triples = None
+        if settings.graph_triples == "llm" and settings.graph:
+            triples = TripleWorker(
+                TripleCache(settings.triples_cache_path),
+                settings.llm_base_url,
+                settings.llm_model,
+                settings.llm_api_key,
+                settings.llm_timeout_s,
+                settings.llm_max_tokens,
+            ).start()
+        # every chunk a collection adds to its graph goes to the triple worker (when enabled)
+        collections = Collections(settings, embedder, triples.submit if triples else None)
         encode = CachedEncoder(embedder.encode)
         pruner = build_pruner(settings, encode, chosen)
         llms = build_llms(settings)
@@ -184,26 +201,9 @@ class Services:
             hop_llm_timeout_s=settings.hop_llm_timeout_s,
             # the extractive backend is always enabled (llm_backend_list)
             fallback=llms["extractive"] if settings.llm_fallback else None,
+            observers=observers,
         )
-        triples = None
-        collection = collections.default  # opened now: the others on first use
-        if settings.graph_triples == "llm" and settings.graph:
-            triples = TripleWorker(
-                collection,
-                TripleCache(settings.triples_cache_path),
-                settings.llm_base_url,
-                settings.llm_model,
-                settings.llm_api_key,
-                settings.llm_timeout_s,
-                settings.llm_max_tokens,
-            ).start()
-            worker = triples
-
-            def hook(collection: Collection) -> None:
-                collection.on_graph_added = lambda ids: worker.submit(ids, collection)
-
-            hook(collection)
-            collections.on_open = hook
+        collections.get(DEFAULT_COLLECTION)  # opened now: the others on first use
         logger.info(
             "sieve ready: data dir %s, %d collections, %d documents, %d chunks, llm %s",
             settings.data_dir,
@@ -234,9 +234,6 @@ class Services:
         self.jobs.close()  # after the job in progress; queued ones resume at the next start
         for llm in self.pipeline.llms.values():
             await llm.aclose()
+        self.collections.close()  # nothing is added to a graph (or queued for triples) after this
         if self.triples is not None:
-            self.collections.on_open = None
-            for collection in self.collections.opened():
-                collection.on_graph_added = None
             self.triples.close()
-        self.collections.close()

@@ -36,7 +36,6 @@ logger = logging.getLogger(__name__)
 class TripleWorker:
     def __init__(
         self,
-        coll: Collection,
         cache: TripleCache,
         base_url: str,
         model: str,
@@ -45,7 +44,6 @@ class TripleWorker:
         max_tokens: int = 512,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.default_collection = coll
         self.cache = cache
         self.base_url = base_url.rstrip("/")
         self.model = model
@@ -64,11 +62,11 @@ class TripleWorker:
         self._thread.start()
         return self
 
-    def submit(self, chunk_ids: Sequence[int], coll: Collection | None = None) -> None:
-        """Queue chunks of ``coll`` (default: the one given at construction)."""
+    def submit(self, coll: Collection, chunk_ids: Sequence[int]) -> None:
+        """Queue chunks of ``coll`` (the shape of :class:`Collection`'s ``on_graph_added``)."""
         for cid in chunk_ids:
             self._idle.clear()
-            self._queue.put((coll or self.default_collection, int(cid)))
+            self._queue.put((coll, int(cid)))
 
     @property
     def pending(self) -> int:

@@ -120,15 +120,11 @@ class Metrics:
         r.register(GpuCollector())
 
     def attach(self, services: Services) -> None:
-        """Observe ``services``' pipeline and report its store at scrape time."""
+        """Report ``services``' store at scrape time (answers come through :meth:`observe`,
+        given to ``Services.build`` as an observer)."""
         self._services = services
-        services.pipeline.observers.append(self.observe)
 
     def detach(self) -> None:
-        if self._services is not None:
-            observers = self._services.pipeline.observers
-            if self.observe in observers:
-                observers.remove(self.observe)
         self._services = None
 
     def observe(self, answer: Answer) -> None:

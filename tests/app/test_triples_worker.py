@@ -60,8 +60,8 @@ def test_triples_become_typed_relations_in_the_background(
 
     # the same chunk text again (as after a graph rebuild): from the cache, no new request
     calls = len(stub_llm.requests)
-    worker.submit([int(collection.graph.chunk_ids().max())])
-    worker.submit([int(collection.graph.chunk_ids().min())])
+    worker.submit(collection, [int(collection.graph.chunk_ids().max())])
+    worker.submit(collection, [int(collection.graph.chunk_ids().min())])
     assert worker.wait(10)
     assert worker.stats["cached"] == 1 and len(stub_llm.requests) == calls + 1  # + the malformed
     hood = collection.graph.neighbourhood("Ada Lovelace")
