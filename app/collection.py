@@ -12,13 +12,12 @@ database, all three are reconciled with the chunk ids in SQLite.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -26,7 +25,8 @@ from typing import TypeVar
 import numpy as np
 
 from app.collection_config import CollectionConfig, CollectionPaths
-from app.parsing import ChunkDraft, ParsedDocument, ParseError, chunk_document
+from app.parsing import ParsedDocument
+from app.prepared import Prepared, embed_groups, prepare
 from graph import GraphChunk, KnowledgeGraph, Triple
 from index import (
     ChunkRecord,
@@ -45,7 +45,6 @@ from index import (
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 GraphHook = Callable[["Collection", list[int]], None]
-EMBED_GROUP_CHUNKS = 64  # chunks per embedding call at ingest (several short documents)
 
 
 class DocumentNotFoundError(LookupError):
@@ -63,15 +62,6 @@ class IngestResult:
     document: DocumentRecord
     duplicate: bool  # True: same content was already stored; nothing was indexed
     replaced: str | None = None  # id of the document with the same external id it replaced
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    parsed: ParsedDocument
-    source: str
-    content_hash: str
-    drafts: list[ChunkDraft]
-    external_id: str | None = None
 
 
 class Collection:
@@ -181,21 +171,46 @@ class Collection:
         if len(ext) != len(documents):
             raise ValueError("one external id (or None) per document")
         prepared = [
-            self._prepare(parsed, source, e)
+            prepare(parsed, source, self.config, e)
             for (parsed, source), e in zip(documents, ext, strict=True)
         ]
-        known = {
+        return self.ingest_prepared(prepared, on_commit=on_commit, progress=progress)
+
+    def stored_hashes(self, prepared: Sequence[Prepared]) -> set[str]:
+        """The content hashes of ``prepared`` this collection already holds (as the same
+        external id, when one is given): ingesting those again changes nothing."""
+        return {
             p.content_hash
             for p in prepared
             if (found := self.store.find_by_hash(p.content_hash, self.name))
             and (p.external_id is None or found.external_id == p.external_id)
         }
+
+    def ingest_prepared(
+        self,
+        prepared: Sequence[Prepared],
+        vectors: Sequence[np.ndarray] | None = None,
+        on_commit: Callable[[sqlite3.Cursor, list[IngestResult]], None] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[IngestResult]:
+        """:meth:`ingest` of documents already chunked (:func:`app.prepared.prepare`);
+        ``vectors``: each document's chunk vectors when they were embedded elsewhere (by this
+        embedder's model: ``sieve ingest --ray``'s workers), else they are embedded here."""
+        given: dict[str, np.ndarray] = {}
+        if vectors is not None:
+            _check_vectors(prepared, vectors, self.embedder.dim)
+            given = {p.content_hash: v for p, v in zip(prepared, vectors, strict=True)}
+        known = self.stored_hashes(prepared)
         fresh = [p for p in prepared if p.content_hash not in known]
         new_docs: dict[str, NewDocument] = {}
         done = 0
-        for group in _embed_groups(fresh):  # small documents share embedding calls
-            for p, vectors in zip(group, self._embed(group), strict=True):
-                new_docs[p.content_hash] = self._new_document(p, vectors)
+        for group in embed_groups(fresh):  # small documents share embedding calls
+            if all(p.content_hash in given for p in group):
+                embedded = [given[p.content_hash] for p in group]
+            else:
+                embedded = self._embed(group)
+            for p, vecs in zip(group, embedded, strict=True):
+                new_docs[p.content_hash] = self._new_document(p, vecs)
             done += len(group)
             if progress is not None:
                 progress(done, len(fresh))
@@ -283,22 +298,8 @@ class Collection:
         self.graph.remove(chunk_ids)
         self._dirty = True
 
-    def _prepare(
-        self, parsed: ParsedDocument, source: str, external_id: str | None = None
-    ) -> _Prepared:
-        drafts = chunk_document(
-            parsed,
-            self.config.chunk_target_words,
-            self.config.chunk_max_words,
-            self.config.max_document_chunks,
-        )
-        if not drafts:
-            raise ParseError(f"{source}: no text to index")
-        digest = hashlib.sha256(parsed.text.encode("utf-8")).hexdigest()
-        return _Prepared(parsed, source, digest, drafts, external_id)
-
-    def _embed(self, prepared: Sequence[_Prepared]) -> list[np.ndarray]:
-        texts = [p.parsed.text[d.start : d.end] for p in prepared for d in p.drafts]
+    def _embed(self, prepared: Sequence[Prepared]) -> list[np.ndarray]:
+        texts = [t for p in prepared for t in p.texts()]
         matrix = self.embedder.encode(texts)
         out, pos = [], 0
         for p in prepared:
@@ -306,7 +307,7 @@ class Collection:
             pos += len(p.drafts)
         return out
 
-    def _new_document(self, p: _Prepared, vectors: np.ndarray) -> NewDocument:
+    def _new_document(self, p: Prepared, vectors: np.ndarray) -> NewDocument:
         chunks = [
             NewChunk(
                 heading_path=d.heading_path,
@@ -531,16 +532,12 @@ def _check_embedder(store: DocumentStore, embedder: Embedder) -> None:
         )
 
 
-def _embed_groups(prepared: Sequence[_Prepared]) -> Iterator[list[_Prepared]]:
-    """Consecutive documents, grouped until a group holds EMBED_GROUP_CHUNKS chunks: one
-    encode call per document pays its overhead (and pads nothing well) on short documents."""
-    group: list[_Prepared] = []
-    chunks = 0
-    for p in prepared:
-        group.append(p)
-        chunks += len(p.drafts)
-        if chunks >= EMBED_GROUP_CHUNKS:
-            yield group
-            group, chunks = [], 0
-    if group:
-        yield group
+def _check_vectors(prepared: Sequence[Prepared], vectors: Sequence[np.ndarray], dim: int) -> None:
+    """Vectors embedded elsewhere must be one (chunks x dim) matrix per document."""
+    if len(vectors) != len(prepared):
+        raise ValueError(f"{len(vectors)} vector matrices for {len(prepared)} documents")
+    for p, v in zip(prepared, vectors, strict=True):
+        if v.shape != (len(p.drafts), dim):
+            raise ValueError(
+                f"{p.source}: vectors of shape {v.shape}, expected ({len(p.drafts)}, {dim})"
+            )

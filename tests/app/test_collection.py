@@ -10,6 +10,7 @@ import pytest
 from app.collection import Collection, DocumentNotFoundError, EmbedderMismatchError
 from app.collection_config import CollectionConfig
 from app.parsing import ParsedDocument, parse_text
+from app.prepared import prepare
 from app.settings import Settings
 from index import Embedder, VectorIndex
 
@@ -194,13 +195,13 @@ def test_failed_replacement_restores_the_old_document(
 def test_short_documents_share_embedding_calls() -> None:
     from types import SimpleNamespace
 
-    from app.collection import EMBED_GROUP_CHUNKS, _embed_groups
+    from app.prepared import EMBED_GROUP_CHUNKS, embed_groups
 
     docs = [SimpleNamespace(drafts=[0] * n) for n in (1, 30, 40, 70, 2, 3)]
-    groups = list(_embed_groups(docs))  # type: ignore[arg-type]
+    groups = list(embed_groups(docs))  # type: ignore[arg-type]
     assert [len(g) for g in groups] == [3, 1, 2]  # 71 chunks, 70, then the rest
     assert all(sum(len(d.drafts) for d in g) >= EMBED_GROUP_CHUNKS for g in groups[:-1])
-    assert [d for g in groups for d in g] == docs and list(_embed_groups([])) == []
+    assert [d for g in groups for d in g] == docs and list(embed_groups([])) == []
 
 
 def test_a_data_dir_embedded_in_another_precision_is_flagged(
@@ -222,3 +223,25 @@ def test_a_data_dir_embedded_in_another_precision_is_flagged(
     _check_embedder(store, int8)  # type: ignore[arg-type]
     assert "embedded in fp32" in caplog.text and "runs in int8" in caplog.text
     assert store.get_meta("embedder_precision") == "fp32"  # the vectors did not change
+
+
+def test_vectors_embedded_elsewhere_are_stored_as_given(
+    settings: Settings, embedder: Embedder
+) -> None:
+    """``sieve ingest --ray`` embeds in its workers: the collection stores those vectors (and
+    refuses matrices of the wrong shape before anything is stored)."""
+    config = CollectionConfig.of(settings)
+    coll = Collection.open(config, embedder)
+    prepared = [prepare(parsed, source, config) for parsed, source in _parsed()]
+    vectors = [embedder.encode(p.texts()) for p in prepared]
+    with pytest.raises(ValueError, match="expected"):
+        coll.ingest_prepared(prepared, [v[:, :10] for v in vectors])
+    assert coll.store.count_documents() == 0
+    results = coll.ingest_prepared(prepared, vectors)
+    assert [r.duplicate for r in results] == [False, False, False]
+    assert _top_title(coll, embedder, "Where is Mount Etna?") == "Volcanoes"
+    assert coll.stored_hashes(prepared) == {p.content_hash for p in prepared}
+    again = coll.ingest_prepared(prepared)  # resumed: nothing embedded or stored twice
+    assert [r.duplicate for r in again] == [True, True, True]
+    _, stored = coll.store.embeddings_for(coll.store.chunk_ids())
+    assert np.allclose(stored, np.concatenate(vectors), atol=1e-6)  # in id (= ingest) order
