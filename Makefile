@@ -13,7 +13,7 @@ PORT ?= 8000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: serve test lint bench llamacpp clean-venv
+.PHONY: serve test lint bench llamacpp ray clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ $(VENV)/.installed-llamacpp: $(VENV)/.installed
 	touch $@
 
 llamacpp: $(VENV)/.installed-llamacpp
+
+# Optional Ray (sieve serve --ray, sieve ingest --ray): Ray Serve + Ray Data wheels (~300 MB).
+$(VENV)/.installed-ray: $(VENV)/.installed
+	$(PIP) install --quiet -e '.[ray]'
+	touch $@
+
+ray: $(VENV)/.installed-ray
 
 serve: $(VENV)/.installed
 	$(VENV)/bin/sieve serve --host $(HOST) --port $(PORT)

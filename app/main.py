@@ -27,20 +27,26 @@ from app.api.routes import (
 )
 from app.api.routes import metrics as metrics_routes
 from app.observability import Metrics, ObservabilityMiddleware
-from app.services import Services
+from app.services import Services, SharedModels
 from app.settings import Settings, get_settings
 from index import Embedder
 
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, embedder: Embedder | None = None) -> FastAPI:
-    """``settings`` default to the environment; ``embedder`` may be shared (tests)."""
+def create_app(
+    settings: Settings | None = None,
+    embedder: Embedder | None = None,
+    shared: SharedModels | None = None,
+) -> FastAPI:
+    """``settings`` default to the environment; ``embedder`` may be shared (tests); ``shared``:
+    models served by other processes (``sieve serve --ray``)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = Services.build(settings, embedder, observers=[app.state.metrics.observe])
+        observers = [app.state.metrics.observe]
+        services = Services.build(settings, embedder, observers, shared)
         app.state.services = services
         app.state.gatekeeper = Gatekeeper(services)
         app.state.metrics.attach(services)

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+
 from app.chain import HopLimits
 from app.collection import Collection
 from app.collections import Collections
@@ -30,15 +32,32 @@ from pruner.inference import CHECKPOINT
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class SharedModels:
+    """Models another process serves (``sieve serve --ray``: Ray Serve deployments that batch
+    the requests of every replica, on GPUs when the cluster has them), used instead of loading
+    them here. The embedder is still loaded here for its tokenizer and for ingestion."""
+
+    encode: Callable[[Sequence[str]], np.ndarray] | None = None  # questions, sentences, names
+    pruner: Pruner | None = None  # the sentence model (the blend, when on, is computed here)
+
+
 def build_pruner(
-    settings: Settings, encode: CachedEncoder, chosen: Precision | None = None
+    settings: Settings,
+    encode: CachedEncoder,
+    chosen: Precision | None = None,
+    model: Pruner | None = None,
 ) -> Pruner:
-    """The configured pruner, in ``chosen`` precision (resolved from the settings if not given)."""
+    """The configured pruner, in ``chosen`` precision (resolved from the settings if not given);
+    ``model``: the sentence model served elsewhere instead of loading the checkpoint here."""
     if settings.pruner == "similarity":
         return SimilarityPruner(encode)
     path = (settings.pruner_path or CHECKPOINT).resolve()
     chosen = chosen or resolve_precision(settings.precision, settings.device)
-    model = _context_pruner(
+    blend = SentenceBlend.beside(path) if settings.pruner_blend else None
+    if model is not None:
+        return BlendedPruner(model, encode, blend) if blend else model
+    model = context_pruner(
         path,
         chosen.device,
         settings.pruner_batch_size,
@@ -47,12 +66,11 @@ def build_pruner(
         settings.pruner_max_batch_windows,
         settings.pruner_max_wait_ms / 1000,
     )
-    blend = SentenceBlend.beside(path) if settings.pruner_blend else None
     return BlendedPruner(model, encode, blend) if blend else model
 
 
 @lru_cache(maxsize=2)
-def _context_pruner(
+def context_pruner(
     path: Path,
     device: str,
     batch_size: int,
@@ -63,7 +81,7 @@ def _context_pruner(
 ) -> ContextPruner:
     """One loaded model per checkpoint and setting in a process: it is read-only and thread-safe,
     so apps built again in the same process (tests, the CLI) share it instead of loading it anew.
-    A checkpoint rewritten in place is picked up after ``_context_pruner.cache_clear()``."""
+    A checkpoint rewritten in place is picked up after ``context_pruner.cache_clear()``."""
     return ContextPruner(
         path,
         device=device,
@@ -139,9 +157,12 @@ class Services:
         settings: Settings,
         embedder: Embedder | None = None,
         observers: Sequence[Callable[[Answer], None]] = (),
+        shared: SharedModels | None = None,
     ) -> Services:
         """``embedder`` may be passed in already loaded (tests share one per session);
-        ``observers`` are called with every finished answer (metrics)."""
+        ``observers`` are called with every finished answer (metrics); ``shared``: models
+        served by another process, used instead of loading them here."""
+        shared = shared or SharedModels()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: we load local files only
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         chosen = resolve_precision(settings.precision, settings.device)
@@ -166,8 +187,8 @@ class Services:
             ).start()
         # every chunk a collection adds to its graph goes to the triple worker (when enabled)
         collections = Collections(settings, embedder, triples.submit if triples else None)
-        encode = CachedEncoder(embedder.encode)
-        pruner = build_pruner(settings, encode, chosen)
+        encode = CachedEncoder(shared.encode or embedder.encode)
+        pruner = build_pruner(settings, encode, chosen, shared.pruner)
         llms = build_llms(settings)
 
         def graph(kg: KnowledgeGraph) -> GraphRetriever:

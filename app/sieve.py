@@ -14,10 +14,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
+
 from app.collection import IngestResult
 from app.collections import Collections
 from app.parsing import ParsedDocument
 from app.pipeline import Answer, AskEvent, AskOptions, Pipeline
+from app.prepared import Prepared
 from app.settings import Settings
 from index import DocumentRecord, UnknownCollectionError
 
@@ -107,6 +110,16 @@ class Sieve:
         return self.collections.get(collection).ingest(
             documents, external_ids, on_commit=on_commit, progress=progress
         )
+
+    def ingest_prepared(
+        self,
+        collection: str,
+        prepared: Sequence[Prepared],
+        vectors: Sequence[np.ndarray] | None = None,
+    ) -> list[IngestResult]:
+        """Index documents already chunked (and perhaps embedded elsewhere: ``sieve ingest
+        --ray``), all or nothing (see :meth:`Collection.ingest_prepared`)."""
+        return self.collections.get(collection).ingest_prepared(prepared, vectors)
 
     def delete(self, collection: str, document_ids: Sequence[str]) -> list[DocumentRecord]:
         """Delete documents of one collection, all or nothing (``DocumentNotFoundError`` for

@@ -363,6 +363,14 @@ class DocumentStore:
             ).fetchone()
         return document_of(row) if row else None
 
+    def content_hashes(self, collection: str = DEFAULT_COLLECTION) -> set[str]:
+        """Every stored document's content hash in ``collection`` (bulk loads skip those)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT content_hash FROM documents WHERE collection = ?", (collection,)
+            ).fetchall()
+        return {r[0] for r in rows}
+
     def find_by_external_id(self, external_id: str, collection: str) -> DocumentRecord | None:
         with self._lock:
             row = self._conn.execute(

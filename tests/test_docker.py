@@ -473,6 +473,29 @@ def test_compose_vllm_service() -> None:
     assert "depends_on" not in doc["services"]["sieve"], "sieve must start without the profile"
 
 
+def test_compose_ray_profile() -> None:
+    """A head that serves through Ray Serve and workers that join it: the same image built
+    with the ray extra, the same data volume, a cluster token, nothing published but the API
+    on loopback; the default `up` starts none of them."""
+    doc = load(COMPOSE)
+    head, worker = doc["services"]["ray-head"], doc["services"]["ray-worker"]
+    for node in (head, worker):
+        assert node["profiles"] == ["ray"]
+        assert node["build"]["args"]["WITH_RAY"] == "1" and node["image"] == "sieve:ray"
+        assert "sieve-data:/data" in node["volumes"]
+        env = node["environment"]
+        assert env["RAY_AUTH_MODE"] == "token" and "RAY_AUTH_TOKEN" in env
+        assert 'test -n "$$RAY_AUTH_TOKEN"' in node["command"][0], "no token: refuse to start"
+        check_settings({k: defaults(v) for k, v in env.items()})
+    assert "sieve serve --ray --address auto" in head["command"][0]
+    assert "--address=ray-head:6379" in worker["command"][0]
+    [port] = head["ports"]
+    assert port.startswith("127.0.0.1:") and port.endswith(":8000")
+    assert "ports" not in worker
+    assert "ray" in PYPROJECT["project"]["optional-dependencies"]
+    assert "WITH_RAY" in arg_defaults(parse_dockerfile(CPU))
+
+
 def test_compose_gpu_override() -> None:
     sieve = load(COMPOSE_GPU)["services"]["sieve"]
     assert sieve["build"]["dockerfile"] == "docker/Dockerfile.gpu"
@@ -487,7 +510,7 @@ def test_compose_gpu_override() -> None:
 
 def clean_env() -> dict[str, str]:
     """The environment without variables the compose files interpolate: defaults apply."""
-    drop = ("SIEVE_", "VLLM_", "COMPOSE_", "WITH_LLAMACPP", "HF_TOKEN", "TORCH_INDEX_URL")
+    drop = ("SIEVE_", "VLLM_", "COMPOSE_", "WITH_", "HF_TOKEN", "TORCH_INDEX_URL", "RAY_")
     return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
 
 
@@ -517,6 +540,7 @@ def compose_clis() -> list[list[str]]:
     [
         pytest.param(["-f", "docker-compose.yml"], id="cpu"),
         pytest.param(["-f", "docker-compose.yml", "--profile", "vllm"], id="vllm"),
+        pytest.param(["-f", "docker-compose.yml", "--profile", "ray"], id="ray"),
         pytest.param(
             ["-f", "docker-compose.yml", "-f", "docker-compose.gpu.yml", "--profile", "vllm"],
             id="gpu+vllm",

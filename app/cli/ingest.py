@@ -47,6 +47,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("paths", nargs="+", help="files, folders or glob patterns")
     add_target_options(p)
+    ray = p.add_argument_group(
+        "bulk loads on Ray (the 'ray' extra)",
+        "--ray parses and embeds in parallel with Ray Data and commits in batches to the data "
+        "dir; run the same command again to resume an interrupted load",
+    )
+    ray.add_argument("--ray", action="store_true", help="load through Ray Data")
+    ray.add_argument(
+        "--address",
+        help="Ray cluster to join ('auto': the one this machine belongs to; default: start a "
+        "local one)",
+    )
+    ray.add_argument(
+        "--embedders",
+        type=int,
+        default=0,
+        help="embedding actors (default: one per GPU of the cluster, else one)",
+    )
     p.set_defaults(func=run)
 
 
@@ -122,6 +139,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not files:
         why = skipped_line(skipped) if skipped else f"supported: {' '.join(sorted(SUPPORTED))}"
         raise CliError(f"no supported files in {args.paths}; {why}")
+    if args.ray:
+        tally = _with_ray(args, settings, files)
+        return _report(tally, files, skipped)
+    if args.address or args.embedders:
+        raise CliError("--address and --embedders go with --ray", code=2)
     opener = (
         _remote(args.server, settings.api_key, args.collection)
         if args.server
@@ -129,12 +151,37 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     )
     with opener as send:
         tally = _ingest_all(files, send)
+    return _report(tally, files, skipped)
+
+
+def _report(tally: Tally, files: list[Path], skipped: list[Path]) -> int:
     print(tally.summary(len(files)))
     if skipped:
         print(skipped_line(skipped))
     for line in tally.failures:  # a file name or a parser's message may hold control characters
         print(printable(f"  failed: {line}"), file=sys.stderr)
     return 1 if tally.failures else 0
+
+
+def _with_ray(args: argparse.Namespace, settings: Settings, files: list[Path]) -> Tally:
+    if args.server:
+        raise CliError("--ray loads into a data dir, not a server: drop --server", code=2)
+    if args.embedders < 0:
+        raise CliError(f"--embedders must be >= 0, got {args.embedders}", code=2)
+    from app.cluster import RayMissingError
+
+    try:
+        from app.cluster.ingest import RayIngestOptions, ingest_with_ray
+    except RayMissingError as exc:
+        raise CliError(str(exc)) from exc
+    from index import DEFAULT_COLLECTION
+
+    options = RayIngestOptions(address=args.address, embedders=args.embedders)
+    local = with_data_dir(settings, args.data_dir)
+    try:
+        return ingest_with_ray(files, local, args.collection or DEFAULT_COLLECTION, options)
+    except RayMissingError as exc:
+        raise CliError(str(exc)) from exc
 
 
 def _ingest_all(files: list[Path], send: Send) -> Tally:

@@ -6,7 +6,7 @@ import argparse
 import ipaddress
 import sys
 
-from app.cli.common import describe, with_data_dir
+from app.cli.common import CliError, describe, with_data_dir
 from app.settings import Settings
 
 
@@ -15,6 +15,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--host", help="bind address (default: SIEVE_HOST or 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default: SIEVE_PORT or 8000)")
     p.add_argument("--data-dir", help="data directory (default: SIEVE_DATA_DIR or ./data)")
+    ray = p.add_argument_group(
+        "on Ray Serve (the 'ray' extra)",
+        "--ray serves the same API from several replicas over one data dir, with the pruner and "
+        "the embedder as batched model deployments (GPUs when the cluster has them)",
+    )
+    ray.add_argument("--ray", action="store_true", help="serve through Ray Serve")
+    ray.add_argument(
+        "--address",
+        help="Ray cluster to join ('auto': the one this machine belongs to; default: start a "
+        "local one)",
+    )
+    ray.add_argument("--replicas", type=int, default=2, help="HTTP replicas (default 2)")
+    ray.add_argument("--pruners", type=int, default=1, help="most pruner replicas (default 1)")
+    ray.add_argument("--embedders", type=int, default=1, help="most embedder replicas (default 1)")
     p.set_defaults(func=run)
 
 
@@ -37,6 +51,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 2
 
+    if args.ray:
+        return _serve_with_ray(args, with_data_dir(settings, args.data_dir), host)
+    if args.address:
+        raise CliError("--address goes with --ray", code=2)
+
     from app.main import create_app
     from app.observability import logging_config
     from app.serving import uvicorn_options
@@ -50,4 +69,25 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         log_level=settings.log_level.lower(),
         **uvicorn_options(settings),
     )
+    return 0
+
+
+def _serve_with_ray(args: argparse.Namespace, settings: Settings, host: str) -> int:
+    for name in ("replicas", "pruners", "embedders"):
+        if getattr(args, name) < 1:
+            raise CliError(f"--{name} must be >= 1, got {getattr(args, name)}", code=2)
+    from app.cluster import RayMissingError
+
+    try:
+        from app.cluster.serve import RayServeOptions, serve_with_ray
+
+        options = RayServeOptions(
+            address=args.address,
+            replicas=args.replicas,
+            pruners=args.pruners,
+            embedders=args.embedders,
+        )
+        serve_with_ray(settings, host, args.port or settings.port, options)
+    except RayMissingError as exc:
+        raise CliError(str(exc)) from exc
     return 0

@@ -1,0 +1,279 @@
+"""``sieve serve --ray``: Sieve as a Ray Serve application.
+
+Three deployments:
+
+- ``SieveIngress`` (``--replicas``, stateless): the whole HTTP app of ``sieve serve`` — auth,
+  request limits, retrieval over the collections, the sentence blend, the LLM call, the web UI.
+  Every replica opens the same data dir: SQLite is the source of truth and serialises writes,
+  and each replica reconciles its FAISS, BM25 and graph with SQLite when another one committed
+  (as a server does after a ``sieve ingest`` beside it). API keys live in that SQLite file, so
+  every replica honours the same keys.
+- ``SievePruner`` (``--pruners``): the sentence model. ``@serve.batch`` gathers the requests of
+  all ingress replicas; the model's own batcher then packs them into few forward passes. One
+  GPU per replica when the cluster has GPUs.
+- ``SieveEmbedder`` (``--embedders``): question, sentence and entity-name embeddings for the
+  ingress replicas, batched the same way (each replica still loads the embedder for its
+  tokenizer and for uploads).
+
+Both model deployments scale on ongoing requests between 1 and their replica count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from app.cluster import start_ray
+from app.settings import Settings
+from pruner import PrunedContext
+
+MODEL_CALL_TIMEOUT_S = 120.0  # a model replica that does not answer fails the question (5xx)
+RETRY_PAUSE_S = 0.5
+
+
+def call_model(method: Any, *args: Any) -> Any:
+    """``method.remote(*args).result()``, again while the replica that took it died (Serve
+    restarts it or routes to another): a question never fails because a model replica was lost
+    mid-request, only when none answers within MODEL_CALL_TIMEOUT_S."""
+    from ray.exceptions import RayActorError
+
+    deadline = time.monotonic() + MODEL_CALL_TIMEOUT_S
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return method.remote(*args).result(timeout_s=max(left, 0.1))
+        except RayActorError:  # died, or unavailable (ActorUnavailableError is one too)
+            if time.monotonic() + RETRY_PAUSE_S >= deadline:
+                raise
+            time.sleep(RETRY_PAUSE_S)
+
+
+@dataclass(frozen=True)
+class RayServeOptions:
+    address: str | None = None  # None: a local cluster of this machine's cores
+    replicas: int = 2  # ingress (HTTP) replicas
+    pruners: int = 1  # most pruner replicas (autoscaled from 1)
+    embedders: int = 1  # most embedder replicas (autoscaled from 1)
+    ingress_cpus: float = 0.5
+    model_cpus: float = 0.5
+
+
+class RemotePruner:
+    """The :class:`pruner.Pruner` protocol over the ``SievePruner`` deployment (called from the
+    pipeline's worker threads, never from the event loop)."""
+
+    def __init__(self, handle: Any, name: str, default_threshold: float) -> None:
+        self.handle = handle
+        self._name = name
+        self._default_threshold = default_threshold
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def default_threshold(self) -> float:
+        return self._default_threshold
+
+    def process(
+        self,
+        question: str,
+        contexts: Sequence[Sequence[str]],
+        threshold: float | None = None,
+        always_select_title: bool = False,
+    ) -> list[PrunedContext]:
+        request = (question, [list(c) for c in contexts], threshold, always_select_title)
+        result: list[PrunedContext] = call_model(self.handle.process, request)
+        return result
+
+
+class RemoteEncoder:
+    """``encode(texts) -> (n, dim) float32`` over the ``SieveEmbedder`` deployment."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        vectors: np.ndarray = call_model(self.handle.encode, list(texts))
+        return vectors
+
+
+class PrunerReplica:
+    """The sentence model, loaded once per replica."""
+
+    def __init__(self, settings: Settings) -> None:
+        from app.precision import resolve_precision
+        from app.services import context_pruner
+        from pruner.inference import CHECKPOINT
+
+        chosen = resolve_precision(settings.precision, settings.device)
+        self.model = context_pruner(
+            (settings.pruner_path or CHECKPOINT).resolve(),
+            chosen.device,
+            settings.pruner_batch_size,
+            chosen.precision,
+            settings.pruner_cache_size,
+            settings.pruner_max_batch_windows,
+            settings.pruner_max_wait_ms / 1000,
+        )
+
+    def info(self) -> tuple[str, float]:
+        return self.model.name, self.model.default_threshold
+
+    async def process(
+        self, requests: list[tuple[str, list[list[str]], float | None, bool]]
+    ) -> list[list[PrunedContext]]:
+        """A batch of questions at once: each in a thread, so that the model's own batcher
+        packs their windows into shared forward passes."""
+        return list(
+            await asyncio.gather(
+                *(
+                    asyncio.to_thread(self.model.process, q, c, t, always_select_title=a)
+                    for q, c, t, a in requests
+                )
+            )
+        )
+
+
+class EmbedderReplica:
+    def __init__(self, settings: Settings) -> None:
+        from app.cli.common import embedder_for
+
+        self.embedder = embedder_for(settings)
+
+    async def encode(self, requests: list[list[str]]) -> list[np.ndarray]:
+        """Several callers' texts in one encode call, split back per caller."""
+        texts = [t for r in requests for t in r]
+        matrix = await asyncio.to_thread(self.embedder.encode, texts)
+        out, pos = [], 0
+        for r in requests:
+            out.append(matrix[pos : pos + len(r)])
+            pos += len(r)
+        return out
+
+
+class ReplicaHeader:
+    """Names the replica that answered in ``X-Sieve-Replica`` (which one to look at in the
+    logs; the tests check that the replicas share their state)."""
+
+    def __init__(self, app: Any, tag: str) -> None:
+        self.app = app
+        self.header = (b"x-sieve-replica", tag.encode("latin-1", "replace"))
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def tagged(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), self.header]
+            await send(message)
+
+        await self.app(scope, receive, tagged)
+
+
+class IngressReplica:
+    """Builds the HTTP app in the replica, with the model deployments' handles."""
+
+    def __init__(self, settings: Settings, pruner: Any, embedder: Any) -> None:
+        self.settings = settings
+        self.pruner = pruner
+        self.embedder = embedder
+
+    async def __serve_build_asgi_app__(self) -> Any:
+        from ray import serve
+
+        from app.main import create_app
+        from app.services import SharedModels
+
+        remote_pruner = None
+        if self.settings.pruner != "similarity":
+            name, threshold = await self.pruner.info.remote()
+            remote_pruner = RemotePruner(self.pruner, name, threshold)
+        shared = SharedModels(encode=RemoteEncoder(self.embedder), pruner=remote_pruner)
+        app = create_app(self.settings, shared=shared)
+        app.add_middleware(ReplicaHeader, tag=serve.get_replica_context().replica_tag)
+        return app
+
+
+def build_application(settings: Settings, options: RayServeOptions, gpus: int) -> Any:
+    """The Serve application (deployments bound to their arguments), not yet running."""
+    from ray import serve
+
+    def autoscaled(most: int) -> dict[str, Any]:
+        return {"min_replicas": 1, "max_replicas": most, "target_ongoing_requests": 4}
+
+    model_actor = {"num_cpus": options.model_cpus, "num_gpus": 1 if gpus else 0}
+    pruner = serve.deployment(
+        name="SievePruner",
+        autoscaling_config=autoscaled(options.pruners),
+        ray_actor_options=model_actor,
+    )(_with_batching(PrunerReplica, "process"))
+    embedder = serve.deployment(
+        name="SieveEmbedder",
+        autoscaling_config=autoscaled(options.embedders),
+        ray_actor_options=model_actor,
+    )(_with_batching(EmbedderReplica, "encode"))
+    ingress = serve.deployment(
+        name="SieveIngress",
+        num_replicas=options.replicas,
+        ray_actor_options={"num_cpus": options.ingress_cpus},
+    )(serve.ingress()(IngressReplica))
+    models = (pruner.bind(settings), embedder.bind(settings))
+    return ingress.bind(per_replica(settings, options.replicas), *models)
+
+
+def per_replica(settings: Settings, replicas: int) -> Settings:
+    """Each HTTP replica limits every key to its share of ``SIEVE_RATE_LIMIT_PER_S`` (and of the
+    burst): the proxy spreads requests over the replicas, so together they allow about what one
+    server would. The buckets are not shared: a key whose requests all land on one replica is
+    refused a little early."""
+    if settings.rate_limit_per_s <= 0:
+        return settings
+    return settings.model_copy(
+        update={
+            "rate_limit_per_s": settings.rate_limit_per_s / replicas,
+            "rate_limit_burst": max(1, math.ceil(settings.rate_limit_burst / replicas)),
+        }
+    )
+
+
+def _with_batching(cls: type, method: str) -> type:
+    """``cls`` with ``method`` wrapped in ``@serve.batch`` (kept out of the class bodies so that
+    they import without Ray)."""
+    from ray import serve
+
+    batched = serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)(getattr(cls, method))
+    return type(cls.__name__, (cls,), {method: batched})
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def serve_with_ray(settings: Settings, host: str, port: int, options: RayServeOptions) -> None:
+    """Run the application until interrupted (Ctrl-C), then shut Serve down."""
+    ray = start_ray(options.address)
+    from ray import serve
+
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
+    serve.start(http_options={"host": host, "port": port})
+    serve.run(build_application(settings, options, gpus), name="sieve", route_prefix="/")
+    print(f"sieve serving on http://{host}:{port} through Ray Serve ({options.replicas} replicas)")
+    signal.signal(signal.SIGTERM, _interrupt)  # `docker stop`, a supervisor: shut down cleanly
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        serve.shutdown()
+        ray.shutdown()

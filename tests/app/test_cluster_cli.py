@@ -1,0 +1,78 @@
+"""The Ray options of ``sieve serve`` and ``sieve ingest``: refused before anything starts
+when they make no sense, and a clear install hint when Ray is missing (no cluster needed)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from app.cluster import INSTALL_HINT, RayMissingError, require_ray
+from app.settings import Settings
+
+
+@pytest.fixture
+def docs(tmp_path: Path) -> Path:
+    (tmp_path / "a.txt").write_text("Ray options are checked first.")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["ingest", "--ray", "--server", "http://127.0.0.1:9"], "drop --server"),
+        (["ingest", "--address", "auto"], "--address and --embedders go with --ray"),
+        (["ingest", "--ray", "--embedders", "-1"], "--embedders must be >= 0"),
+    ],
+)
+def test_ingest_ray_options_are_checked_before_any_work(
+    argv: list[str],
+    message: str,
+    docs: Path,
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main([*argv, str(docs)], settings) == 2
+    assert message in capsys.readouterr().err
+    assert not settings.db_path.exists()  # nothing was opened
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["serve", "--address", "auto"], "--address goes with --ray"),
+        (["serve", "--ray", "--replicas", "0"], "--replicas must be >= 1"),
+        (["serve", "--ray", "--pruners", "0"], "--pruners must be >= 1"),
+    ],
+)
+def test_serve_ray_options_are_checked_before_any_work(
+    argv: list[str], message: str, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv, settings) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_missing_ray_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+    docs: Path,
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    with pytest.raises(RayMissingError):
+        require_ray()
+    assert main(["ingest", "--ray", "--data-dir", str(settings.data_dir), str(docs)]) == 1
+    assert INSTALL_HINT in capsys.readouterr().err
+
+
+def test_each_http_replica_gets_its_share_of_the_rate_limit(settings: Settings) -> None:
+    from app.cluster.serve import per_replica
+
+    limited = settings.model_copy(update={"rate_limit_per_s": 9.0, "rate_limit_burst": 40})
+    shared = per_replica(limited, 2)
+    assert (shared.rate_limit_per_s, shared.rate_limit_burst) == (4.5, 20)
+    assert per_replica(limited, 3).rate_limit_burst == 14
+    off = settings.model_copy(update={"rate_limit_per_s": 0.0})
+    assert per_replica(off, 4) is off  # no limit stays no limit
