@@ -53,12 +53,16 @@ def build_pruner(
     if settings.pruner == "similarity":
         return SimilarityPruner(encode)
     path = (settings.pruner_path or CHECKPOINT).resolve()
-    chosen = chosen or resolve_precision(settings.precision, settings.device)
     blend = SentenceBlend.beside(path) if settings.pruner_blend else None
-    if model is not None:
-        return BlendedPruner(model, encode, blend) if blend else model
-    model = context_pruner(
-        path,
+    model = model or sentence_model(settings, chosen)
+    return BlendedPruner(model, encode, blend) if blend else model
+
+
+def sentence_model(settings: Settings, chosen: Precision | None = None) -> ContextPruner:
+    """The pruner's sentence model as the settings configure it (loaded once per process)."""
+    chosen = chosen or resolve_precision(settings.precision, settings.device)
+    return context_pruner(
+        (settings.pruner_path or CHECKPOINT).resolve(),
         chosen.device,
         settings.pruner_batch_size,
         chosen.precision,
@@ -66,7 +70,6 @@ def build_pruner(
         settings.pruner_max_batch_windows,
         settings.pruner_max_wait_ms / 1000,
     )
-    return BlendedPruner(model, encode, blend) if blend else model
 
 
 @lru_cache(maxsize=2)

@@ -45,6 +45,19 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_ray_options(parser: argparse.ArgumentParser, title: str, description: str) -> Any:
+    """The ``--ray`` and ``--address`` options of one command, in a group of their own (the
+    command adds its own Ray options to the group returned)."""
+    group = parser.add_argument_group(title, description)
+    group.add_argument("--ray", action="store_true", help="run on Ray (the 'ray' extra)")
+    group.add_argument(
+        "--address",
+        help="Ray cluster to join ('auto': the one this machine belongs to; default: start a "
+        "local one)",
+    )
+    return group
+
+
 def with_data_dir(settings: Settings, data_dir: str | None) -> Settings:
     return settings.model_copy(update={"data_dir": Path(data_dir)}) if data_dir else settings
 

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from app.cli.common import (
     CliError,
     Server,
+    add_ray_options,
     add_target_options,
     describe,
     embedder_for,
@@ -47,16 +48,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("paths", nargs="+", help="files, folders or glob patterns")
     add_target_options(p)
-    ray = p.add_argument_group(
+    ray = add_ray_options(
+        p,
         "bulk loads on Ray (the 'ray' extra)",
         "--ray parses and embeds in parallel with Ray Data and commits in batches to the data "
         "dir; run the same command again to resume an interrupted load",
-    )
-    ray.add_argument("--ray", action="store_true", help="load through Ray Data")
-    ray.add_argument(
-        "--address",
-        help="Ray cluster to join ('auto': the one this machine belongs to; default: start a "
-        "local one)",
     )
     ray.add_argument(
         "--embedders",

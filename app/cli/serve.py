@@ -6,7 +6,7 @@ import argparse
 import ipaddress
 import sys
 
-from app.cli.common import CliError, describe, with_data_dir
+from app.cli.common import CliError, add_ray_options, describe, with_data_dir
 from app.settings import Settings
 
 
@@ -15,16 +15,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--host", help="bind address (default: SIEVE_HOST or 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default: SIEVE_PORT or 8000)")
     p.add_argument("--data-dir", help="data directory (default: SIEVE_DATA_DIR or ./data)")
-    ray = p.add_argument_group(
+    ray = add_ray_options(
+        p,
         "on Ray Serve (the 'ray' extra)",
         "--ray serves the same API from several replicas over one data dir, with the pruner and "
         "the embedder as batched model deployments (GPUs when the cluster has them)",
-    )
-    ray.add_argument("--ray", action="store_true", help="serve through Ray Serve")
-    ray.add_argument(
-        "--address",
-        help="Ray cluster to join ('auto': the one this machine belongs to; default: start a "
-        "local one)",
     )
     ray.add_argument("--replicas", type=int, default=2, help="HTTP replicas (default 2)")
     ray.add_argument("--pruners", type=int, default=1, help="most pruner replicas (default 1)")

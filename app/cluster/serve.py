@@ -109,20 +109,9 @@ class PrunerReplica:
     """The sentence model, loaded once per replica."""
 
     def __init__(self, settings: Settings) -> None:
-        from app.precision import resolve_precision
-        from app.services import context_pruner
-        from pruner.inference import CHECKPOINT
+        from app.services import sentence_model
 
-        chosen = resolve_precision(settings.precision, settings.device)
-        self.model = context_pruner(
-            (settings.pruner_path or CHECKPOINT).resolve(),
-            chosen.device,
-            settings.pruner_batch_size,
-            chosen.precision,
-            settings.pruner_cache_size,
-            settings.pruner_max_batch_windows,
-            settings.pruner_max_wait_ms / 1000,
-        )
+        self.model = sentence_model(settings)  # on a GPU when the replica was given one
 
     def info(self) -> tuple[str, float]:
         return self.model.name, self.model.default_threshold
