@@ -142,11 +142,13 @@ class JobStore:
         rows = self._query("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')")
         return int(rows[0][0])
 
-    def unfinished(self) -> list[tuple[str, int]]:
-        """(id, attempts) of the jobs queued or running, oldest first."""
+    def unfinished(self, idle_since: str | None = None) -> list[tuple[str, int]]:
+        """(id, attempts) of the jobs queued or running, oldest first; ``idle_since`` (ISO
+        time): only those nobody touched since (no process sharing the data dir works on them)."""
         rows = self._query(
             "SELECT id, attempts FROM jobs WHERE status IN ('queued', 'running')"
-            " ORDER BY created_at, rowid"
+            " AND updated_at < ? ORDER BY created_at, rowid",
+            (idle_since or "9999",),
         )
         return [(r["id"], int(r["attempts"])) for r in rows]
 
@@ -178,14 +180,17 @@ class JobStore:
         """Stored files of all jobs (none once every job is finished)."""
         return int(self._query("SELECT COUNT(*) FROM job_files")[0][0])
 
-    def started(self, job_id: str) -> None:
-        """Running, one more attempt."""
+    def claim(self, job_id: str, attempts: int) -> bool:
+        """Take the job to run it (running, one more attempt), unless someone took or finished
+        it since it was read with ``attempts``: of several processes sharing the data dir, one
+        runs it."""
         with self._transaction() as cur:
             cur.execute(
                 "UPDATE jobs SET status = 'running', attempts = attempts + 1, updated_at = ?"
-                " WHERE id = ?",
-                (_now(), job_id),
+                " WHERE id = ? AND attempts = ? AND status IN ('queued', 'running')",
+                (_now(), job_id, attempts),
             )
+            return cur.rowcount == 1
 
     def progress(self, job_id: str, done: int) -> None:
         with self._transaction() as cur:

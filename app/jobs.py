@@ -7,6 +7,11 @@ at any point leaves the job either done with all its documents, or unfinished wi
 them. At start-up unfinished jobs are resumed from their stored files (a job that keeps killing
 the process is given up after ``MAX_ATTEMPTS``); the FAISS, BM25 and graph files are reconciled
 with SQLite when a collection opens, so they follow.
+
+Several processes may share one data dir (``sieve serve --ray``'s HTTP replicas): then
+``lease_s`` > 0, a job runs in the process that claims it first (:meth:`JobStore.claim`), and a
+job left queued or running by a process that died is taken over by another once nobody has
+touched it for ``lease_s`` (a running job touches it at every step).
 """
 
 from __future__ import annotations
@@ -57,14 +62,18 @@ class JobQueue:
         max_queued: int = 256,
         keep_days: float = 30.0,
         limits: UploadLimits | None = None,
+        lease_s: float = 0.0,
     ) -> None:
+        """``lease_s`` 0: this process owns the data dir's jobs (it resumes every unfinished one
+        at start); > 0: see the module docstring."""
         self.sieve = sieve  # ingests each job (all or nothing) into its collection
         # for stored files parsed again (resumed jobs); default: the settings' defaults
         self.limits = limits or UploadLimits.of(sieve.settings)
         self.store = JobStore(sieve.settings.db_path)
         self.max_queued = max_queued
         self.keep_days = keep_days  # finished jobs older than this are dropped at start
-        self._queue: queue.Queue[str | None] = queue.Queue()
+        self.lease_s = lease_s
+        self._queue: queue.Queue[tuple[str, int] | None] = queue.Queue()  # (id, attempts)
         self._events: dict[str, threading.Event] = {}
         # callers awaiting a job on an event loop: woken from the worker thread, hold no thread
         self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]] = {}
@@ -84,14 +93,24 @@ class JobQueue:
             timespec="milliseconds"
         )
         self.store.tidy(cutoff)
-        for job_id, attempts in self.store.unfinished():
+        self._resume()
+        self._thread.start()
+        return self
+
+    def _resume(self) -> None:
+        """Queue the unfinished jobs nobody else works on: all of them when this process owns
+        the data dir, else those untouched for ``lease_s``."""
+        idle = None
+        if self.lease_s > 0:
+            idle = (datetime.now(UTC) - timedelta(seconds=self.lease_s)).isoformat(
+                timespec="milliseconds"
+            )
+        for job_id, attempts in self.store.unfinished(idle):
             if attempts >= MAX_ATTEMPTS:
                 self._finish(job_id, "failed", f"gave up after {MAX_ATTEMPTS} attempts")
                 continue
             logger.info("resuming ingestion job %s", job_id)
-            self._queue.put(job_id)
-        self._thread.start()
-        return self
+            self._queue.put((job_id, attempts))
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop after the job in progress: queued jobs stay queued for the next start, and a job
@@ -131,7 +150,7 @@ class JobQueue:
             if parsed is not None and self._parsed_chars + chars <= PARSED_CACHE_CHARS:
                 self._parsed[job_id] = list(parsed)
                 self._parsed_chars += chars
-        self._queue.put(job_id)
+        self._queue.put((job_id, 0))
         job = self.get(job_id)
         assert job is not None
         return job
@@ -197,11 +216,16 @@ class JobQueue:
     # ---- worker ---------------------------------------------------------------------------------
     def _work(self) -> None:
         while not self._stopping.is_set():
-            job_id = self._queue.get()
-            if job_id is None or self._stopping.is_set():
+            try:  # sharing the data dir: when idle, look for jobs a dead process left
+                item = self._queue.get(timeout=self.lease_s / 2 if self.lease_s > 0 else None)
+            except queue.Empty:
+                self._resume()
+                continue
+            if item is None or self._stopping.is_set():
                 return
+            job_id, attempts = item
             try:
-                self._run(job_id)
+                self._run(job_id, attempts)
             except Exception as exc:  # never let one job stop the worker
                 if self._stopping.is_set():
                     logger.warning("ingestion job %s left unfinished at shutdown: %s", job_id, exc)
@@ -209,17 +233,16 @@ class JobQueue:
                 logger.exception("ingestion job %s failed", job_id)
                 self._finish(job_id, "failed", f"internal error: {exc}", exc)
 
-    def _run(self, job_id: str) -> None:
+    def _run(self, job_id: str, attempts: int) -> None:
         job = self.get(job_id)
-        if job is None or job.finished:
-            return
-        self.store.started(job_id)
+        if job is None or job.finished or not self.store.claim(job_id, attempts):
+            return  # finished, or another process sharing the data dir runs it
         files = self.store.files(job_id)
         with self._events_lock:
             ready = self._parsed.pop(job_id, None)
             self._parsed_chars -= sum(len(d.text) for d in ready or [])
         try:
-            parsed = ready if ready is not None else [parse_job_file(f, self.limits) for f in files]
+            parsed = ready if ready is not None else self._parse(job_id, files)
             documents = [(doc, f.name) for doc, f in zip(parsed, files, strict=True)]
 
             def done_with(cur: sqlite3.Cursor, results: list[IngestResult]) -> None:
@@ -240,6 +263,14 @@ class JobQueue:
             self._finish(job_id, "failed", str(exc) or type(exc).__name__, exc)
             return
         self._finish(job_id, None, None)
+
+    def _parse(self, job_id: str, files: Sequence[JobFile]) -> Sequence[ParsedDocument]:
+        def parse(f: JobFile) -> ParsedDocument:
+            parsed = parse_job_file(f, self.limits)
+            self._progress(job_id, 0)  # touched: others sharing the data dir leave it alone
+            return parsed
+
+        return [parse(f) for f in files]
 
     def _progress(self, job_id: str, done: int) -> None:
         self.store.progress(job_id, done)

@@ -188,6 +188,23 @@ class Services:
                 settings.llm_timeout_s,
                 settings.llm_max_tokens,
             ).start()
+        try:
+            return cls._assemble(settings, embedder, chosen, triples, observers, shared)
+        except BaseException:  # its thread, client and cache must not outlive a failed start
+            if triples is not None:
+                triples.close()
+            raise
+
+    @classmethod
+    def _assemble(
+        cls,
+        settings: Settings,
+        embedder: Embedder,
+        chosen: Precision,
+        triples: TripleWorker | None,
+        observers: Sequence[Callable[[Answer], None]],
+        shared: SharedModels,
+    ) -> Services:
         # every chunk a collection adds to its graph goes to the triple worker (when enabled)
         collections = Collections(settings, embedder, triples.submit if triples else None)
         encode = CachedEncoder(shared.encode or embedder.encode)
@@ -243,6 +260,7 @@ class Services:
             settings.max_queued_jobs,
             settings.keep_jobs_days,
             UploadLimits.of(settings),
+            settings.job_lease_s,
         ).start()
         uploads = UploadChecker(settings)
         return cls(
@@ -258,6 +276,6 @@ class Services:
         self.jobs.close()  # after the job in progress; queued ones resume at the next start
         for llm in self.pipeline.llms.values():
             await llm.aclose()
-        self.collections.close()  # nothing is added to a graph (or queued for triples) after this
-        if self.triples is not None:
+        if self.triples is not None:  # first: what it drains still reaches an open store
             self.triples.close()
+        self.collections.close()

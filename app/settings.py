@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     keep_jobs_days: float = Field(
         30.0, gt=0, description="Finished ingestion jobs are forgotten after this (at start)."
     )
+    job_lease_s: float = Field(
+        0.0,
+        ge=0,
+        description="0: this process owns the data dir's ingestion jobs (it resumes every "
+        "unfinished one at start). > 0: several processes share the data dir (sieve serve "
+        "--ray sets it): a job left by one is taken over once untouched for this long.",
+    )
     # hostile input: body cap of every route but the upload (app/api/limits.py)
     max_json_mb: float = Field(
         2.0,

@@ -89,11 +89,15 @@ class Sieve:
         self.check(question, options)
         return await self.pipeline.ask(question, options)
 
-    def ask_stream(self, question: str, options: AskOptions) -> AsyncIterator[AskEvent]:
+    def ask_stream(
+        self, question: str, options: AskOptions, admitted: bool = False
+    ) -> AsyncIterator[AskEvent]:
         """The answer's stages as they finish. Checks and admits *now* (a refusal is an error
-        status, never a stream that starts and then fails)."""
+        status, never a stream that starts and then fails); ``admitted``: the caller admitted
+        the question before work of its own (a chat's rewrite), which is not refused again."""
         self.check(question, options)
-        self.admit()
+        if not admitted:
+            self.admit()
         return self.pipeline.ask_stream(question, options)
 
     # ---- documents ------------------------------------------------------------------------

@@ -9,6 +9,7 @@ types are skipped and listed after the summary.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +31,7 @@ from app.cli.common import (
     printable,
     with_data_dir,
 )
+from app.names import NAME_PATTERN
 from app.settings import Settings
 
 SUPPORTED = {".txt", ".text", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}
@@ -174,8 +176,11 @@ def _with_ray(args: argparse.Namespace, settings: Settings, files: list[Path]) -
 
     options = RayIngestOptions(address=args.address, embedders=args.embedders)
     local = with_data_dir(settings, args.data_dir)
+    name = args.collection or DEFAULT_COLLECTION
+    if not re.fullmatch(NAME_PATTERN, name):  # before a cluster starts
+        raise CliError(f"invalid collection name {name[:80]!r}", code=2)
     try:
-        return ingest_with_ray(files, local, args.collection or DEFAULT_COLLECTION, options)
+        return ingest_with_ray(files, local, name, options)
     except RayMissingError as exc:
         raise CliError(str(exc)) from exc
 

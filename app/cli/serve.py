@@ -9,6 +9,8 @@ import sys
 from app.cli.common import CliError, add_ray_options, describe, with_data_dir
 from app.settings import Settings
 
+RAY_ONLY = ("address", "replicas", "pruners", "embedders")
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="start the HTTP API", description=describe(__doc__))
@@ -21,9 +23,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--ray serves the same API from several replicas over one data dir, with the pruner and "
         "the embedder as batched model deployments (GPUs when the cluster has them)",
     )
-    ray.add_argument("--replicas", type=int, default=2, help="HTTP replicas (default 2)")
-    ray.add_argument("--pruners", type=int, default=1, help="most pruner replicas (default 1)")
-    ray.add_argument("--embedders", type=int, default=1, help="most embedder replicas (default 1)")
+    ray.add_argument("--replicas", type=int, help="HTTP replicas (default 2)")
+    ray.add_argument("--pruners", type=int, help="most pruner replicas (default 1)")
+    ray.add_argument("--embedders", type=int, help="most embedder replicas (default 1)")
     p.set_defaults(func=run)
 
 
@@ -48,8 +50,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.ray:
         return _serve_with_ray(args, with_data_dir(settings, args.data_dir), host)
-    if args.address:
-        raise CliError("--address goes with --ray", code=2)
+    given = [f"--{n}" for n in RAY_ONLY if getattr(args, n) is not None]
+    if given:
+        raise CliError(f"{', '.join(given)} go(es) with --ray", code=2)
 
     from app.main import create_app
     from app.observability import logging_config
@@ -68,20 +71,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve_with_ray(args: argparse.Namespace, settings: Settings, host: str) -> int:
-    for name in ("replicas", "pruners", "embedders"):
-        if getattr(args, name) < 1:
-            raise CliError(f"--{name} must be >= 1, got {getattr(args, name)}", code=2)
+    counts = {"replicas": 2, "pruners": 1, "embedders": 1}  # the defaults
+    for name in counts:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise CliError(f"--{name} must be >= 1, got {value}", code=2)
+        counts[name] = value or counts[name]
     from app.cluster import RayMissingError
 
     try:
         from app.cluster.serve import RayServeOptions, serve_with_ray
 
-        options = RayServeOptions(
-            address=args.address,
-            replicas=args.replicas,
-            pruners=args.pruners,
-            embedders=args.embedders,
-        )
+        options = RayServeOptions(address=args.address, **counts)
         serve_with_ray(settings, host, args.port or settings.port, options)
     except RayMissingError as exc:
         raise CliError(str(exc)) from exc

@@ -88,6 +88,11 @@ class EmbedBatch:
         return batch
 
 
+def without_secrets(settings: Settings) -> Settings:
+    """What the embedding actors need of the settings: no keys travel to the cluster."""
+    return settings.model_copy(update={"admin_key": "", "api_key": "", "llm_api_key": ""})
+
+
 def ingest_with_ray(
     files: Sequence[Path], settings: Settings, collection: str, options: RayIngestOptions
 ) -> Tally:
@@ -122,21 +127,26 @@ def ingest_with_ray(
             )
             .map_batches(
                 EmbedBatch,
-                fn_constructor_kwargs={"settings": settings},
+                fn_constructor_kwargs={"settings": without_secrets(settings)},
                 batch_size=16,
                 batch_format="numpy",
+                udf_modifying_row_count=False,
                 concurrency=actors,
                 num_gpus=1 if gpus else 0,
             )
         )
-        return _commit(ds, sieve, collection, coll.embedder.dim, options.commit_documents)
+        dim = coll.embedder.dim
+        return _commit(ds, len(files), sieve, collection, dim, options.commit_documents)
     finally:
         collections.close()
 
 
-def _commit(ds: Any, sieve: Sieve, collection: str, dim: int, batch_documents: int) -> Tally:
+def _commit(
+    ds: Any, files: int, sieve: Sieve, collection: str, dim: int, batch_documents: int
+) -> Tally:
     tally = Tally()
-    bar = tqdm(total=ds.count(), unit="file", desc="ingesting (ray)", dynamic_ncols=True)
+    # (not ds.count(): with a map_batches stage that would run the whole pipeline once more)
+    bar = tqdm(total=files, unit="file", desc="ingesting (ray)", dynamic_ncols=True)
     for batch in ds.iter_batches(batch_size=batch_documents, batch_format="numpy"):
         columns = ("path", "prepared", "vectors", "error", "known")
         rows = list(zip(*(batch[c] for c in columns), strict=True))

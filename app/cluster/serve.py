@@ -36,6 +36,7 @@ from pruner import PrunedContext
 
 MODEL_CALL_TIMEOUT_S = 120.0  # a model replica that does not answer fails the question (5xx)
 RETRY_PAUSE_S = 0.5
+JOB_LEASE_S = 120.0  # a job untouched this long was left by a replica that died
 
 
 def call_model(method: Any, *args: Any) -> Any:
@@ -199,7 +200,8 @@ def build_application(settings: Settings, options: RayServeOptions, gpus: int) -
     def autoscaled(most: int) -> dict[str, Any]:
         return {"min_replicas": 1, "max_replicas": most, "target_ongoing_requests": 4}
 
-    model_actor = {"num_cpus": options.model_cpus, "num_gpus": 1 if gpus else 0}
+    # the two model deployments share one GPU (half each) when the cluster has only one
+    model_actor = {"num_cpus": options.model_cpus, "num_gpus": min(1.0, gpus / 2)}
     pruner = serve.deployment(
         name="SievePruner",
         autoscaling_config=autoscaled(options.pruners),
@@ -220,18 +222,16 @@ def build_application(settings: Settings, options: RayServeOptions, gpus: int) -
 
 
 def per_replica(settings: Settings, replicas: int) -> Settings:
-    """Each HTTP replica limits every key to its share of ``SIEVE_RATE_LIMIT_PER_S`` (and of the
-    burst): the proxy spreads requests over the replicas, so together they allow about what one
-    server would. The buckets are not shared: a key whose requests all land on one replica is
-    refused a little early."""
-    if settings.rate_limit_per_s <= 0:
-        return settings
-    return settings.model_copy(
-        update={
-            "rate_limit_per_s": settings.rate_limit_per_s / replicas,
-            "rate_limit_burst": max(1, math.ceil(settings.rate_limit_burst / replicas)),
-        }
-    )
+    """The settings of one HTTP replica. Each limits every key to its share of
+    ``SIEVE_RATE_LIMIT_PER_S`` (and of the burst): the proxy spreads requests over the replicas,
+    so together they allow about what one server would (the buckets are not shared: a key whose
+    requests all land on one replica is refused a little early). The replicas share the data
+    dir's ingestion jobs (SIEVE_JOB_LEASE_S, unless set)."""
+    update: dict[str, Any] = {"job_lease_s": settings.job_lease_s or JOB_LEASE_S}
+    if settings.rate_limit_per_s > 0:
+        update["rate_limit_per_s"] = settings.rate_limit_per_s / replicas
+        update["rate_limit_burst"] = max(1, math.ceil(settings.rate_limit_burst / replicas))
+    return settings.model_copy(update=update)
 
 
 def _with_batching(cls: type, method: str) -> type:
@@ -241,6 +241,13 @@ def _with_batching(cls: type, method: str) -> type:
 
     batched = serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)(getattr(cls, method))
     return type(cls.__name__, (cls,), {method: batched})
+
+
+def http_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
+    """Ray Serve's HTTP proxy, closing idle keep-alive connections as ``sieve serve`` does.
+    Its other guards (SIEVE_HEADER_TIMEOUT_S, SIEVE_MAX_CONNECTIONS) have no equivalent in
+    Ray's proxy: off loopback, put a reverse proxy with those limits in front (README)."""
+    return {"host": host, "port": port, "keep_alive_timeout_s": math.ceil(settings.keep_alive_s)}
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -254,7 +261,7 @@ def serve_with_ray(settings: Settings, host: str, port: int, options: RayServeOp
 
     gpus = int(ray.cluster_resources().get("GPU", 0))
     settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
-    serve.start(http_options={"host": host, "port": port})
+    serve.start(http_options=http_options(settings, host, port))
     serve.run(build_application(settings, options, gpus), name="sieve", route_prefix="/")
     print(f"sieve serving on http://{host}:{port} through Ray Serve ({options.replicas} replicas)")
     signal.signal(signal.SIGTERM, _interrupt)  # `docker stop`, a supervisor: shut down cleanly

@@ -25,6 +25,7 @@ def docs(tmp_path: Path) -> Path:
         (["ingest", "--ray", "--server", "http://127.0.0.1:9"], "drop --server"),
         (["ingest", "--address", "auto"], "--address and --embedders go with --ray"),
         (["ingest", "--ray", "--embedders", "-1"], "--embedders must be >= 0"),
+        (["ingest", "--ray", "--collection", "Bad Name"], "invalid collection name"),
     ],
 )
 def test_ingest_ray_options_are_checked_before_any_work(
@@ -42,7 +43,8 @@ def test_ingest_ray_options_are_checked_before_any_work(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["serve", "--address", "auto"], "--address goes with --ray"),
+        (["serve", "--address", "auto"], "--address go(es) with --ray"),
+        (["serve", "--replicas", "3"], "--replicas go(es) with --ray"),
         (["serve", "--ray", "--replicas", "0"], "--replicas must be >= 1"),
         (["serve", "--ray", "--pruners", "0"], "--pruners must be >= 1"),
     ],
@@ -75,4 +77,5 @@ def test_each_http_replica_gets_its_share_of_the_rate_limit(settings: Settings) 
     assert (shared.rate_limit_per_s, shared.rate_limit_burst) == (4.5, 20)
     assert per_replica(limited, 3).rate_limit_burst == 14
     off = settings.model_copy(update={"rate_limit_per_s": 0.0})
-    assert per_replica(off, 4) is off  # no limit stays no limit
+    assert per_replica(off, 4).rate_limit_per_s == 0.0  # no limit stays no limit
+    assert shared.job_lease_s > 0 and settings.job_lease_s == 0  # the replicas share the jobs

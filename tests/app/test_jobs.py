@@ -254,3 +254,25 @@ def test_closing_leaves_queued_jobs_queued_with_their_files(
     assert queue.store.files(second.id)  # its upload is kept for the next start
     queue.close()
     collections.close()
+
+
+def test_processes_sharing_a_data_dir_run_each_job_once(
+    settings: Settings, embedder: Embedder
+) -> None:
+    """`sieve serve --ray`'s replicas share the jobs table (lease_s > 0): a job another live
+    process may be running is left alone, one left by a process that died is taken over once
+    untouched for the lease, and a claim already taken is refused."""
+    collections = Collections(settings, embedder)
+    dead = JobQueue(_sieve(collections))  # never started: it "died" with the job queued
+    job = dead.submit("default", "local", [JobFile("file", "velmor.txt", TEXT.encode())])
+    live = JobQueue(_sieve(collections), lease_s=2.0).start()
+    assert live.get(job.id).status == "queued"  # type: ignore[union-attr]  # not yet: maybe busy
+    deadline = time.time() + 30
+    while live.get(job.id).status != "done" and time.time() < deadline:  # type: ignore[union-attr]
+        time.sleep(0.05)
+    assert live.get(job.id).status == "done"  # type: ignore[union-attr]  # taken over
+    assert not dead.store.claim(job.id, 0)  # the dead one's claim comes too late
+    assert collections.store.count_documents() == 1
+    live.close()
+    dead.close()
+    collections.close()
