@@ -43,9 +43,9 @@ def test_waiting_uploads_hold_no_threads(tmp_path: Path, embedder: Embedder) -> 
         jobs = app.state.services.jobs
         real_run = jobs._run
 
-        def blocked(job_id: str) -> None:
+        def blocked(job_id: str, attempts: int) -> None:
             release.wait(60)
-            real_run(job_id)
+            real_run(job_id, attempts)
 
         jobs._run = blocked
         try:
@@ -129,7 +129,7 @@ def test_an_upload_that_waits_too_long_answers_202_with_its_job(
         jobs = client.app.state.services.jobs  # type: ignore[attr-defined]
         release = threading.Event()
         real_run = jobs._run
-        jobs._run = lambda job_id: (release.wait(30), real_run(job_id))
+        jobs._run = lambda job_id, attempts: (release.wait(30), real_run(job_id, attempts))
         r = client.post("/documents", json=DOC, headers=keys.write)
         release.set()
         assert r.status_code == 202, r.text
