@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -119,6 +120,7 @@ async def _levels(url: str, questions: list[str], args: argparse.Namespace) -> l
 
 def plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -129,6 +131,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
         left.plot(x, [r["questions_per_s"] for r in run["levels"]], "o-", label=name)
         left.set_xticks(x)
     left.set_xscale("log", base=2)
+    left.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     left.set_xlabel("concurrent askers")
     left.set_ylabel("questions / s")
     left.set_ylim(bottom=0)
@@ -148,7 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=40.0, help="per concurrency level")
     ap.add_argument("--levels", type=int, nargs="+", default=list(LEVELS))
     ap.add_argument("--replicas", type=int, default=2, help="HTTP replicas on Ray")
+    ap.add_argument("--replot", action="store_true", help="redraw the PNG from the JSON only")
     args = ap.parse_args(argv)
+    if args.replot:
+        plot(json.loads((RESULTS / "cluster.json").read_text()), RESULTS / "cluster.png")
+        return 0
     if args.documents <= 0 or args.seconds <= 0 or any(n <= 0 for n in args.levels):
         ap.error("documents, seconds and levels must be > 0")
     data = corpus()
