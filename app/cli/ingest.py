@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 from tqdm import tqdm
@@ -34,11 +35,20 @@ from app.cli.common import (
 from app.names import NAME_PATTERN
 from app.settings import Settings
 
+if TYPE_CHECKING:
+    from app.parsing import ParsedDocument
+
 SUPPORTED = {".txt", ".text", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}
 SKIPPED_SHOWN = 5  # names listed before "and N more"
 
+LOCAL_BATCH_FILES = 32  # files parsed, embedded and committed together in-process
+LOCAL_BATCH_CHARS = 4_000_000  # ... unless their text passes this first
+
 # (duplicate, chunk_count) per document stored from one file
-Send = Callable[[Path], list[tuple[bool, int]]]
+Stored = list[tuple[bool, int]]
+Send = Callable[[Path], Stored]
+# files → for each, what it stored or why it failed (a CliError is raised: it stops the load)
+SendMany = Callable[[list[Path]], list[Stored | Exception]]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -148,7 +158,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         else _local(with_data_dir(settings, args.data_dir), args.collection)
     )
     with opener as send:
-        tally = _ingest_all(files, send)
+        tally = _ingest_all(files, send, batch=1 if args.server else LOCAL_BATCH_FILES)
     return _report(tally, files, skipped)
 
 
@@ -159,6 +169,22 @@ def _report(tally: Tally, files: list[Path], skipped: list[Path]) -> int:
     for line in tally.failures:  # a file name or a parser's message may hold control characters
         print(printable(f"  failed: {line}"), file=sys.stderr)
     return 1 if tally.failures else 0
+
+
+def _by_chars(
+    parsed: list[tuple[Path, ParsedDocument]],
+) -> Iterator[list[tuple[Path, ParsedDocument]]]:
+    """Consecutive documents, LOCAL_BATCH_CHARS of text at most per group (one may pass it)."""
+    group: list[tuple[Path, ParsedDocument]] = []
+    chars = 0
+    for item in parsed:
+        if group and chars + len(item[1].text) > LOCAL_BATCH_CHARS:
+            yield group
+            group, chars = [], 0
+        group.append(item)
+        chars += len(item[1].text)
+    if group:
+        yield group
 
 
 def _with_ray(args: argparse.Namespace, settings: Settings, files: list[Path]) -> Tally:
@@ -185,23 +211,42 @@ def _with_ray(args: argparse.Namespace, settings: Settings, files: list[Path]) -
         raise CliError(str(exc)) from exc
 
 
-def _ingest_all(files: list[Path], send: Send) -> Tally:
+def _ingest_all(files: list[Path], send: SendMany, batch: int) -> Tally:
     tally = Tally()
-    bar = tqdm(files, unit="file", desc="ingesting", dynamic_ncols=True)
-    for path in bar:
-        try:
-            tally.count(send(path))
-        except CliError:
-            raise  # the server went away: the other files would fail the same way
-        except Exception as exc:  # one bad file must not stop the others; reported at the end
-            tally.failures.append(f"{path}: {exc}")
+    bar = tqdm(total=len(files), unit="file", desc="ingesting", dynamic_ncols=True)
+    for start in range(0, len(files), batch):
+        group = files[start : start + batch]
+        for path, outcome in zip(group, send(group), strict=True):
+            if isinstance(outcome, Exception):  # reported at the end; the others go on
+                tally.failures.append(f"{path}: {outcome}")
+            else:
+                tally.count(outcome)
+        bar.update(len(group))
         bar.set_postfix(chunks=tally.chunks, chunks_s=f"{tally.chunks / tally.elapsed:.1f}")
     bar.close()
     return tally
 
 
+def one_by_one(send: Send) -> SendMany:
+    """Each file on its own: one bad file must not stop the others, but a ``CliError`` (the
+    server went away) does: the other files would fail the same way."""
+
+    def send_many(paths: list[Path]) -> list[Stored | Exception]:
+        out: list[Stored | Exception] = []
+        for path in paths:
+            try:
+                out.append(send(path))
+            except CliError:
+                raise
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+    return send_many
+
+
 @contextmanager
-def _remote(url: str, api_key: str, collection: str | None) -> Iterator[Send]:
+def _remote(url: str, api_key: str, collection: str | None) -> Iterator[SendMany]:
     params = {"collection": collection} if collection else {}
     with Server(url, api_key) as server:
         server.request("GET", "/healthz")  # fail once, clearly, when the server is not there
@@ -218,11 +263,11 @@ def _remote(url: str, api_key: str, collection: str | None) -> Iterator[Send]:
                 raise RuntimeError(f"server answered {r.status_code}: {error_detail(r)}")
             return [(d["duplicate"], d["chunk_count"]) for d in r.json()["documents"]]
 
-        yield send
+        yield one_by_one(send)
 
 
 @contextmanager
-def _local(settings: Settings, collection: str | None) -> Iterator[Send]:
+def _local(settings: Settings, collection: str | None) -> Iterator[SendMany]:
     from app.collections import Collections
     from app.parsing import parse_document
     from app.sieve import Sieve
@@ -241,12 +286,30 @@ def _local(settings: Settings, collection: str | None) -> Iterator[Send]:
 
     limits = UploadLimits.of(settings).extraction  # the server's caps, so both agree
 
-    def send(path: Path) -> list[tuple[bool, int]]:
-        parsed = parse_document(path.read_bytes(), path.name, None, limits)
-        results = sieve.ingest(name, [(parsed, path.name)])
-        return [(r.duplicate, r.document.chunk_count) for r in results]
+    def ingest(docs: list[tuple[Path, ParsedDocument]]) -> list[Stored | Exception]:
+        """One commit (and shared embedding calls) for several files; if it fails, each file
+        alone, so that only the bad one is reported."""
+        try:
+            results = sieve.ingest(name, [(doc, path.name) for path, doc in docs])
+        except Exception as exc:
+            if len(docs) == 1:
+                return [exc]
+            return [out for d in docs for out in ingest([d])]
+        return [[(r.duplicate, r.document.chunk_count)] for r in results]
+
+    def send_many(paths: list[Path]) -> list[Stored | Exception]:
+        outcome: dict[Path, Stored | Exception] = {}
+        parsed: list[tuple[Path, ParsedDocument]] = []
+        for path in paths:
+            try:
+                parsed.append((path, parse_document(path.read_bytes(), path.name, None, limits)))
+            except Exception as exc:
+                outcome[path] = exc
+        for group in _by_chars(parsed):
+            outcome.update(zip((p for p, _ in group), ingest(group), strict=True))
+        return [outcome[p] for p in paths]
 
     try:
-        yield send
+        yield send_many
     finally:
         collections.close()

@@ -81,6 +81,36 @@ def test_bad_file_is_reported_and_others_still_ingested(
     assert "Traceback" not in captured.err
 
 
+def test_files_are_committed_together_and_a_failing_one_alone_is_reported(
+    tmp_path: Path,
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In-process, files share embedding calls and commits (a bulk load of small files is one
+    encode call per batch, not per file); when a batch fails, each of its files is tried alone,
+    so the good ones land and only the bad one is reported."""
+    from app.sieve import Sieve
+
+    for i in range(5):
+        (tmp_path / f"f{i}.txt").write_text(f"Fact number {i} is about lighthouse {i}.")
+    real = Sieve.ingest
+    calls: list[int] = []
+
+    def ingest(self: Sieve, collection: str, documents: Any, *args: Any, **kw: Any) -> Any:
+        calls.append(len(documents))
+        if any("lighthouse 3" in doc.text for doc, _ in documents):
+            raise RuntimeError("the index refused it")
+        return real(self, collection, documents, *args, **kw)
+
+    monkeypatch.setattr(Sieve, "ingest", ingest)
+    assert main(["ingest", str(tmp_path)], settings) == 1
+    captured = capsys.readouterr()
+    assert "4 added, 0 already present, 1 failed" in captured.out
+    assert "f3.txt: the index refused it" in captured.err
+    assert calls == [5, 1, 1, 1, 1, 1]  # one commit for all, then each alone
+
+
 def test_ingest_nothing_supported_is_an_error(
     tmp_path: Path, settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
