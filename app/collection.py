@@ -201,7 +201,11 @@ class Collection:
             _check_vectors(prepared, vectors, self.embedder.dim)
             given = {p.content_hash: v for p, v in zip(prepared, vectors, strict=True)}
         known = self.stored_hashes(prepared)
-        fresh = [p for p in prepared if p.content_hash not in known]
+        fresh: list[Prepared] = []  # the same content twice in one call: the first is stored
+        for p in prepared:
+            if p.content_hash not in known:
+                known.add(p.content_hash)
+                fresh.append(p)
         new_docs: dict[str, NewDocument] = {}
         done = 0
         for group in embed_groups(fresh):  # small documents share embedding calls

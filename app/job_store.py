@@ -23,6 +23,8 @@ from app.uploads import JobFile
 from index.sqlite import connect, write_transaction
 
 Status = Literal["queued", "running", "done", "failed"]
+# a write by the holder of one claimed attempt (None: by whoever), to append to a WHERE
+_HOLDER = " AND (? IS NULL OR attempts = ?)"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -192,24 +194,52 @@ class JobStore:
             )
             return cur.rowcount == 1
 
-    def progress(self, job_id: str, done: int) -> None:
+    def progress(self, job_id: str, done: int | None, attempt: int | None = None) -> None:
+        """Documents done so far (None: unchanged), and the job touched (its lease renewed):
+        only by the holder of ``attempt`` (None: whoever)."""
         with self._transaction() as cur:
             cur.execute(
-                "UPDATE jobs SET done = ?, updated_at = ? WHERE id = ?", (done, _now(), job_id)
+                "UPDATE jobs SET done = COALESCE(?, done), updated_at = ? WHERE id = ?" + _HOLDER,
+                (done, _now(), job_id, attempt, attempt),
             )
 
-    def finish(self, job_id: str, status: Status | None, error: str | None) -> None:
-        """Drop the job's stored files; set a final status unless :func:`mark_done` did."""
+    def finish(
+        self, job_id: str, status: Status | None, error: str | None, attempt: int | None = None
+    ) -> bool:
+        """Drop the job's stored files; set a final status unless :func:`mark_done` did. Only
+        by the holder of ``attempt`` (None: whoever): False, and nothing done, when another
+        process took the job over."""
         with self._transaction() as cur:
+            held = cur.execute(
+                "SELECT 1 FROM jobs WHERE id = ?" + _HOLDER, (job_id, attempt, attempt)
+            )
+            if held.fetchone() is None:
+                return False
             if status is not None:
                 _mark(cur, job_id, status, error, None, None)
             cur.execute("DELETE FROM job_files WHERE job_id = ?", (job_id,))
+        return True
 
 
-def mark_done(cur: sqlite3.Cursor, job_id: str, results: list[dict[str, Any]]) -> None:
+class JobTakenError(RuntimeError):
+    """Another process sharing the data dir took the job over: this run must not commit."""
+
+
+def mark_done(
+    cur: sqlite3.Cursor, job_id: str, results: list[dict[str, Any]], attempt: int | None = None
+) -> None:
     """Mark a job done with its results through ``cur``: the transaction that stores its
-    documents (another connection to the same file)."""
+    documents (another connection to the same file). ``JobTakenError`` (which rolls the
+    documents back) when ``attempt`` no longer holds the job."""
+    if not _held(cur, job_id, attempt):
+        raise JobTakenError(f"job {job_id} was taken over by another process")
     _mark(cur, job_id, "done", None, results, len(results))
+
+
+def _held(cur: sqlite3.Cursor, job_id: str, attempt: int | None) -> bool:
+    """Whether ``attempt`` still holds the job (None: whoever asks does)."""
+    query = "SELECT 1 FROM jobs WHERE id = ?" + _HOLDER
+    return cur.execute(query, (job_id, attempt, attempt)).fetchone() is not None
 
 
 def _mark(

@@ -17,12 +17,13 @@ touched it for ``lease_s`` (a running job touches it at every step).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import sqlite3
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -219,7 +220,10 @@ class JobQueue:
             try:  # sharing the data dir: when idle, look for jobs a dead process left
                 item = self._queue.get(timeout=self.lease_s / 2 if self.lease_s > 0 else None)
             except queue.Empty:
-                self._resume()
+                try:
+                    self._resume()
+                except Exception:  # a busy database must not stop the worker
+                    logger.exception("looking for ingestion jobs left by other processes failed")
                 continue
             if item is None or self._stopping.is_set():
                 return
@@ -234,46 +238,64 @@ class JobQueue:
                 self._finish(job_id, "failed", f"internal error: {exc}", exc)
 
     def _run(self, job_id: str, attempts: int) -> None:
-        job = self.get(job_id)
-        if job is None or job.finished or not self.store.claim(job_id, attempts):
-            return  # finished, or another process sharing the data dir runs it
-        files = self.store.files(job_id)
         with self._events_lock:
             ready = self._parsed.pop(job_id, None)
             self._parsed_chars -= sum(len(d.text) for d in ready or [])
+        job = self.get(job_id)
+        if job is None or job.finished or not self.store.claim(job_id, attempts):
+            self._release(job_id, None)  # finished, or another process sharing the data dir runs it
+            return
+        attempt = attempts + 1  # this run's: only it may write the job from now on
+        files = self.store.files(job_id)
         try:
-            parsed = ready if ready is not None else self._parse(job_id, files)
-            documents = [(doc, f.name) for doc, f in zip(parsed, files, strict=True)]
+            with self._heartbeat(job_id, attempt):
+                parsed = (
+                    ready if ready is not None else [parse_job_file(f, self.limits) for f in files]
+                )
+                documents = [(doc, f.name) for doc, f in zip(parsed, files, strict=True)]
 
-            def done_with(cur: sqlite3.Cursor, results: list[IngestResult]) -> None:
-                mark_done(cur, job_id, [_result(r) for r in results])
+                def done_with(cur: sqlite3.Cursor, results: list[IngestResult]) -> None:
+                    mark_done(cur, job_id, [_result(r) for r in results], attempt)
 
-            self.sieve.ingest(
-                job.collection,
-                documents,
-                [f.external_id for f in files],
-                on_commit=done_with,
-                progress=lambda n, _total: self._progress(job_id, n),
-            )
+                self.sieve.ingest(
+                    job.collection,
+                    documents,
+                    [f.external_id for f in files],
+                    on_commit=done_with,
+                    progress=lambda n, _total: self.store.progress(job_id, n, attempt),
+                )
         except Exception as exc:  # a file that no longer parses, a conflict, a failed index
             if self._stopping.is_set():  # perhaps only because the service is closing
                 logger.warning("ingestion job %s left unfinished at shutdown: %s", job_id, exc)
                 return
             logger.warning("ingestion job %s failed: %s", job_id, exc)
-            self._finish(job_id, "failed", str(exc) or type(exc).__name__, exc)
+            self._finish(job_id, "failed", str(exc) or type(exc).__name__, exc, attempt)
             return
-        self._finish(job_id, None, None)
+        self._finish(job_id, None, None, attempt=attempt)
 
-    def _parse(self, job_id: str, files: Sequence[JobFile]) -> Sequence[ParsedDocument]:
-        def parse(f: JobFile) -> ParsedDocument:
-            parsed = parse_job_file(f, self.limits)
-            self._progress(job_id, 0)  # touched: others sharing the data dir leave it alone
-            return parsed
+    @contextlib.contextmanager
+    def _heartbeat(self, job_id: str, attempt: int) -> Iterator[None]:
+        """Sharing the data dir: renew the job's lease every quarter of it while it runs (one
+        step, an embedding call or a commit, may outlast the lease)."""
+        if self.lease_s <= 0:
+            yield
+            return
+        stop = threading.Event()
 
-        return [parse(f) for f in files]
+        def beat() -> None:
+            while not stop.wait(self.lease_s / 4):
+                try:
+                    self.store.progress(job_id, None, attempt)
+                except Exception:  # a busy database: the next beat tries again
+                    logger.warning("could not renew the lease of ingestion job %s", job_id)
 
-    def _progress(self, job_id: str, done: int) -> None:
-        self.store.progress(job_id, done)
+        beater = threading.Thread(target=beat, name="sieve-job-lease", daemon=True)
+        beater.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            beater.join(5)
 
     def _finish(
         self,
@@ -281,9 +303,15 @@ class JobQueue:
         status: Status | None,
         error: str | None,
         exc: Exception | None = None,
+        attempt: int | None = None,
     ) -> None:
-        """Drop the job's stored files; set a final status unless the ingest did (done)."""
-        self.store.finish(job_id, status, error)
+        """Drop the job's stored files; set a final status unless the ingest did (done); only
+        as the holder of ``attempt`` (a job taken over is left to its new holder)."""
+        held = self.store.finish(job_id, status, error, attempt)
+        self._release(job_id, exc if held else None)
+
+    def _release(self, job_id: str, exc: Exception | None) -> None:
+        """Wake whoever waits on the job here (they read its state from the store)."""
         with self._events_lock:
             event = self._events.pop(job_id, None)
             if event is not None and exc is not None:

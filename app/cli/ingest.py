@@ -42,7 +42,7 @@ SUPPORTED = {".txt", ".text", ".md", ".markdown", ".html", ".htm", ".pdf", ".doc
 SKIPPED_SHOWN = 5  # names listed before "and N more"
 
 LOCAL_BATCH_FILES = 32  # files parsed, embedded and committed together in-process
-LOCAL_BATCH_CHARS = 4_000_000  # ... unless their text passes this first
+LOCAL_BATCH_CHARS = 4_000_000  # ... or fewer, once their text passes this
 
 # (duplicate, chunk_count) per document stored from one file
 Stored = list[tuple[bool, int]]
@@ -171,22 +171,6 @@ def _report(tally: Tally, files: list[Path], skipped: list[Path]) -> int:
     return 1 if tally.failures else 0
 
 
-def _by_chars(
-    parsed: list[tuple[Path, ParsedDocument]],
-) -> Iterator[list[tuple[Path, ParsedDocument]]]:
-    """Consecutive documents, LOCAL_BATCH_CHARS of text at most per group (one may pass it)."""
-    group: list[tuple[Path, ParsedDocument]] = []
-    chars = 0
-    for item in parsed:
-        if group and chars + len(item[1].text) > LOCAL_BATCH_CHARS:
-            yield group
-            group, chars = [], 0
-        group.append(item)
-        chars += len(item[1].text)
-    if group:
-        yield group
-
-
 def _with_ray(args: argparse.Namespace, settings: Settings, files: list[Path]) -> Tally:
     if args.server:
         raise CliError("--ray loads into a data dir, not a server: drop --server", code=2)
@@ -298,14 +282,23 @@ def _local(settings: Settings, collection: str | None) -> Iterator[SendMany]:
         return [[(r.duplicate, r.document.chunk_count)] for r in results]
 
     def send_many(paths: list[Path]) -> list[Stored | Exception]:
+        """Parse file by file; embed and commit whenever the parsed text passes
+        LOCAL_BATCH_CHARS (so at most about that much text is held), and at the end."""
         outcome: dict[Path, Stored | Exception] = {}
-        parsed: list[tuple[Path, ParsedDocument]] = []
+        group: list[tuple[Path, ParsedDocument]] = []
+        chars = 0
         for path in paths:
             try:
-                parsed.append((path, parse_document(path.read_bytes(), path.name, None, limits)))
+                doc = parse_document(path.read_bytes(), path.name, None, limits)
             except Exception as exc:
                 outcome[path] = exc
-        for group in _by_chars(parsed):
+                continue
+            group.append((path, doc))
+            chars += len(doc.text)
+            if chars >= LOCAL_BATCH_CHARS:
+                outcome.update(zip((p for p, _ in group), ingest(group), strict=True))
+                group, chars = [], 0
+        if group:
             outcome.update(zip((p for p, _ in group), ingest(group), strict=True))
         return [outcome[p] for p in paths]
 

@@ -245,3 +245,14 @@ def test_vectors_embedded_elsewhere_are_stored_as_given(
     assert [r.duplicate for r in again] == [True, True, True]
     _, stored = coll.store.embeddings_for(coll.store.chunk_ids())
     assert np.allclose(stored, np.concatenate(vectors), atol=1e-6)  # in id (= ingest) order
+
+
+def test_the_same_content_twice_in_one_call_is_stored_once_as_the_first(
+    settings: Settings, embedder: Embedder
+) -> None:
+    coll = Collection.open(CollectionConfig.of(settings), embedder)
+    parsed = parse_text("Twice", "The same text arrives in two files of one batch.")
+    first, second = coll.ingest([(parsed, "a.txt"), (parsed, "b.txt")])
+    assert (first.duplicate, second.duplicate) == (False, True)
+    assert first.document.id == second.document.id and first.document.source == "a.txt"
+    assert coll.store.count_documents() == 1

@@ -276,3 +276,55 @@ def test_processes_sharing_a_data_dir_run_each_job_once(
     live.close()
     dead.close()
     collections.close()
+
+
+def test_a_run_that_lost_its_job_commits_nothing(settings: Settings, embedder: Embedder) -> None:
+    """A run whose job another process took over (after its lease ran out) can neither commit
+    the job's documents nor mark it failed."""
+    from app.job_store import JobTakenError, mark_done
+    from app.parsing import parse_text
+
+    collections = Collections(settings, embedder)
+    queue = JobQueue(_sieve(collections))  # never started
+    job = queue.submit("default", "local", [JobFile("file", "v.txt", TEXT.encode())])
+    assert queue.store.claim(job.id, 0)  # the first run holds attempt 1
+    assert queue.store.claim(job.id, 1)  # taken over: attempt 2
+    assert not queue.store.claim(job.id, 1)  # one holder at a time
+    with pytest.raises(JobTakenError):
+        collections.default.ingest(
+            [(parse_text("Velmor", TEXT), "v.txt")],
+            on_commit=lambda cur, results: mark_done(cur, job.id, [], 1),
+        )
+    assert collections.store.count_documents() == 0  # rolled back with the "done"
+    assert not queue.store.finish(job.id, "failed", "lost", 1)
+    assert queue.get(job.id).status == "running"  # type: ignore[union-attr]  # attempt 2's
+    assert queue.store.file_count() == 1  # its files stay for the holder
+    queue.close()
+    collections.close()
+
+
+def test_a_slow_job_keeps_its_lease(
+    settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step longer than the lease (a slow embedding call) does not let a second process
+    sharing the data dir take the job over: the running one renews its lease meanwhile."""
+    real = Sieve.ingest
+
+    def slow(self: Sieve, *args: Any, **kw: Any) -> Any:
+        time.sleep(1.5)
+        return real(self, *args, **kw)
+
+    monkeypatch.setattr(Sieve, "ingest", slow)
+    collections = Collections(settings, embedder)
+    first = JobQueue(_sieve(collections), lease_s=0.4).start()
+    job = first.submit("default", "local", [JobFile("file", "v.txt", TEXT.encode())])
+    second = JobQueue(_sieve(collections), lease_s=0.4).start()  # sweeps every 0.2 s
+    deadline = time.time() + 30
+    while first.get(job.id).status != "done" and time.time() < deadline:  # type: ignore[union-attr]
+        time.sleep(0.05)
+    done = first.get(job.id)
+    assert done is not None and done.status == "done" and done.attempts == 1  # never taken over
+    assert collections.store.count_documents() == 1
+    second.close()
+    first.close()
+    collections.close()
