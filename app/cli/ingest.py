@@ -11,10 +11,8 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +30,7 @@ from app.cli.common import (
     printable,
     with_data_dir,
 )
+from app.cli.tally import Tally
 from app.names import NAME_PATTERN
 from app.settings import Settings
 
@@ -111,33 +110,6 @@ def skipped_line(skipped: list[Path]) -> str:
     return printable(
         f"skipped {len(skipped)} unsupported {kind}: {names}{more} (supported: {types})"
     )
-
-
-@dataclass
-class Tally:
-    added: int = 0
-    duplicates: int = 0
-    chunks: int = 0
-    failures: list[str] = field(default_factory=list)
-    started: float = field(default_factory=time.perf_counter)
-
-    def count(self, stored: list[tuple[bool, int]]) -> None:
-        for duplicate, chunk_count in stored:
-            self.duplicates += duplicate
-            self.added += not duplicate
-            self.chunks += 0 if duplicate else chunk_count
-
-    @property
-    def elapsed(self) -> float:
-        return max(time.perf_counter() - self.started, 1e-9)
-
-    def summary(self, files: int) -> str:
-        s = self.elapsed
-        return (
-            f"{self.added} added, {self.duplicates} already present, {len(self.failures)} failed;"
-            f" {self.chunks} chunks in {s:.1f}s ({self.chunks / s:.1f} chunks/s,"
-            f" {files / s:.1f} files/s)"
-        )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

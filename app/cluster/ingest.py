@@ -28,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from app.cli.common import embedder_for
-from app.cli.ingest import Tally
+from app.cli.tally import Tally
 from app.cluster import start_ray
 from app.collection_config import CollectionConfig
 from app.parsing import ExtractionLimits
