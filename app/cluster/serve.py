@@ -21,6 +21,7 @@ Both model deployments scale on ongoing requests between 1 and their replica cou
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import signal
 import time
@@ -262,6 +263,9 @@ def serve_with_ray(settings: Settings, host: str, port: int, options: RayServeOp
     gpus = int(ray.cluster_resources().get("GPU", 0))
     settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
     serve.start(http_options=http_options(settings, host, port))
+    # Serve set its own logger up: keep it to warnings (its "new http_options will not be
+    # applied" on run() is about a second start(); the options above are in force)
+    logging.getLogger("ray.serve").setLevel(max(logging.getLogger().level, logging.WARNING))
     serve.run(build_application(settings, options, gpus), name="sieve", route_prefix="/")
     print(f"sieve serving on http://{host}:{port} through Ray Serve ({options.replicas} replicas)")
     signal.signal(signal.SIGTERM, _interrupt)  # `docker stop`, a supervisor: shut down cleanly
