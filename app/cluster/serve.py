@@ -23,8 +23,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import signal
+import tempfile
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from app.cluster import start_ray
+from app.observability.metrics import MULTIPROC_ENV
 from app.settings import Settings
 from pruner import PrunedContext
 
@@ -177,6 +181,9 @@ class IngressReplica:
         self.settings = settings
         self.pruner = pruner
         self.embedder = embedder
+        shared = os.environ.get(MULTIPROC_ENV)  # this node's replicas sum their metrics there
+        if shared:
+            os.makedirs(shared, exist_ok=True)
 
     async def __serve_build_asgi_app__(self) -> Any:
         from ray import serve
@@ -213,10 +220,15 @@ def build_application(settings: Settings, options: RayServeOptions, gpus: int) -
         autoscaling_config=autoscaled(options.embedders),
         ray_actor_options=model_actor,
     )(_with_batching(EmbedderReplica, "encode"))
+    # one folder per application start (stale values of an earlier run are never summed in)
+    metrics_dir = os.path.join(tempfile.gettempdir(), f"sieve-metrics-{uuid.uuid4().hex[:12]}")
     ingress = serve.deployment(
         name="SieveIngress",
         num_replicas=options.replicas,
-        ray_actor_options={"num_cpus": options.ingress_cpus},
+        ray_actor_options={
+            "num_cpus": options.ingress_cpus,
+            "runtime_env": {"env_vars": {MULTIPROC_ENV: metrics_dir}},
+        },
     )(serve.ingress()(IngressReplica))
     models = (pruner.bind(settings), embedder.bind(settings))
     return ingress.bind(per_replica(settings, options.replicas), *models)

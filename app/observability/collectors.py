@@ -6,11 +6,23 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import torch
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from app.services import Services
+
+
+class BuildCollector(Collector):
+    """``sieve_build_info{version=…} 1`` (an Info metric cannot be shared between processes)."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+
+    def collect(self) -> Iterator[Metric]:
+        yield InfoMetricFamily(
+            "sieve_build", "Version of the running service.", value={"version": self.version}
+        )
 
 
 class ServicesCollector(Collector):

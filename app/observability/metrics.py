@@ -1,19 +1,30 @@
 """Prometheus metrics of one app instance: HTTP traffic, pipeline stages, ingest, GPU, build.
 
 Each app owns its ``CollectorRegistry``: tests build many apps in one process, and the global
-default registry would refuse the second set of names. Every label takes values from a bounded
-set (route templates, known stage and retriever names, ``other`` for the rest), so a client can
-never grow the number of series.
+default registry would refuse the second set of names. When ``PROMETHEUS_MULTIPROC_DIR`` is set
+(``sieve serve --ray`` sets it for its HTTP replicas), every process on the node writes its
+values there and a scrape of any of them reports the sum over all of them. Every label takes
+values from a bounded set (route templates, known stage and retriever names, ``other`` for the
+rest), so a client can never grow the number of series.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.registry import Collector
 
-from app.observability.collectors import GpuCollector, ServicesCollector
+from app.observability.collectors import BuildCollector, GpuCollector, ServicesCollector
 from app.pipeline import RETRIEVERS, Answer
 
 if TYPE_CHECKING:
@@ -21,6 +32,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when it is imported
 OTHER = "other"
 STAGES = frozenset(
     {
@@ -52,6 +64,7 @@ class Metrics:
     """The metric objects of one app; :meth:`attach` binds them to the built services."""
 
     def __init__(self, version: str) -> None:
+        self.shared_dir = os.environ.get(MULTIPROC_ENV) or None  # summed with other processes
         r = self.registry = CollectorRegistry()
         self.http_requests = Counter(
             "sieve_http_requests",
@@ -69,6 +82,7 @@ class Metrics:
         self.uploads_in_flight = Gauge(
             "sieve_ingest_uploads_in_flight",
             "POST /documents requests being processed (the ingest queue depth).",
+            multiprocess_mode="livesum",  # shared: the live processes' values, summed
             registry=r,
         )
         self.stage_seconds = Histogram(
@@ -112,12 +126,15 @@ class Metrics:
             "Answers given by the fallback because the chosen LLM backend failed.",
             registry=r,
         )
-        Info("sieve_build", "Version of the running service.", registry=r).info(
-            {"version": version}
-        )
         self._services: Services | None = None
-        r.register(ServicesCollector(lambda: self._services))
-        r.register(GpuCollector())
+        # read at scrape time (and so never summed over processes: they read the same store)
+        self._scraped: list[Collector] = [
+            BuildCollector(version),
+            ServicesCollector(lambda: self._services),
+            GpuCollector(),
+        ]
+        for collector in self._scraped:
+            r.register(collector)
 
     def attach(self, services: Services) -> None:
         """Report ``services``' store at scrape time (answers come through :meth:`observe`,
@@ -126,6 +143,8 @@ class Metrics:
 
     def detach(self) -> None:
         self._services = None
+        if self.shared_dir is not None:  # this process's live gauges leave the sum
+            multiprocess.mark_process_dead(os.getpid(), self.shared_dir)
 
     def observe(self, answer: Answer) -> None:
         """Pipeline observer: record one finished answer. Never raises: a metrics bug must
@@ -156,5 +175,12 @@ class Metrics:
             self.http_seconds.labels(method, route).observe(seconds)
 
     def render(self) -> bytes:
-        """The registry in the Prometheus text exposition format."""
-        return generate_latest(self.registry)
+        """The registry in the Prometheus text exposition format (shared: the values of every
+        process writing to ``shared_dir``, summed)."""
+        if self.shared_dir is None:
+            return generate_latest(self.registry)
+        summed = CollectorRegistry()
+        multiprocess.MultiProcessCollector(summed, path=self.shared_dir)
+        for collector in self._scraped:
+            summed.register(collector)
+        return generate_latest(summed)

@@ -181,6 +181,12 @@ def test_two_replicas_share_documents_keys_and_isolation(served: httpx.Client) -
         assert served.post("/ask", json=asked_b, headers=keys[A]).status_code == 403
         assert served.post("/ask", json={"question": "Who?"}).status_code == 401
 
+    # /metrics, whichever replica answers the scrape, counts the requests of both
+    asked = 'sieve_http_requests_total{method="POST",route="/ask",status="200"} '
+    for _ in range(4):
+        lines = served.get("/metrics", headers=ADMIN_H).text.splitlines()
+        assert [float(x.removeprefix(asked)) for x in lines if x.startswith(asked)] == [12.0]
+
 
 def test_a_pruner_replica_killed_mid_load_loses_no_question(
     served: httpx.Client, ray_cluster: Any
