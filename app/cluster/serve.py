@@ -24,6 +24,7 @@ import asyncio
 import logging
 import math
 import os
+import shutil
 import signal
 import tempfile
 import time
@@ -181,9 +182,6 @@ class IngressReplica:
         self.settings = settings
         self.pruner = pruner
         self.embedder = embedder
-        shared = os.environ.get(MULTIPROC_ENV)  # this node's replicas sum their metrics there
-        if shared:
-            os.makedirs(shared, exist_ok=True)
 
     async def __serve_build_asgi_app__(self) -> Any:
         from ray import serve
@@ -201,8 +199,12 @@ class IngressReplica:
         return app
 
 
-def build_application(settings: Settings, options: RayServeOptions, gpus: int) -> Any:
-    """The Serve application (deployments bound to their arguments), not yet running."""
+def build_application(
+    settings: Settings, options: RayServeOptions, gpus: int, metrics_dir: str | None = None
+) -> Any:
+    """The Serve application (deployments bound to their arguments), not yet running;
+    ``metrics_dir``: where each node's HTTP replicas sum their metrics (default: a new folder
+    under the temporary directory)."""
     from ray import serve
 
     def autoscaled(most: int) -> dict[str, Any]:
@@ -221,7 +223,7 @@ def build_application(settings: Settings, options: RayServeOptions, gpus: int) -
         ray_actor_options=model_actor,
     )(_with_batching(EmbedderReplica, "encode"))
     # one folder per application start (stale values of an earlier run are never summed in)
-    metrics_dir = os.path.join(tempfile.gettempdir(), f"sieve-metrics-{uuid.uuid4().hex[:12]}")
+    metrics_dir = metrics_dir or new_metrics_dir()
     ingress = serve.deployment(
         name="SieveIngress",
         num_replicas=options.replicas,
@@ -245,6 +247,10 @@ def per_replica(settings: Settings, replicas: int) -> Settings:
         update["rate_limit_per_s"] = settings.rate_limit_per_s / replicas
         update["rate_limit_burst"] = max(1, math.ceil(settings.rate_limit_burst / replicas))
     return settings.model_copy(update=update)
+
+
+def new_metrics_dir() -> str:
+    return os.path.join(tempfile.gettempdir(), f"sieve-metrics-{uuid.uuid4().hex[:12]}")
 
 
 def _with_batching(cls: type, method: str) -> type:
@@ -278,7 +284,10 @@ def serve_with_ray(settings: Settings, host: str, port: int, options: RayServeOp
     # Serve set its own logger up: keep it to warnings (its "new http_options will not be
     # applied" on run() is about a second start(); the options above are in force)
     logging.getLogger("ray.serve").setLevel(max(logging.getLogger().level, logging.WARNING))
-    serve.run(build_application(settings, options, gpus), name="sieve", route_prefix="/")
+    metrics_dir = new_metrics_dir()
+    serve.run(
+        build_application(settings, options, gpus, metrics_dir), name="sieve", route_prefix="/"
+    )
     print(f"sieve serving on http://{host}:{port} through Ray Serve ({options.replicas} replicas)")
     signal.signal(signal.SIGTERM, _interrupt)  # `docker stop`, a supervisor: shut down cleanly
     try:
@@ -289,3 +298,4 @@ def serve_with_ray(settings: Settings, host: str, port: int, options: RayServeOp
     finally:
         serve.shutdown()
         ray.shutdown()
+        shutil.rmtree(metrics_dir, ignore_errors=True)  # this node's copy

@@ -10,6 +10,7 @@ rest), so a client can never grow the number of series.
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 from typing import TYPE_CHECKING
@@ -65,6 +66,8 @@ class Metrics:
 
     def __init__(self, version: str) -> None:
         self.shared_dir = os.environ.get(MULTIPROC_ENV) or None  # summed with other processes
+        if self.shared_dir is not None:
+            os.makedirs(self.shared_dir, exist_ok=True)  # the metrics below open files there
         r = self.registry = CollectorRegistry()
         self.http_requests = Counter(
             "sieve_http_requests",
@@ -179,8 +182,24 @@ class Metrics:
         process writing to ``shared_dir``, summed)."""
         if self.shared_dir is None:
             return generate_latest(self.registry)
+        _forget_dead(self.shared_dir)
         summed = CollectorRegistry()
         multiprocess.MultiProcessCollector(summed, path=self.shared_dir)
         for collector in self._scraped:
             summed.register(collector)
         return generate_latest(summed)
+
+
+def _forget_dead(shared_dir: str) -> None:
+    """Take the live gauges of processes that died without detaching (a killed replica) out of
+    the sum; their counters and histograms stay (what they counted happened)."""
+    for path in glob.glob(os.path.join(shared_dir, "gauge_live*_*.db")):
+        pid = os.path.basename(path).rsplit("_", 1)[-1].removesuffix(".db")
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(int(pid), shared_dir)
+        except PermissionError:  # alive, another user's
+            pass

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -149,3 +150,26 @@ def test_gpu_memory_per_device_only_with_cuda(monkeypatch: pytest.MonkeyPatch) -
     assert _value(m, allocated, allocated, device="cuda:1") == 200
     reserved = "sieve_gpu_memory_reserved_bytes"
     assert _value(m, reserved, reserved, device="cuda:0") == 1000
+
+
+def test_the_live_gauges_of_a_killed_process_leave_the_shared_sum(tmp_path: Path) -> None:
+    """Several processes sharing their metrics (`sieve serve --ray`'s replicas): a replica that
+    was killed without detaching stops counting in the live gauges (in-flight uploads)."""
+    import os
+    import subprocess
+    import sys
+
+    from app.observability.metrics import _forget_dead
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    ).stdout.strip()
+    for pid in (gone, str(os.getpid())):
+        (tmp_path / f"gauge_livesum_{pid}.db").write_bytes(b"")
+    (tmp_path / f"counter_{gone}.db").write_bytes(b"")  # what it counted stays counted
+    _forget_dead(str(tmp_path))
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted([f"counter_{gone}.db", f"gauge_livesum_{os.getpid()}.db"])

@@ -144,7 +144,9 @@ def served(ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     settings = _settings(data_dir, auth=True, admin_key=ADMIN, rate_limit_per_s=0)
     port = _free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_application(settings, RayServeOptions(replicas=2), gpus=0), name="sieve")
+    metrics = str(tmp_path_factory.mktemp("metrics"))  # pytest's temporary tree keeps it
+    app = build_application(settings, RayServeOptions(replicas=2), gpus=0, metrics_dir=metrics)
+    serve.run(app, name="sieve")
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
         yield client
     serve.delete("sieve")
