@@ -9,7 +9,6 @@ missing extra fails the tests. Real models, SQLite and FAISS; the extractive ans
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 import threading
@@ -26,7 +25,16 @@ from app.settings import Settings
 from index import DocumentStore, Embedder
 from tests.app.tenants import A_DOC, ADMIN, ADMIN_H, B_DOC, A, B
 
-HAVE_RAY = importlib.util.find_spec("ray") is not None
+
+def _have_ray() -> bool:
+    try:
+        import ray  # noqa: F401
+    except ImportError:  # missing, or installed but broken
+        return False
+    return True
+
+
+HAVE_RAY = _have_ray()
 REQUIRED = os.environ.get("SIEVE_REQUIRE_RAY") == "1"
 pytestmark = [
     pytest.mark.ray,
