@@ -83,6 +83,16 @@ class Collections:
     def opened(self) -> list[Collection]:
         return list(self._opened.values())
 
+    def close_one(self, name: str, expected: Collection | None = None) -> None:
+        """Save and forget one open collection (it is opened again on its next use);
+        ``expected``: only if that is the object open (not one opened again since)."""
+        with self._lock:
+            coll = self._opened.get(name)
+            if coll is None or (expected is not None and coll is not expected):
+                return
+            del self._opened[name]
+        coll.close()
+
     def save(self) -> None:
         for coll in self.opened():
             coll.save_index()

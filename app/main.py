@@ -27,7 +27,7 @@ from app.api.routes import (
 )
 from app.api.routes import metrics as metrics_routes
 from app.observability import Metrics, ObservabilityMiddleware
-from app.services import Services, SharedModels
+from app.services import Services, SharedParts
 from app.settings import Settings, get_settings
 from index import Embedder
 
@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 def create_app(
     settings: Settings | None = None,
     embedder: Embedder | None = None,
-    shared: SharedModels | None = None,
+    shared: SharedParts | None = None,
 ) -> FastAPI:
     """``settings`` default to the environment; ``embedder`` may be shared (tests); ``shared``:
     models served by other processes (``sieve serve --ray``)."""

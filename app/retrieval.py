@@ -45,11 +45,10 @@ class Retrieval:
 
     def graph(self, collection: str = DEFAULT_COLLECTION) -> GraphRetriever:
         """The collection's graph retriever (made on first use, over its own graph)."""
+        graph = self.collection(collection).graph
         found = self._graphs.get(collection)
-        if found is None:
-            found = self._graphs[collection] = self._graph_retriever(
-                self.collection(collection).graph
-            )
+        if found is None or found.graph is not graph:  # made anew when the collection reopened
+            found = self._graphs[collection] = self._graph_retriever(graph)
         return found
 
     def search(

@@ -33,13 +33,16 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class SharedModels:
-    """Models another process serves (``sieve serve --ray``: Ray Serve deployments that batch
-    the requests of every replica, on GPUs when the cluster has them), used instead of loading
-    them here. The embedder is still loaded here for its tokenizer and for ingestion."""
+class SharedParts:
+    """What another process serves (``sieve serve --ray``: Ray Serve deployments), used instead
+    of building it here. The embedder is still loaded here for its tokenizer and uploads."""
 
     encode: Callable[[Sequence[str]], np.ndarray] | None = None  # questions, sentences, names
     pruner: Pruner | None = None  # the sentence model (the blend, when on, is computed here)
+    # the facade whose work runs elsewhere (collections spread over the cluster)
+    sieve: Callable[[Settings, Collections, Pipeline], Sieve] | None = None
+    open_default: bool = True  # open the default collection at start (not where none is held)
+    jobs: bool = True  # run upload jobs here (not on replicas that only hold collections)
 
 
 def build_pruner(
@@ -160,12 +163,12 @@ class Services:
         settings: Settings,
         embedder: Embedder | None = None,
         observers: Sequence[Callable[[Answer], None]] = (),
-        shared: SharedModels | None = None,
+        shared: SharedParts | None = None,
     ) -> Services:
         """``embedder`` may be passed in already loaded (tests share one per session);
         ``observers`` are called with every finished answer (metrics); ``shared``: models
         served by another process, used instead of loading them here."""
-        shared = shared or SharedModels()
+        shared = shared or SharedParts()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: we load local files only
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         chosen = resolve_precision(settings.precision, settings.device)
@@ -203,7 +206,7 @@ class Services:
         chosen: Precision,
         triples: TripleWorker | None,
         observers: Sequence[Callable[[Answer], None]],
-        shared: SharedModels,
+        shared: SharedParts,
     ) -> Services:
         # every chunk a collection adds to its graph goes to the triple worker (when enabled)
         collections = Collections(settings, embedder, triples.submit if triples else None)
@@ -244,7 +247,8 @@ class Services:
             fallback=llms["extractive"] if settings.llm_fallback else None,
             observers=observers,
         )
-        collections.get(DEFAULT_COLLECTION)  # opened now: the others on first use
+        if shared.open_default:
+            collections.get(DEFAULT_COLLECTION)  # opened now: the others on first use
         logger.info(
             "sieve ready: data dir %s, %d collections, %d documents, %d chunks, llm %s",
             settings.data_dir,
@@ -254,14 +258,16 @@ class Services:
             settings.llm,
         )
         # resumes unfinished jobs, forgets long-finished ones
-        sieve = Sieve(settings, collections, pipeline)
+        sieve = (shared.sieve or Sieve)(settings, collections, pipeline)
         jobs = JobQueue(
             sieve,
             settings.max_queued_jobs,
             settings.keep_jobs_days,
             UploadLimits.of(settings),
             settings.job_lease_s,
-        ).start()
+        )
+        if shared.jobs:
+            jobs.start()
         uploads = UploadChecker(settings)
         return cls(
             settings, embedder, collections, pruner, pipeline, jobs, uploads, chosen, sieve, triples

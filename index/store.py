@@ -66,6 +66,9 @@ class ContentConflictError(ValueError):
         self.external_id = external_id
         self.existing = existing
 
+    def __reduce__(self) -> tuple[type, tuple[str, DocumentRecord]]:
+        return (type(self), (self.external_id, self.existing))  # crosses processes (Ray)
+
 
 class UnknownCollectionError(LookupError):
     def __init__(self, name: str) -> None:

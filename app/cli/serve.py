@@ -9,7 +9,14 @@ import sys
 from app.cli.common import CliError, add_ray_options, describe, with_data_dir
 from app.settings import Settings
 
-RAY_ONLY = ("address", "replicas", "pruners", "embedders")
+RAY_ONLY = (
+    "address",
+    "replicas",
+    "pruners",
+    "embedders",
+    "collection_replicas",
+    "collections_per_replica",
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,6 +33,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ray.add_argument("--replicas", type=int, help="HTTP replicas (default 2)")
     ray.add_argument("--pruners", type=int, help="most pruner replicas (default 1)")
     ray.add_argument("--embedders", type=int, help="most embedder replicas (default 1)")
+    ray.add_argument(
+        "--collection-replicas",
+        type=int,
+        help="spread the collections over this many replicas of their own (default 0: every "
+        "HTTP replica holds them all)",
+    )
+    ray.add_argument(
+        "--collections-per-replica",
+        type=int,
+        help="collections one of those replicas keeps open, least recently used out (default 4)",
+    )
     p.set_defaults(func=run)
 
 
@@ -50,7 +68,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.ray:
         return _serve_with_ray(args, with_data_dir(settings, args.data_dir), host)
-    given = [f"--{n}" for n in RAY_ONLY if getattr(args, n) is not None]
+    given = ["--" + n.replace("_", "-") for n in RAY_ONLY if getattr(args, n) is not None]
     if given:
         raise CliError(f"{', '.join(given)} go(es) with --ray", code=2)
 
@@ -71,18 +89,26 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve_with_ray(args: argparse.Namespace, settings: Settings, host: str) -> int:
-    counts = {"replicas": 2, "pruners": 1, "embedders": 1}  # the defaults
-    for name in counts:
+    counts = {  # the defaults, and the least each may be
+        "replicas": (2, 1),
+        "pruners": (1, 1),
+        "embedders": (1, 1),
+        "collection_replicas": (0, 0),
+        "collections_per_replica": (4, 1),
+    }
+    chosen = {}
+    for name, (default, least) in counts.items():
         value = getattr(args, name)
-        if value is not None and value < 1:
-            raise CliError(f"--{name} must be >= 1, got {value}", code=2)
-        counts[name] = value or counts[name]
+        if value is not None and value < least:
+            flag = "--" + name.replace("_", "-")
+            raise CliError(f"{flag} must be >= {least}, got {value}", code=2)
+        chosen[name] = default if value is None else value
     from app.cluster import RayMissingError
 
     try:
         from app.cluster.serve import RayServeOptions, serve_with_ray
 
-        options = RayServeOptions(address=args.address, **counts)
+        options = RayServeOptions(address=args.address, **chosen)
         serve_with_ray(settings, host, args.port or settings.port, options)
     except RayMissingError as exc:
         raise CliError(str(exc)) from exc

@@ -15,12 +15,15 @@ Three deployments:
   ingress replicas, batched the same way (each replica still loads the embedder for its
   tokenizer and for uploads).
 
-Both model deployments scale on ongoing requests between 1 and their replica count.
+Both model deployments scale on ongoing requests between 1 and their replica count. With
+``--collection-replicas`` a fourth, ``SieveCollections``, holds the collections instead of the
+HTTP replicas (app/cluster/spread.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import os
@@ -31,13 +34,16 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from app.cluster import start_ray
 from app.observability.metrics import MULTIPROC_ENV
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.services import SharedParts
 from pruner import PrunedContext
 
 MODEL_CALL_TIMEOUT_S = 120.0  # a model replica that does not answer fails the question (5xx)
@@ -70,6 +76,10 @@ class RayServeOptions:
     embedders: int = 1  # most embedder replicas (autoscaled from 1)
     ingress_cpus: float = 0.5
     model_cpus: float = 0.5
+    # > 0: the collections live on their own deployment of this many replicas (app/cluster/
+    # spread.py), each keeping at most collections_per_replica open; 0: on every HTTP replica
+    collection_replicas: int = 0
+    collections_per_replica: int = 4
 
 
 class RemotePruner:
@@ -175,25 +185,44 @@ class ReplicaHeader:
         await self.app(scope, receive, tagged)
 
 
-class IngressReplica:
-    """Builds the HTTP app in the replica, with the model deployments' handles."""
+async def shared_models(settings: Settings, pruner: Any, embedder: Any) -> SharedParts:
+    """The model deployments as the services' encoder and sentence model."""
+    from app.services import SharedParts
 
-    def __init__(self, settings: Settings, pruner: Any, embedder: Any) -> None:
+    remote_pruner = None
+    if settings.pruner != "similarity":
+        name, threshold = await pruner.info.remote()
+        remote_pruner = RemotePruner(pruner, name, threshold)
+    return SharedParts(encode=RemoteEncoder(embedder), pruner=remote_pruner)
+
+
+class IngressReplica:
+    """Builds the HTTP app in the replica, with the model deployments' handles (and the
+    collections deployment's, when the collections live there)."""
+
+    def __init__(
+        self, settings: Settings, pruner: Any, embedder: Any, collections: Any = None
+    ) -> None:
         self.settings = settings
         self.pruner = pruner
         self.embedder = embedder
+        self.collections = collections
 
     async def __serve_build_asgi_app__(self) -> Any:
         from ray import serve
 
         from app.main import create_app
-        from app.services import SharedModels
 
-        remote_pruner = None
-        if self.settings.pruner != "similarity":
-            name, threshold = await self.pruner.info.remote()
-            remote_pruner = RemotePruner(self.pruner, name, threshold)
-        shared = SharedModels(encode=RemoteEncoder(self.embedder), pruner=remote_pruner)
+        shared = await shared_models(self.settings, self.pruner, self.embedder)
+        if self.collections is not None:
+            from app.cluster.spread import RemoteSieve
+
+            handle = self.collections
+            shared = dataclasses.replace(
+                shared,
+                sieve=lambda s, c, p: RemoteSieve(s, c, p, handle),
+                open_default=False,
+            )
         app = create_app(self.settings, shared=shared)
         app.add_middleware(ReplicaHeader, tag=serve.get_replica_context().replica_tag)
         return app
@@ -233,7 +262,24 @@ def build_application(
         },
     )(serve.ingress()(IngressReplica))
     models = (pruner.bind(settings), embedder.bind(settings))
-    return ingress.bind(per_replica(settings, options.replicas), *models)
+    collections: Any = None
+    if options.collection_replicas > 0:
+        from app.cluster.spread import CollectionsReplica
+
+        most = options.collections_per_replica
+        opened = serve.multiplexed(max_num_models_per_replica=most)(CollectionsReplica.open)
+        deployment = serve.deployment(
+            name="SieveCollections",
+            num_replicas=options.collection_replicas,
+            # each replica answers as many questions at once as one server would, plus a few
+            # uploads and deletes; more wait in a bounded queue, past it: 503
+            max_ongoing_requests=(settings.max_pending_asks or 16) + 4,
+            max_queued_requests=4 * ((settings.max_pending_asks or 16) + 4),
+            ray_actor_options={"num_cpus": options.ingress_cpus},
+        )(type("CollectionsReplica", (CollectionsReplica,), {"open": opened}))
+        shares = per_replica(settings, options.collection_replicas)
+        collections = deployment.bind(shares, *models, most)
+    return ingress.bind(per_replica(settings, options.replicas), *models, collections)
 
 
 def per_replica(settings: Settings, replicas: int) -> Settings:

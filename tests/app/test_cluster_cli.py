@@ -47,6 +47,8 @@ def test_ingest_ray_options_are_checked_before_any_work(
         (["serve", "--replicas", "3"], "--replicas go(es) with --ray"),
         (["serve", "--ray", "--replicas", "0"], "--replicas must be >= 1"),
         (["serve", "--ray", "--pruners", "0"], "--pruners must be >= 1"),
+        (["serve", "--ray", "--collection-replicas", "-1"], "--collection-replicas must be >= 0"),
+        (["serve", "--collections-per-replica", "2"], "--collections-per-replica go(es) with"),
     ],
 )
 def test_serve_ray_options_are_checked_before_any_work(
@@ -79,3 +81,36 @@ def test_each_http_replica_gets_its_share_of_the_rate_limit(settings: Settings) 
     off = settings.model_copy(update={"rate_limit_per_s": 0.0})
     assert per_replica(off, 4).rate_limit_per_s == 0.0  # no limit stays no limit
     assert shared.job_lease_s > 0 and settings.job_lease_s == 0  # the replicas share the jobs
+
+
+class _FakeCollections:
+    def __init__(self) -> None:
+        self.closed: list[str] = []
+
+    def get(self, name: str) -> object:
+        return name
+
+    def close_one(self, name: str, expected: object = None) -> None:
+        self.closed.append(name)
+
+
+def test_an_evicted_collection_closes_when_its_last_request_ends() -> None:
+    """Spread collections: Serve evicts a collection while a request still uses it; it is
+    closed after that request, once, and not when a newer opening of it took its place."""
+    from app.cluster.spread import _Open
+
+    collections, current = _FakeCollections(), {}
+    busy = _Open(collections, "alpha", current)  # type: ignore[arg-type]
+    busy.use()
+    busy.__del__()  # evicted mid-request
+    assert collections.closed == []
+    busy.release()
+    busy.__del__()  # the GC later: nothing more
+    assert collections.closed == ["alpha"] and current == {}
+
+    old = _Open(collections, "beta", current)  # type: ignore[arg-type]
+    old.use()
+    old.__del__()
+    new = _Open(collections, "beta", current)  # type: ignore[arg-type]  # routed here again
+    old.release()
+    assert collections.closed == ["alpha"] and current == {"beta": new}  # the new one stays

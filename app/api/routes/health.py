@@ -35,7 +35,7 @@ async def healthz(services: ServicesDep, request: Request) -> Health:
 
 
 def _details(services: Services, auth: bool) -> Health:
-    coll, worker = services.default_collection, services.triples
+    worker = services.triples
     # every open collection's graph; sizes() never waits for an ingest holding a graph
     sizes = [coll.graph.sizes() for coll in services.collections.opened()]
     entities, nodes, edges = (sum(s[i] for s in sizes) for i in range(3))
@@ -46,7 +46,7 @@ def _details(services: Services, auth: bool) -> Health:
         collections=len(services.collections.names()),
         documents=store.count_documents(),
         chunks=store.count_chunks(),
-        index_kind=coll.index.kind,
+        index_kind=services.settings.index_kind,  # (no collection is opened to tell)
         llm=services.settings.llm,
         llm_backends=list(services.pipeline.llms),
         llm_breakers={
