@@ -106,10 +106,12 @@ def _serve_with_ray(args: argparse.Namespace, settings: Settings, host: str) -> 
     from app.cluster import RayMissingError
 
     try:
-        from app.cluster.serve import RayServeOptions, serve_with_ray
+        from app.cluster.serve import RayServeOptions, start_serving
 
         options = RayServeOptions(address=args.address, **chosen)
-        serve_with_ray(settings, host, args.port or settings.port, options)
+        serving = start_serving(settings, host, args.port or settings.port, options)
     except RayMissingError as exc:
         raise CliError(str(exc)) from exc
+    print(f"sieve serving on {serving.url} through Ray Serve ({options.replicas} replicas)")
+    serving.wait()
     return 0

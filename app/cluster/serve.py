@@ -267,7 +267,6 @@ def build_application(
         from app.cluster.spread import CollectionsReplica
 
         most = options.collections_per_replica
-        opened = serve.multiplexed(max_num_models_per_replica=most)(CollectionsReplica.open)
         deployment = serve.deployment(
             name="SieveCollections",
             num_replicas=options.collection_replicas,
@@ -276,7 +275,7 @@ def build_application(
             max_ongoing_requests=(settings.max_pending_asks or 16) + 4,
             max_queued_requests=4 * ((settings.max_pending_asks or 16) + 4),
             ray_actor_options={"num_cpus": options.ingress_cpus},
-        )(type("CollectionsReplica", (CollectionsReplica,), {"open": opened}))
+        )(_wrapped(CollectionsReplica, "open", serve.multiplexed(max_num_models_per_replica=most)))
         shares = per_replica(settings, options.collection_replicas)
         collections = deployment.bind(shares, *models, most)
     return ingress.bind(per_replica(settings, options.replicas), *models, collections)
@@ -299,13 +298,16 @@ def new_metrics_dir() -> str:
     return os.path.join(tempfile.gettempdir(), f"sieve-metrics-{uuid.uuid4().hex[:12]}")
 
 
+def _wrapped(cls: type, method: str, decorator: Any) -> type:
+    """``cls`` with ``method`` wrapped in a Serve decorator (applied here, not in the class
+    bodies, so that those import without Ray)."""
+    return type(cls.__name__, (cls,), {method: decorator(getattr(cls, method))})
+
+
 def _with_batching(cls: type, method: str) -> type:
-    """``cls`` with ``method`` wrapped in ``@serve.batch`` (kept out of the class bodies so that
-    they import without Ray)."""
     from ray import serve
 
-    batched = serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)(getattr(cls, method))
-    return type(cls.__name__, (cls,), {method: batched})
+    return _wrapped(cls, method, serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002))
 
 
 def http_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
@@ -319,8 +321,32 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def serve_with_ray(settings: Settings, host: str, port: int, options: RayServeOptions) -> None:
-    """Run the application until interrupted (Ctrl-C), then shut Serve down."""
+@dataclass(frozen=True)
+class Serving:
+    """The application started by :func:`start_serving`; :meth:`wait` blocks until Ctrl-C or
+    SIGTERM, then shuts Serve and Ray down."""
+
+    url: str
+    metrics_dir: str
+
+    def wait(self) -> None:
+        import ray
+        from ray import serve
+
+        signal.signal(signal.SIGTERM, _interrupt)  # `docker stop`, a supervisor: shut down cleanly
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            serve.shutdown()
+            ray.shutdown()
+            shutil.rmtree(self.metrics_dir, ignore_errors=True)  # this node's copy
+
+
+def start_serving(settings: Settings, host: str, port: int, options: RayServeOptions) -> Serving:
+    """Deploy the application on the cluster (started or joined) and return once it answers."""
     ray = start_ray(options.address)
     from ray import serve
 
@@ -334,14 +360,4 @@ def serve_with_ray(settings: Settings, host: str, port: int, options: RayServeOp
     serve.run(
         build_application(settings, options, gpus, metrics_dir), name="sieve", route_prefix="/"
     )
-    print(f"sieve serving on http://{host}:{port} through Ray Serve ({options.replicas} replicas)")
-    signal.signal(signal.SIGTERM, _interrupt)  # `docker stop`, a supervisor: shut down cleanly
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        serve.shutdown()
-        ray.shutdown()
-        shutil.rmtree(metrics_dir, ignore_errors=True)  # this node's copy
+    return Serving(f"http://{host}:{port}", metrics_dir)

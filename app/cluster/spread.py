@@ -101,10 +101,7 @@ class RemoteSieve(Sieve):
         transaction that stores the documents), ``progress`` does not (it is called once, here,
         when the documents are stored)."""
         call = self._for(collection).ingest.remote(list(documents), external_ids, on_commit)
-        try:
-            results: list[IngestResult] = call.result(timeout_s=INGEST_TIMEOUT_S)
-        except Exception as exc:
-            raise unwrapped(exc) from None
+        results: list[IngestResult] = _result(call, INGEST_TIMEOUT_S)
         if progress is not None:
             progress(len(documents), len(documents))
         return results
@@ -116,22 +113,21 @@ class RemoteSieve(Sieve):
         vectors: Sequence[np.ndarray] | None = None,
     ) -> list[IngestResult]:
         call = self._for(collection).ingest_prepared.remote(list(prepared), vectors)
-        try:
-            results: list[IngestResult] = call.result(timeout_s=INGEST_TIMEOUT_S)
-        except Exception as exc:
-            raise unwrapped(exc) from None
+        results: list[IngestResult] = _result(call, INGEST_TIMEOUT_S)
         return results
 
     def delete(self, collection: str, document_ids: Sequence[str]) -> list[DocumentRecord]:
-        try:
-            records: list[DocumentRecord] = (
-                self._for(collection)
-                .delete.remote(list(document_ids))
-                .result(timeout_s=DELETE_TIMEOUT_S)
-            )
-        except Exception as exc:
-            raise unwrapped(exc) from None
+        call = self._for(collection).delete.remote(list(document_ids))
+        records: list[DocumentRecord] = _result(call, DELETE_TIMEOUT_S)
         return records
+
+
+def _result(call: Any, timeout_s: float) -> Any:
+    """A replica's answer to ``call`` (from a worker thread, never the event loop)."""
+    try:
+        return call.result(timeout_s=timeout_s)
+    except Exception as exc:
+        raise unwrapped(exc) from None
 
 
 class _Open:
@@ -239,7 +235,7 @@ class CollectionsReplica:
 
         async with self._sieve() as sieve:
             name = serve.get_multiplexed_model_id()
-            return await _in_thread(sieve.ingest, name, documents, external_ids, on_commit)
+            return await asyncio.to_thread(sieve.ingest, name, documents, external_ids, on_commit)
 
     async def ingest_prepared(
         self, prepared: list[Prepared], vectors: Sequence[np.ndarray] | None
@@ -248,15 +244,11 @@ class CollectionsReplica:
 
         async with self._sieve() as sieve:
             name = serve.get_multiplexed_model_id()
-            return await _in_thread(sieve.ingest_prepared, name, prepared, vectors)
+            return await asyncio.to_thread(sieve.ingest_prepared, name, prepared, vectors)
 
     async def delete(self, document_ids: list[str]) -> list[DocumentRecord]:
         from ray import serve
 
         async with self._sieve() as sieve:
             name = serve.get_multiplexed_model_id()
-            return await _in_thread(sieve.delete, name, document_ids)
-
-
-async def _in_thread(fn: Callable[..., Any], *args: Any) -> Any:
-    return await asyncio.to_thread(fn, *args)
+            return await asyncio.to_thread(sieve.delete, name, document_ids)
