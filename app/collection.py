@@ -171,7 +171,7 @@ class Collection:
         if len(ext) != len(documents):
             raise ValueError("one external id (or None) per document")
         prepared = [
-            prepare(parsed, source, self.config, e)
+            prepare(parsed, source, self.config.chunking, e)
             for (parsed, source), e in zip(documents, ext, strict=True)
         ]
         return self.ingest_prepared(prepared, on_commit=on_commit, progress=progress)
@@ -195,7 +195,19 @@ class Collection:
     ) -> list[IngestResult]:
         """:meth:`ingest` of documents already chunked (:func:`app.prepared.prepare`);
         ``vectors``: each document's chunk vectors when they were embedded elsewhere (by this
-        embedder's model: ``sieve ingest --ray``'s workers), else they are embedded here."""
+        embedder's model: ``sieve ingest --ray``'s workers), else they are embedded here. A
+        document chunked otherwise than this collection chunks is cut again (refused, with
+        ``vectors``: they belong to the other chunks)."""
+        chunking = self.config.chunking
+        if any(p.chunking != chunking for p in prepared):
+            if vectors is not None:
+                raise ValueError(f"documents chunked otherwise than {self.name!r} chunks")
+            prepared = [
+                prepare(p.parsed, p.source, chunking, p.external_id)
+                if p.chunking != chunking
+                else p
+                for p in prepared
+            ]
         given: dict[str, np.ndarray] = {}
         if vectors is not None:
             _check_vectors(prepared, vectors, self.embedder.dim)

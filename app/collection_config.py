@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from app.names import DEFAULT_COLLECTION_NAME as DEFAULT_COLLECTION
+from app.parsing import Chunking
 from app.settings import Settings
 
 
@@ -45,9 +46,7 @@ class CollectionConfig:
     graph: bool  # keep a knowledge graph (else the graph channel finds nothing)
     graph_merge_threshold: float
     graph_synonym_threshold: float
-    chunk_target_words: int
-    chunk_max_words: int
-    max_document_chunks: int
+    chunking: Chunking
     save_interval_s: float  # derived files are written at most this often (and at close)
 
     @classmethod
@@ -64,9 +63,7 @@ class CollectionConfig:
             graph=settings.graph,
             graph_merge_threshold=settings.graph_merge_threshold,
             graph_synonym_threshold=settings.graph_synonym_threshold,
-            chunk_target_words=settings.chunk_target_words,
-            chunk_max_words=settings.chunk_max_words,
-            max_document_chunks=settings.max_document_chunks,
+            chunking=settings.chunking,
             save_interval_s=settings.index_save_interval_s,
         )
 

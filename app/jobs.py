@@ -2,9 +2,9 @@
 work, then a background worker parses, embeds and indexes it.
 
 Crash safety comes from two facts. A job's documents are stored in ONE SQLite transaction, and
-that same transaction marks the job done (``Collection.ingest(on_commit=…)``), so a process killed
-at any point leaves the job either done with all its documents, or unfinished with none of
-them. At start-up unfinished jobs are resumed from their stored files (a job that keeps killing
+that same transaction marks the job done (``Sieve.ingest_prepared(on_commit=…)``), so a process
+killed at any point leaves the job either done with all its documents, or unfinished with none
+of them. At start-up unfinished jobs are resumed from their stored files (a job that keeps killing
 the process is given up after ``MAX_ATTEMPTS``); the FAISS, BM25 and graph files are reconciled
 with SQLite when a collection opens, so they follow.
 
@@ -30,16 +30,16 @@ from typing import Any
 
 from app.collection import IngestResult
 from app.job_store import Job, JobStore, Status, mark_done
-from app.parsing import ParsedDocument
+from app.prepared import Prepared
 from app.sieve import Sieve
 from app.uploads import JobFile, UploadLimits, check_file
 
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3  # starts of one job; past this a job that crashes the process is failed
-# characters of parsed documents kept in memory for queued jobs (the request parsed them to check
-# them); past it a job's documents are parsed again from its stored files when it runs
-PARSED_CACHE_CHARS = 32_000_000
+# characters of prepared documents kept in memory for queued jobs (the request parsed and chunked
+# them to check them); past it a job's documents are prepared again from its stored files
+PREPARED_CACHE_CHARS = 32_000_000
 
 
 class QueueFullError(RuntimeError):
@@ -48,10 +48,10 @@ class QueueFullError(RuntimeError):
     retry_after_s = 5
 
 
-def parse_job_file(f: JobFile, limits: UploadLimits) -> ParsedDocument:
-    """The document of one stored file, read as an upload is checked (within the limits, PDF,
-    docx and HTML in a child process)."""
-    return check_file(f, limits).document
+def prepare_job_file(f: JobFile, limits: UploadLimits) -> Prepared:
+    """The prepared document of one stored file, read as an upload is checked (within the
+    limits, PDF, docx and HTML in a child process)."""
+    return check_file(f, limits)
 
 
 class JobQueue:
@@ -79,10 +79,10 @@ class JobQueue:
         # callers awaiting a job on an event loop: woken from the worker thread, hold no thread
         self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]] = {}
         self._errors: dict[str, Exception] = {}  # why a job failed, for a caller waiting on it
-        # documents the request already parsed (to check them): the worker need not parse the
-        # stored files again. A resumed job, or one past PARSED_CACHE_CHARS, parses its files.
-        self._parsed: dict[str, list[ParsedDocument]] = {}
-        self._parsed_chars = 0
+        # documents the request already prepared (to check them): the worker need not parse and
+        # chunk the stored files again. A resumed job, or one past PREPARED_CACHE_CHARS, does.
+        self._prepared: dict[str, list[Prepared]] = {}
+        self._prepared_chars = 0
         self._events_lock = threading.Lock()
         self._stopping = threading.Event()  # set by close(): start no job, fail none
         self._thread = threading.Thread(target=self._work, name="sieve-ingest", daemon=True)
@@ -131,13 +131,13 @@ class JobQueue:
         owner: str,
         files: Sequence[JobFile],
         waiting: bool = False,
-        parsed: Sequence[ParsedDocument] | None = None,
+        prepared: Sequence[Prepared] | None = None,
     ) -> Job:
         """Persist a job with its files (one transaction) and queue it; ``waiting``: the caller
-        will :meth:`wait` for it (and gets the exception it fails with); ``parsed``: the files'
-        documents as :func:`parse_job_file` gives them, when the caller has them already."""
-        if parsed is not None and len(parsed) != len(files):
-            raise ValueError("one parsed document per file")
+        will :meth:`wait` for it (and gets the exception it fails with); ``prepared``: the files'
+        documents as :func:`prepare_job_file` gives them, when the caller has them already."""
+        if prepared is not None and len(prepared) != len(files):
+            raise ValueError("one prepared document per file")
         if not files:
             raise ValueError("a job needs at least one document")
         if self.pending() >= self.max_queued:
@@ -147,10 +147,10 @@ class JobQueue:
         with self._events_lock:
             if waiting:
                 self._events[job_id] = threading.Event()
-            chars = sum(len(d.text) for d in parsed) if parsed is not None else 0
-            if parsed is not None and self._parsed_chars + chars <= PARSED_CACHE_CHARS:
-                self._parsed[job_id] = list(parsed)
-                self._parsed_chars += chars
+            chars = _chars(prepared) if prepared is not None else 0
+            if prepared is not None and self._prepared_chars + chars <= PREPARED_CACHE_CHARS:
+                self._prepared[job_id] = list(prepared)
+                self._prepared_chars += chars
         self._queue.put((job_id, 0))
         job = self.get(job_id)
         assert job is not None
@@ -239,8 +239,8 @@ class JobQueue:
 
     def _run(self, job_id: str, attempts: int) -> None:
         with self._events_lock:
-            ready = self._parsed.pop(job_id, None)
-            self._parsed_chars -= sum(len(d.text) for d in ready or [])
+            ready = self._prepared.pop(job_id, None)
+            self._prepared_chars -= _chars(ready or [])
         job = self.get(job_id)
         if job is None or job.finished or not self.store.claim(job_id, attempts):
             self._release(job_id, None)  # finished, or another process sharing the data dir runs it
@@ -249,18 +249,18 @@ class JobQueue:
         files = self.store.files(job_id)
         try:
             with self._heartbeat(job_id, attempt):
-                parsed = (
-                    ready if ready is not None else [parse_job_file(f, self.limits) for f in files]
+                prepared = (
+                    ready
+                    if ready is not None
+                    else [prepare_job_file(f, self.limits) for f in files]
                 )
-                documents = [(doc, f.name) for doc, f in zip(parsed, files, strict=True)]
 
                 def done_with(cur: sqlite3.Cursor, results: list[IngestResult]) -> None:
                     mark_done(cur, job_id, [_result(r) for r in results], attempt)
 
-                self.sieve.ingest(
+                self.sieve.ingest_prepared(
                     job.collection,
-                    documents,
-                    [f.external_id for f in files],
+                    prepared,
                     on_commit=done_with,
                     progress=lambda n, _total: self.store.progress(job_id, n, attempt),
                 )
@@ -326,6 +326,10 @@ class JobQueue:
 def _wake(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def _chars(prepared: Sequence[Prepared]) -> int:
+    return sum(len(p.parsed.text) for p in prepared)
 
 
 def _result(r: IngestResult) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """What a document becomes before it is embedded: its chunks and its content hash.
 
-Preparing is pure (no model, no index), so it can run anywhere the config can be sent: in the
-server, in ``sieve ingest``, or in the Ray Data workers of ``sieve ingest --ray``, which then
-embed :meth:`Prepared.texts` and hand both to :meth:`Collection.ingest_prepared`.
+Preparing is pure (no model, no index), so it can run anywhere the chunking can be sent: in the
+server when an upload is checked (the job then ingests what the check prepared), in ``sieve
+ingest``, or in the Ray Data workers of ``sieve ingest --ray``, which then embed
+:meth:`Prepared.texts` and hand both to :meth:`Collection.ingest_prepared`.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from app.collection_config import CollectionConfig
-from app.parsing import ChunkDraft, ParsedDocument, ParseError, chunk_document
+from app.parsing import ChunkDraft, Chunking, ParsedDocument, ParseError
 
 EMBED_GROUP_CHUNKS = 64  # chunks per embedding call at ingest (several short documents)
 
@@ -23,6 +23,7 @@ class Prepared:
     source: str
     content_hash: str
     drafts: list[ChunkDraft]
+    chunking: Chunking  # how ``drafts`` were cut: a collection chunking otherwise cuts again
     external_id: str | None = None
 
     def texts(self) -> list[str]:
@@ -33,17 +34,16 @@ class Prepared:
 def prepare(
     parsed: ParsedDocument,
     source: str,
-    config: CollectionConfig,
+    chunking: Chunking,
     external_id: str | None = None,
 ) -> Prepared:
-    """Chunk one parsed document as ``config`` says; ``ParseError`` if it has no text."""
-    drafts = chunk_document(
-        parsed, config.chunk_target_words, config.chunk_max_words, config.max_document_chunks
-    )
+    """Chunk one parsed document; ``ParseError`` if it has no text, ``ExtractionLimitError``
+    past ``chunking.max_chunks``."""
+    drafts = chunking.chunks(parsed)
     if not drafts:
         raise ParseError(f"{source}: no text to index")
     digest = hashlib.sha256(parsed.text.encode("utf-8")).hexdigest()
-    return Prepared(parsed, source, digest, drafts, external_id)
+    return Prepared(parsed, source, digest, drafts, chunking, external_id)
 
 
 def embed_groups(prepared: Sequence[Prepared]) -> Iterator[list[Prepared]]:

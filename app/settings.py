@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.parsing.chunking import Chunking
 from app.retrieval_modes import Retrieval
 
 LLM_BACKENDS = ("extractive", "openai", "llamacpp")
@@ -434,6 +435,10 @@ class Settings(BaseSettings):
     @property
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def chunking(self) -> Chunking:
+        return Chunking(self.chunk_target_words, self.chunk_max_words, self.max_document_chunks)
 
     @property
     def db_path(self) -> Path:

@@ -20,7 +20,7 @@ from app.collection import IngestResult
 from app.collections import Collections
 from app.parsing import ParsedDocument
 from app.pipeline import Answer, AskEvent, AskOptions, Pipeline
-from app.prepared import Prepared
+from app.prepared import Prepared, prepare
 from app.settings import Settings
 from index import DocumentRecord, UnknownCollectionError
 
@@ -109,21 +109,35 @@ class Sieve:
         on_commit: Callable[[sqlite3.Cursor, list[IngestResult]], None] | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> list[IngestResult]:
-        """Index parsed documents into ``collection``, all or nothing (see
-        :meth:`Collection.ingest`); ``UnknownCollectionError`` if it was never created."""
-        return self.collections.get(collection).ingest(
-            documents, external_ids, on_commit=on_commit, progress=progress
-        )
+        """Chunk parsed documents (with their source names) and :meth:`ingest_prepared` them."""
+        if not self.collections.exists(collection):
+            raise UnknownCollectionError(collection)
+        ext = list(external_ids) if external_ids is not None else [None] * len(documents)
+        if len(ext) != len(documents):
+            raise ValueError("one external id (or None) per document")
+        chunking = self.settings.chunking
+        prepared = [
+            prepare(parsed, source, chunking, e)
+            for (parsed, source), e in zip(documents, ext, strict=True)
+        ]
+        return self.ingest_prepared(collection, prepared, None, on_commit, progress)
 
     def ingest_prepared(
         self,
         collection: str,
         prepared: Sequence[Prepared],
         vectors: Sequence[np.ndarray] | None = None,
+        on_commit: Callable[[sqlite3.Cursor, list[IngestResult]], None] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> list[IngestResult]:
-        """Index documents already chunked (and perhaps embedded elsewhere: ``sieve ingest
-        --ray``), all or nothing (see :meth:`Collection.ingest_prepared`)."""
-        return self.collections.get(collection).ingest_prepared(prepared, vectors)
+        """Index documents already chunked (an upload's check did it; ``vectors``: embedded
+        elsewhere, by ``sieve ingest --ray``) into ``collection``, all or nothing
+        (``UnknownCollectionError`` if it was never created). ``on_commit(cursor, results)``
+        runs inside the SQLite transaction that stores them; ``progress(embedded, total)``:
+        see :meth:`Collection.ingest_prepared`."""
+        return self.collections.get(collection).ingest_prepared(
+            prepared, vectors, on_commit=on_commit, progress=progress
+        )
 
     def delete(self, collection: str, document_ids: Sequence[str]) -> list[DocumentRecord]:
         """Delete documents of one collection, all or nothing (``DocumentNotFoundError`` for

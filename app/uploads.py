@@ -1,9 +1,10 @@
 """Reading uploaded files into checked documents, with bounded work per file and per upload.
 
 An upload is authorised first (app/api/routes/documents.py); only then is anything parsed,
-here. Each file is parsed and chunked once to check it (→ 4xx, nothing stored, when one is
-bad): text sent as JSON, txt and md in a worker thread (our own parsers, linear in the text,
-capped by :class:`ExtractionLimits` before any splitting), PDF, docx and HTML in a child process
+here. Each file is parsed and chunked once, to check it (→ 4xx, nothing stored, when one is
+bad) and to prepare it (its ingestion job embeds these chunks, see :mod:`app.prepared`): text
+sent as JSON, txt and md in a worker thread (our own parsers, linear in the text, capped by
+:class:`ExtractionLimits` before any splitting), PDF, docx and HTML in a child process
 with a deadline and a memory cap (``run_isolated``). At most ``max_parallel_parses`` files are
 read at once; the rest wait asynchronously, holding no thread.
 
@@ -22,16 +23,17 @@ from typing import Literal
 import anyio
 
 from app.parsing import (
+    Chunking,
     ExtractionLimitError,
     ExtractionLimits,
     ParsedDocument,
     ParseError,
-    chunk_document,
     detect_format,
     parse_document,
     parse_text,
 )
 from app.parsing.isolated import run_isolated
+from app.prepared import Prepared, prepare
 from app.settings import Settings
 
 _ISOLATED_FORMATS = frozenset({"pdf", "docx", "html"})
@@ -52,8 +54,7 @@ class JobFile:
 @dataclass(frozen=True)
 class UploadLimits:
     extraction: ExtractionLimits
-    chunk_target_words: int
-    chunk_max_words: int
+    chunking: Chunking
     max_job_chunks: int
     timeout_s: float
     memory_mb: int
@@ -67,18 +68,11 @@ class UploadLimits:
                 max_paragraphs=settings.max_document_paragraphs,
                 max_chunks=settings.max_document_chunks,
             ),
-            settings.chunk_target_words,
-            settings.chunk_max_words,
+            settings.chunking,
             settings.max_job_chunks,
             settings.parse_timeout_s,
             settings.parse_memory_mb,
         )
-
-
-@dataclass(frozen=True)
-class CheckedFile:
-    document: ParsedDocument
-    chunks: int  # what the document will become; counted against the job's limit
 
 
 def parse_file(f: JobFile, limits: ExtractionLimits) -> ParsedDocument:
@@ -90,16 +84,10 @@ def parse_file(f: JobFile, limits: ExtractionLimits) -> ParsedDocument:
     return parse_document(f.data, f.name, f.content_type, limits)
 
 
-def read_file(f: JobFile, limits: UploadLimits) -> CheckedFile:
+def read_file(f: JobFile, limits: UploadLimits) -> Prepared:
     """Parse and chunk one file within the limits; ``ParseError`` when it has nothing to index.
     Blocking: call it in a worker thread (or through :func:`check_file`)."""
-    doc = parse_file(f, limits.extraction)
-    drafts = chunk_document(
-        doc, limits.chunk_target_words, limits.chunk_max_words, limits.extraction.max_chunks
-    )
-    if not drafts:
-        raise ParseError(f"{f.name}: no text to index")
-    return CheckedFile(doc, len(drafts))
+    return prepare(parse_file(f, limits.extraction), f.name, limits.chunking, f.external_id)
 
 
 def isolated(f: JobFile) -> bool:
@@ -112,7 +100,7 @@ def isolated(f: JobFile) -> bool:
         return False  # read_file raises the same error, with the same message
 
 
-def check_file(f: JobFile, limits: UploadLimits) -> CheckedFile:
+def check_file(f: JobFile, limits: UploadLimits) -> Prepared:
     """:func:`read_file`, in a child process for PDF, docx and HTML. Blocking."""
     if isolated(f):
         return run_isolated(
@@ -156,22 +144,22 @@ class UploadChecker:
         finally:
             self._pending -= 1
 
-    async def check(self, files: Sequence[JobFile]) -> list[ParsedDocument]:
-        """Every file's document, in order; raises the first file's error (4xx), or
+    async def check(self, files: Sequence[JobFile]) -> list[Prepared]:
+        """Every file's prepared document, in order; raises the first file's error (4xx), or
         ``ExtractionLimitError`` once the files together pass the job's chunk limit."""
-        documents: list[ParsedDocument] = []
+        documents: list[Prepared] = []
         chunks = 0
         for f in files:
             checked = await anyio.to_thread.run_sync(
                 check_file, f, self.limits, limiter=self._limiter
             )
-            chunks += checked.chunks
+            chunks += len(checked.drafts)
             if chunks > self.limits.max_job_chunks:
                 raise ExtractionLimitError(
                     f"this upload would become more than {self.limits.max_job_chunks} chunks "
                     f"(at '{f.name}'; limit: SIEVE_MAX_JOB_CHUNKS): upload fewer files at once"
                 )
-            documents.append(checked.document)
+            documents.append(checked)
         return documents
 
     async def decode_json(self, body: bytes) -> object:

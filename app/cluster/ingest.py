@@ -57,7 +57,7 @@ def parse_row(
     out: dict[str, Any] = {"path": row["path"], "prepared": b"", "error": "", "known": False}
     try:
         parsed = parse_document(path.read_bytes(), path.name, None, limits)
-        prepared = prepare(parsed, path.name, config)
+        prepared = prepare(parsed, path.name, config.chunking)
     except Exception as exc:  # reported per file at the end, like the plain CLI
         out["error"] = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
         return out

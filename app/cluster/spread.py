@@ -27,7 +27,6 @@ import numpy as np
 
 from app.collection import IngestResult
 from app.collections import Collections
-from app.parsing import ParsedDocument
 from app.pipeline import Answer, AskEvent, AskOptions, OverloadedError, Pipeline
 from app.prepared import Prepared
 from app.settings import Settings
@@ -89,31 +88,21 @@ class RemoteSieve(Sieve):
         except Exception as exc:
             raise unwrapped(exc) from None
 
-    def ingest(
+    def ingest_prepared(
         self,
         collection: str,
-        documents: Sequence[tuple[ParsedDocument, str]],
-        external_ids: Sequence[str | None] | None = None,
+        prepared: Sequence[Prepared],
+        vectors: Sequence[np.ndarray] | None = None,
         on_commit: Callable[[sqlite3.Cursor, list[IngestResult]], None] | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> list[IngestResult]:
         """On the collection's replica; ``on_commit`` travels there (it runs inside the
         transaction that stores the documents), ``progress`` does not (it is called once, here,
         when the documents are stored)."""
-        call = self._for(collection).ingest.remote(list(documents), external_ids, on_commit)
+        call = self._for(collection).ingest_prepared.remote(list(prepared), vectors, on_commit)
         results: list[IngestResult] = _result(call, INGEST_TIMEOUT_S)
         if progress is not None:
-            progress(len(documents), len(documents))
-        return results
-
-    def ingest_prepared(
-        self,
-        collection: str,
-        prepared: Sequence[Prepared],
-        vectors: Sequence[np.ndarray] | None = None,
-    ) -> list[IngestResult]:
-        call = self._for(collection).ingest_prepared.remote(list(prepared), vectors)
-        results: list[IngestResult] = _result(call, INGEST_TIMEOUT_S)
+            progress(len(prepared), len(prepared))
         return results
 
     def delete(self, collection: str, document_ids: Sequence[str]) -> list[DocumentRecord]:
@@ -225,26 +214,19 @@ class CollectionsReplica:
             async for event in sieve.ask_stream(question, options):
                 yield event
 
-    async def ingest(
+    async def ingest_prepared(
         self,
-        documents: list[tuple[ParsedDocument, str]],
-        external_ids: Sequence[str | None] | None,
+        prepared: list[Prepared],
+        vectors: Sequence[np.ndarray] | None,
         on_commit: Callable[[sqlite3.Cursor, list[IngestResult]], None] | None,
     ) -> list[IngestResult]:
         from ray import serve
 
         async with self._sieve() as sieve:
             name = serve.get_multiplexed_model_id()
-            return await asyncio.to_thread(sieve.ingest, name, documents, external_ids, on_commit)
-
-    async def ingest_prepared(
-        self, prepared: list[Prepared], vectors: Sequence[np.ndarray] | None
-    ) -> list[IngestResult]:
-        from ray import serve
-
-        async with self._sieve() as sieve:
-            name = serve.get_multiplexed_model_id()
-            return await asyncio.to_thread(sieve.ingest_prepared, name, prepared, vectors)
+            return await asyncio.to_thread(
+                sieve.ingest_prepared, name, prepared, vectors, on_commit
+            )
 
     async def delete(self, document_ids: list[str]) -> list[DocumentRecord]:
         from ray import serve

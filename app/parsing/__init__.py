@@ -1,6 +1,6 @@
 """Uploaded files -> plain text with sections -> sentences -> chunks (all offsets into the text)."""
 
-from app.parsing.chunking import chunk_document
+from app.parsing.chunking import Chunking, chunk_document
 from app.parsing.detect import detect_format
 from app.parsing.formats import parse_document, parse_text
 from app.parsing.limits import DEFAULT_LIMITS, ExtractionLimitError, ExtractionLimits
@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_LIMITS",
     "MAX_SENTENCE_CHARS",
     "ChunkDraft",
+    "Chunking",
     "ExtractionLimitError",
     "ExtractionLimits",
     "ParseError",

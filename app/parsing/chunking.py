@@ -10,10 +10,23 @@ A small remainder at the end of a section joins the chunk before it when that st
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from app.parsing.limits import ExtractionLimitError
 from app.parsing.sentences import iter_sentences
 from app.parsing.types import ChunkDraft, ParsedDocument, Section, Span
+
+
+@dataclass(frozen=True)
+class Chunking:
+    """How documents are cut into chunks (:func:`chunk_document`'s sizes and limit)."""
+
+    target_words: int = 200
+    max_words: int = 300
+    max_chunks: int | None = None
+
+    def chunks(self, doc: ParsedDocument) -> list[ChunkDraft]:
+        return chunk_document(doc, self.target_words, self.max_words, self.max_chunks)
 
 
 def chunk_document(

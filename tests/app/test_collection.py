@@ -9,7 +9,7 @@ import pytest
 
 from app.collection import Collection, DocumentNotFoundError, EmbedderMismatchError
 from app.collection_config import CollectionConfig
-from app.parsing import ParsedDocument, parse_text
+from app.parsing import Chunking, ParsedDocument, parse_text
 from app.prepared import prepare
 from app.settings import Settings
 from index import Embedder, VectorIndex
@@ -232,7 +232,7 @@ def test_vectors_embedded_elsewhere_are_stored_as_given(
     refuses matrices of the wrong shape before anything is stored)."""
     config = CollectionConfig.of(settings)
     coll = Collection.open(config, embedder)
-    prepared = [prepare(parsed, source, config) for parsed, source in _parsed()]
+    prepared = [prepare(parsed, source, config.chunking) for parsed, source in _parsed()]
     vectors = [embedder.encode(p.texts()) for p in prepared]
     with pytest.raises(ValueError, match="expected"):
         coll.ingest_prepared(prepared, [v[:, :10] for v in vectors])
@@ -256,3 +256,19 @@ def test_the_same_content_twice_in_one_call_is_stored_once_as_the_first(
     assert (first.duplicate, second.duplicate) == (False, True)
     assert first.document.id == second.document.id and first.document.source == "a.txt"
     assert coll.store.count_documents() == 1
+
+
+def test_documents_chunked_otherwise_are_cut_again(settings: Settings, embedder: Embedder) -> None:
+    """A document prepared with other chunk sizes (e.g. a job queued before a restart with new
+    settings) is cut as the collection cuts; vectors made for the other cut are refused."""
+    config = CollectionConfig.of(settings)
+    coll = Collection.open(config, embedder)
+    text = " ".join(f"Sentence number {i} talks about the Velmor lighthouse." for i in range(60))
+    other = Chunking(target_words=20, max_words=30)
+    prepared = prepare(parse_text("Long", text), "long.txt", other)
+    assert len(prepared.drafts) > len(config.chunking.chunks(prepared.parsed))
+    with pytest.raises(ValueError, match="chunked otherwise"):
+        coll.ingest_prepared([prepared], [embedder.encode(prepared.texts())])
+    assert coll.store.count_documents() == 0
+    [result] = coll.ingest_prepared([prepared])
+    assert result.document.chunk_count == len(config.chunking.chunks(prepared.parsed))

@@ -158,25 +158,48 @@ def test_progress_counts_documents(settings: Settings, embedder: Embedder) -> No
     )
 
 
-def test_a_live_job_reuses_what_the_request_parsed(
+def test_a_live_job_reuses_what_the_request_prepared(
     settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The worker parses stored files only when it has nothing parsed (a resumed job)."""
+    """The worker parses and chunks stored files only when it has nothing prepared (a resumed
+    job)."""
+    import app.collection
     import app.jobs
     from app.parsing import parse_document
+    from app.prepared import prepare
 
-    def refuse(_: JobFile) -> None:
-        raise AssertionError("parsed again")
+    def refuse(*_: object) -> None:
+        raise AssertionError("prepared again")
 
-    monkeypatch.setattr(app.jobs, "parse_job_file", refuse)
+    monkeypatch.setattr(app.jobs, "prepare_job_file", refuse)
+    monkeypatch.setattr(app.collection, "prepare", refuse)
     collections = Collections(settings, embedder)
     queue = JobQueue(_sieve(collections)).start()
     file = JobFile("file", "v.txt", TEXT.encode())
-    job = queue.submit("default", "local", [file], True, [parse_document(file.data, file.name)])
+    ready = prepare(parse_document(file.data, file.name), file.name, settings.chunking)
+    job = queue.submit("default", "local", [file], True, [ready])
     finished, error = queue.wait(job.id, timeout=60)
     queue.close()
     collections.close()
     assert error is None and finished is not None and finished.status == "done"
+
+
+def test_an_upload_is_chunked_once(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The upload's check chunks each document; its job ingests those chunks."""
+    import app.parsing.chunking as chunking
+
+    real = chunking.chunk_document
+    calls: list[str] = []
+
+    def counted(doc: Any, *args: Any) -> Any:
+        calls.append(doc.title)
+        return real(doc, *args)
+
+    monkeypatch.setattr(chunking, "chunk_document", counted)
+    r = client.post("/documents", json={"title": "Velmor", "text": TEXT})
+    assert r.status_code == 201, r.text
+    assert calls == ["Velmor"]
+    assert r.json()["documents"][0]["chunk_count"] == 1
 
 
 def test_long_finished_jobs_are_forgotten_at_start(settings: Settings, embedder: Embedder) -> None:
@@ -233,14 +256,14 @@ def test_closing_leaves_queued_jobs_queued_with_their_files(
     collections = Collections(settings, embedder)
     collection = collections.default
     release, running = threading.Event(), threading.Event()
-    ingest = collection.ingest
+    ingest = collection.ingest_prepared
 
     def slow(*args: Any, **kwargs: Any) -> Any:
         running.set()
         release.wait(30)
         return ingest(*args, **kwargs)
 
-    monkeypatch.setattr(collection, "ingest", slow)
+    monkeypatch.setattr(collection, "ingest_prepared", slow)
     queue = JobQueue(_sieve(collections)).start()
     first = queue.submit("default", "local", [JobFile("file", "a.txt", TEXT.encode())])
     second = queue.submit("default", "local", [JobFile("file", "b.txt", b"The Orsk ferry.")])

@@ -31,8 +31,8 @@ from app.api.schemas import (
 )
 from app.collection import DocumentNotFoundError
 from app.collections import NAME_PATTERN
-from app.parsing import ParsedDocument
 from app.parsing.common import UNSAFE_INLINE
+from app.prepared import Prepared
 from app.services import Services
 from app.settings import Settings
 from app.uploads import JobFile
@@ -145,8 +145,8 @@ async def _read_and_check(
     principal: Principal,
     collection: str | None,
     content_type: str,
-) -> tuple[_Upload, str, list[ParsedDocument]]:
-    """The upload's files as sent, the collection it goes to, and its checked documents."""
+) -> tuple[_Upload, str, list[Prepared]]:
+    """The upload's files as sent, the collection it goes to, and its prepared documents."""
     max_bytes = int(settings.max_upload_mb * 1024 * 1024)
     media = content_type.split(";", 1)[0].strip()
     if media == "application/json":
