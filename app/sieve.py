@@ -89,16 +89,27 @@ class Sieve:
         self.check(question, options)
         return await self.pipeline.ask(question, options)
 
-    def ask_stream(
+    async def ask_stream(
         self, question: str, options: AskOptions, admitted: bool = False
     ) -> AsyncIterator[AskEvent]:
-        """The answer's stages as they finish. Checks and admits *now* (a refusal is an error
-        status, never a stream that starts and then fails); ``admitted``: the caller admitted
-        the question before work of its own (a chat's rewrite), which is not refused again."""
+        """The answer's stages as they finish, once the question is checked and admitted: a
+        refusal is raised by this call, before any response starts (an error status, never a
+        stream that starts and then fails). ``admitted``: the caller admitted the question
+        before work of its own (a chat's rewrite), which is not refused again."""
         self.check(question, options)
         if not admitted:
             self.admit()
         return self.pipeline.ask_stream(question, options)
+
+    # ---- the knowledge graph --------------------------------------------------------------
+    def entities(self, collection: str, query: str, limit: int) -> tuple[int, list[dict[str, Any]]]:
+        """Entities of ``collection``'s graph whose name contains ``query``: (total, first
+        ``limit``); see :meth:`KnowledgeGraph.find_entities`."""
+        return self.collections.get(collection).graph.find_entities(query, limit)
+
+    def neighbourhood(self, collection: str, entity: str, limit: int) -> dict[str, Any] | None:
+        """One entity's mentions and neighbours (None: no such entity)."""
+        return self.collections.get(collection).graph.neighbourhood(entity, limit)
 
     # ---- documents ------------------------------------------------------------------------
     def ingest(

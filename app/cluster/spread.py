@@ -6,7 +6,7 @@ least recently used first out, and Ray Serve's model multiplexing sends every re
 collection to a replica that has it open (the collection name is the model id). The HTTP
 replicas then hold no collection: their :class:`RemoteSieve` checks a request where it arrives
 (auth, limits, an unknown collection, back-pressure) and sends the work — ask, ask_stream,
-ingest, delete — to the replica of its collection.
+ingest, delete, the graph's entities and neighbourhoods — to the replica of its collection.
 
 SQLite stays the source of truth and the single place of every write, so a collection opened
 on a second replica (more load than one serves, or after an eviction) reads what the first
@@ -35,6 +35,8 @@ from index import DocumentRecord
 
 INGEST_TIMEOUT_S = 3600.0  # a collection replica that has not stored an upload by then failed
 DELETE_TIMEOUT_S = 300.0
+GRAPH_TIMEOUT_S = 60.0
+ADMITTED = "admitted"  # a collection replica's first item of a stream: the question was admitted
 
 
 def unwrapped(exc: BaseException) -> BaseException:
@@ -72,21 +74,41 @@ class RemoteSieve(Sieve):
             raise unwrapped(exc) from None
         return answer
 
-    def ask_stream(
+    async def ask_stream(
         self, question: str, options: AskOptions, admitted: bool = False
     ) -> AsyncIterator[AskEvent]:
+        """Returns once the collection's replica admitted the question (its refusal, e.g. a
+        503 when it answers as many as it allows, is raised here, before any response)."""
         self.check(question, options)
         if not admitted:
             self.admit()
-        return self._stream(question, options)
-
-    async def _stream(self, question: str, options: AskOptions) -> AsyncIterator[AskEvent]:
         events = self._for(options.collection, stream=True).ask_stream.remote(question, options)
+        try:
+            first = await events.__anext__()
+        except Exception as exc:
+            raise unwrapped(exc) from None
+        if first != ADMITTED:
+            raise RuntimeError(f"a collection replica began a stream with {first!r}")
+        return self._rest(events)
+
+    async def _rest(self, events: Any) -> AsyncIterator[AskEvent]:
         try:
             async for event in events:
                 yield event
         except Exception as exc:
             raise unwrapped(exc) from None
+
+    def entities(self, collection: str, query: str, limit: int) -> tuple[int, list[dict[str, Any]]]:
+        found: tuple[int, list[dict[str, Any]]] = _result(
+            self._for(collection).entities.remote(query, limit), GRAPH_TIMEOUT_S
+        )
+        return found
+
+    def neighbourhood(self, collection: str, entity: str, limit: int) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = _result(
+            self._for(collection).neighbourhood.remote(entity, limit), GRAPH_TIMEOUT_S
+        )
+        return found
 
     def ingest_prepared(
         self,
@@ -207,12 +229,28 @@ class CollectionsReplica:
         async with self._sieve() as sieve:
             return await sieve.ask(question, options)
 
-    async def ask_stream(self, question: str, options: AskOptions) -> AsyncIterator[AskEvent]:
+    async def ask_stream(self, question: str, options: AskOptions) -> AsyncIterator[AskEvent | str]:
+        """:data:`ADMITTED` once the question is admitted here, where the work runs (the HTTP
+        replica waits for it before it answers: a refusal is still a 503), then the events."""
         async with self._sieve() as sieve:
-            # admitted here, where the work runs: past max_pending_asks the stream (already
-            # begun at the HTTP replica) ends with an error event instead of a 503
-            async for event in sieve.ask_stream(question, options):
+            events = await sieve.ask_stream(question, options)
+            yield ADMITTED
+            async for event in events:
                 yield event
+
+    async def entities(self, query: str, limit: int) -> tuple[int, list[dict[str, Any]]]:
+        from ray import serve
+
+        async with self._sieve() as sieve:
+            name = serve.get_multiplexed_model_id()
+            return await asyncio.to_thread(sieve.entities, name, query, limit)
+
+    async def neighbourhood(self, entity: str, limit: int) -> dict[str, Any] | None:
+        from ray import serve
+
+        async with self._sieve() as sieve:
+            name = serve.get_multiplexed_model_id()
+            return await asyncio.to_thread(sieve.neighbourhood, name, entity, limit)
 
     async def ingest_prepared(
         self,

@@ -114,3 +114,80 @@ def test_an_evicted_collection_closes_when_its_last_request_ends() -> None:
     new = _Open(collections, "beta", current)  # type: ignore[arg-type]  # routed here again
     old.release()
     assert collections.closed == ["alpha"] and current == {"beta": new}  # the new one stays
+
+
+class _Stream:
+    """A Ray Serve streaming response as the HTTP replica sees it: async items, or the error
+    the collection replica raised before its first item."""
+
+    def __init__(self, items: list[object], error: Exception | None = None) -> None:
+        self.items, self.error = list(items), error
+
+    def __aiter__(self) -> _Stream:
+        return self
+
+    async def __anext__(self) -> object:
+        if self.error is not None:
+            raise self.error
+        if not self.items:
+            raise StopAsyncIteration
+        return self.items.pop(0)
+
+
+class _FakeHandle:
+    def __init__(self, stream: _Stream) -> None:
+        self.stream = stream
+        self.routed: list[str] = []
+
+    def options(self, multiplexed_model_id: str, stream: bool = False) -> _FakeHandle:
+        self.routed.append(multiplexed_model_id)
+        return self
+
+    @property
+    def ask_stream(self) -> _FakeHandle:
+        return self
+
+    def remote(self, *_: object) -> _Stream:
+        return self.stream
+
+
+class _Admits:
+    def exists(self, name: str) -> bool:
+        return True
+
+    def check(self, question: str, options: object) -> None:
+        return None
+
+    def admit(self) -> None:
+        return None
+
+
+def test_a_stream_the_collection_replica_refuses_is_refused_before_it_starts(
+    settings: Settings,
+) -> None:
+    """Spread collections: the HTTP replica answers a stream only once the collection's replica
+    admitted it, so its refusal (too many questions there) is raised before any response: a
+    503, never a stream that starts and ends with an error."""
+    pytest.importorskip("ray")
+    import asyncio
+
+    from app.cluster.spread import ADMITTED, RemoteSieve
+    from app.pipeline import AskOptions, OverloadedError
+
+    fakes = _Admits()
+    options = AskOptions(3, 10, None, 500, "extractive", collection="alpha")
+
+    async def open_stream(stream: _Stream) -> list[object]:
+        handle = _FakeHandle(stream)
+        remote = RemoteSieve(settings, fakes, fakes, handle)  # type: ignore[arg-type]
+        events = await remote.ask_stream("Who?", options)
+        assert handle.routed == ["alpha"]
+        return [e async for e in events]
+
+    busy = _Stream([], OverloadedError("3 questions are being answered"))
+    with pytest.raises(OverloadedError, match="being answered"):
+        asyncio.run(open_stream(busy))
+    assert asyncio.run(open_stream(_Stream([ADMITTED, "retrieval", "done"]))) == [
+        "retrieval",
+        "done",
+    ]

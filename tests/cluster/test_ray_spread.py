@@ -1,7 +1,8 @@
 """Collections spread over a local Ray cluster (``sieve serve --ray --collection-replicas 2
 --collections-per-replica 1``): each collection answered by the replica that holds it open,
-the HTTP replica holding none, uploads (jobs), asks whole and streamed, deletes and refusals
-through it. Four logical CPUs on this machine's cores; real models, SQLite and FAISS.
+the HTTP replica holding none, uploads (jobs), asks whole and streamed, the graph routes,
+deletes and refusals through it. Four logical CPUs on this machine's cores; real models,
+SQLite and FAISS.
 
 Needs the ``ray`` extra (skipped without it unless ``SIEVE_REQUIRE_RAY=1``).
 """
@@ -89,6 +90,15 @@ def test_streams_deletes_and_refusals_go_through(spread: tuple[httpx.Client, Any
     r = client.post("/ask", json=body)
     events = [line.removeprefix("event: ") for line in r.text.splitlines() if line[:6] == "event:"]
     assert r.status_code == 200 and events[0] == "retrieval" and events[-1] == "done"
+    # the graph routes ask the collection's replica too (the HTTP replica opens nothing)
+    found = client.get("/graph/entities", params={"collection": "alpha", "q": "tollmere"})
+    assert found.status_code == 200 and found.json()["total"] >= 1, found.text
+    key = found.json()["entities"][0]["key"]
+    around = client.get("/graph/neighbourhood", params={"collection": "alpha", "entity": key})
+    assert around.status_code == 200, around.text
+    missing = client.get("/graph/neighbourhood", params={"collection": "alpha", "entity": "zz"})
+    assert missing.status_code == 404
+    assert client.get("/healthz").json()["graph"]["nodes"] == 0
     assert client.post("/ask", json={"question": "x", "collection": "nope"}).status_code == 404
     assert client.post("/ask", json={"question": " ", "collection": "alpha"}).status_code == 422
     [doc] = client.get("/documents?collection=alpha").json()["documents"]

@@ -34,7 +34,7 @@ async def ask(
     options = sieve.options(collection=collection, **body.overrides())
     if body.stream:
         # 4xx, or 503 when too many questions are in progress, before the stream starts
-        return event_stream(ask_events(sieve.ask_stream(body.question, options)))
+        return event_stream(ask_events(await sieve.ask_stream(body.question, options)))
     answer = await sieve.ask(body.question, options)
     return AskResponse.of(answer)
 

@@ -146,7 +146,7 @@ def _message(text: str, chat: bool) -> dict[str, Any]:
 async def _respond(services: Services, run: ChatRun, model: str, stream: bool, chat: bool) -> Any:
     started = time.perf_counter_ns()
     if stream:
-        events = services.sieve.ask_stream(run.rewrite.question, run.options, admitted=True)
+        events = await services.sieve.ask_stream(run.rewrite.question, run.options, admitted=True)
         return ndjson_stream(_lines(services, run, events, model, chat, started))
     answer = await services.sieve.ask(run.rewrite.question, run.options)
     text = chat_text(answer, services.settings.chat_sources)

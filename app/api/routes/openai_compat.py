@@ -64,7 +64,7 @@ async def chat_completions(
         "model": body.model,
     }
     if body.stream:
-        events = sieve.ask_stream(run.rewrite.question, run.options, admitted=True)
+        events = await sieve.ask_stream(run.rewrite.question, run.options, admitted=True)
         return event_stream(_chunks(services, run, meta, events))
     answer = await sieve.ask(run.rewrite.question, run.options)
     text = chat_text(answer, services.settings.chat_sources)
