@@ -6,10 +6,12 @@
 1. **Bulk ingest**: the paragraphs of the dev-split SQuAD v1.1 articles written as .txt files,
    loaded by ``sieve ingest`` and by ``sieve ingest --ray`` (each a whole process, into a fresh
    data dir): chunks/s from each command's own summary, and wall time including start-up.
-2. **Serving**: ``sieve serve`` and ``sieve serve --ray --replicas 2`` (one pruner and one
-   embedder deployment), each a fresh process over a copy of the plain CLI's data dir; per
-   concurrency level, that many askers send /ask for ``--seconds`` with questions not asked
-   before at that level (both servers get the same questions; their pruner caches start empty).
+2. **Serving**: ``sieve serve``, ``sieve serve --ray --replicas 2`` (one pruner and one
+   embedder deployment) and the same with the collection on its own replica
+   (``--collection-replicas 1``: every question takes one more hop), each a fresh process over a
+   copy of the plain CLI's data dir; per concurrency level, that many askers send /ask for
+   ``--seconds`` with questions not asked before at that level (every server gets the same
+   questions; their pruner caches start empty).
 
 Writes bench/results/cluster.json and .png. On one machine Ray can only add overhead (process
 hops, pickling, several model copies on the same cores); what it buys is the next machine.
@@ -76,13 +78,14 @@ def ingest(folder: Path, data: Path, ray: bool) -> dict[str, Any]:
     }
 
 
-def serve(data: Path, questions: list[str], args: argparse.Namespace, ray: bool) -> dict[str, Any]:
+def serve(
+    data: Path, questions: list[str], args: argparse.Namespace, flags: list[str]
+) -> dict[str, Any]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     cmd = [_sieve(), "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data)]
-    if ray:
-        cmd += ["--ray", "--replicas", str(args.replicas)]
-    log = data.parent / ("serve-ray.log" if ray else "serve.log")
+    cmd += flags
+    log = data.parent / "serve.log"
     with log.open("wb") as sink:
         proc = subprocess.Popen(cmd, env=_env(), stdout=sink, stderr=subprocess.STDOUT)
     try:
@@ -92,7 +95,7 @@ def serve(data: Path, questions: list[str], args: argparse.Namespace, ray: bool)
     finally:
         stopped = stop_server(proc)
     return {
-        "command": " ".join(["sieve serve", *(["--ray", "--replicas", str(args.replicas)] * ray)]),
+        "command": " ".join(["sieve serve", *flags]),
         "startup_s": round(startup, 1),
         "driver_rss_mb": rss,  # the sieve process only (Ray's replicas are other processes)
         "levels": levels,
@@ -172,11 +175,17 @@ def main(argv: list[str] | None = None) -> int:
         for r in runs:
             print(f"  {r['command']}: {r['chunks_per_s']} chunks/s", flush=True)
         serving = {}
-        for name, ray in (("single process", False), ("ray serve", True)):
-            copy = root / name.replace(" ", "-") / "data"
+        on_ray = ["--ray", "--replicas", str(args.replicas)]
+        modes = {
+            "single process": [],
+            "ray serve": on_ray,
+            "ray serve, collection on its own replica": [*on_ray, "--collection-replicas", "1"],
+        }
+        for i, (name, flags) in enumerate(modes.items()):
+            copy = root / f"serve-{i}" / "data"
             shutil.copytree(root / "plain" / "data", copy)
             print(name, flush=True)
-            serving[name] = serve(copy, data.questions, args, ray)
+            serving[name] = serve(copy, data.questions, args, flags)
     result = {
         "command": " ".join(["python", "-m", "bench.cluster", *sys.argv[1:]]),
         "data": "paragraphs of SQuAD v1.1 dev-split articles (ingest) and their questions "
