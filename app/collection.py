@@ -319,19 +319,19 @@ class Collection:
         matrix = self.embedder.encode(texts)
         out, pos = [], 0
         for p in prepared:
-            out.append(matrix[pos : pos + len(p.drafts)])
-            pos += len(p.drafts)
+            out.append(matrix[pos : pos + len(p.chunks)])
+            pos += len(p.chunks)
         return out
 
     def _new_document(self, p: Prepared, vectors: np.ndarray) -> NewDocument:
         chunks = [
             NewChunk(
-                heading_path=d.heading_path,
-                sentences=[(s.start, s.end) for s in d.sentences],
+                heading_path=c.heading_path,
+                sentences=c.sentences(),
                 embedding=np.ascontiguousarray(vec, dtype=np.float32).tobytes(),
-                page=d.page,
+                page=c.page,
             )
-            for d, vec in zip(p.drafts, vectors, strict=True)
+            for c, vec in zip(p.chunks, vectors, strict=True)
         ]
         return NewDocument(
             id=uuid.uuid4().hex,
@@ -553,7 +553,7 @@ def _check_vectors(prepared: Sequence[Prepared], vectors: Sequence[np.ndarray], 
     if len(vectors) != len(prepared):
         raise ValueError(f"{len(vectors)} vector matrices for {len(prepared)} documents")
     for p, v in zip(prepared, vectors, strict=True):
-        if v.shape != (len(p.drafts), dim):
+        if v.shape != (len(p.chunks), dim):
             raise ValueError(
-                f"{p.source}: vectors of shape {v.shape}, expected ({len(p.drafts)}, {dim})"
+                f"{p.source}: vectors of shape {v.shape}, expected ({len(p.chunks)}, {dim})"
             )

@@ -1,5 +1,6 @@
 """Ingestion as persisted jobs: an upload is stored in SQLite (its files as sent) before any
-work, then a background worker parses, embeds and indexes it.
+work, then a background worker embeds and indexes it (the documents the request prepared while
+checking them, or, for a resumed job, those its stored files give again).
 
 Crash safety comes from two facts. A job's documents are stored in ONE SQLite transaction, and
 that same transaction marks the job done (``Sieve.ingest_prepared(on_commit=…)``), so a process
@@ -37,9 +38,10 @@ from app.uploads import JobFile, UploadLimits, check_file
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3  # starts of one job; past this a job that crashes the process is failed
-# characters of prepared documents kept in memory for queued jobs (the request parsed and chunked
-# them to check them); past it a job's documents are prepared again from its stored files
-PREPARED_CACHE_CHARS = 32_000_000
+# bytes of prepared documents (text and chunk offsets) kept in memory for queued jobs (the request
+# parsed and chunked them to check them); past it a job's documents are prepared again from its
+# stored files when it runs
+PREPARED_CACHE_BYTES = 128 * 1024 * 1024
 
 
 class QueueFullError(RuntimeError):
@@ -80,9 +82,9 @@ class JobQueue:
         self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]] = {}
         self._errors: dict[str, Exception] = {}  # why a job failed, for a caller waiting on it
         # documents the request already prepared (to check them): the worker need not parse and
-        # chunk the stored files again. A resumed job, or one past PREPARED_CACHE_CHARS, does.
+        # chunk the stored files again. A resumed job, or one past PREPARED_CACHE_BYTES, does.
         self._prepared: dict[str, list[Prepared]] = {}
-        self._prepared_chars = 0
+        self._prepared_bytes = 0
         self._events_lock = threading.Lock()
         self._stopping = threading.Event()  # set by close(): start no job, fail none
         self._thread = threading.Thread(target=self._work, name="sieve-ingest", daemon=True)
@@ -147,10 +149,10 @@ class JobQueue:
         with self._events_lock:
             if waiting:
                 self._events[job_id] = threading.Event()
-            chars = _chars(prepared) if prepared is not None else 0
-            if prepared is not None and self._prepared_chars + chars <= PREPARED_CACHE_CHARS:
+            size = _footprint(prepared) if prepared is not None else 0
+            if prepared is not None and self._prepared_bytes + size <= PREPARED_CACHE_BYTES:
                 self._prepared[job_id] = list(prepared)
-                self._prepared_chars += chars
+                self._prepared_bytes += size
         self._queue.put((job_id, 0))
         job = self.get(job_id)
         assert job is not None
@@ -240,7 +242,7 @@ class JobQueue:
     def _run(self, job_id: str, attempts: int) -> None:
         with self._events_lock:
             ready = self._prepared.pop(job_id, None)
-            self._prepared_chars -= _chars(ready or [])
+            self._prepared_bytes -= _footprint(ready or [])
         job = self.get(job_id)
         if job is None or job.finished or not self.store.claim(job_id, attempts):
             self._release(job_id, None)  # finished, or another process sharing the data dir runs it
@@ -328,8 +330,8 @@ def _wake(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def _chars(prepared: Sequence[Prepared]) -> int:
-    return sum(len(p.parsed.text) for p in prepared)
+def _footprint(prepared: Sequence[Prepared]) -> int:
+    return sum(p.footprint() for p in prepared)
 
 
 def _result(r: IngestResult) -> dict[str, Any]:

@@ -154,7 +154,7 @@ class Services:
     jobs: JobQueue
     uploads: UploadChecker  # reads and checks uploaded files, bounded (app/uploads.py)
     precision: Precision  # what SIEVE_PRECISION resolved to on this machine, once
-    sieve: Sieve  # the facade the routes and the CLI call (ask, ask_stream, ingest, delete)
+    sieve: Sieve  # the facade the routes and the CLI call (ask, ingest, delete, graph, …)
     triples: TripleWorker | None = None
 
     @classmethod

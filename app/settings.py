@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.parsing.chunking import Chunking
 from app.retrieval_modes import Retrieval
+
+if TYPE_CHECKING:
+    from app.parsing.chunking import Chunking
 
 LLM_BACKENDS = ("extractive", "openai", "llamacpp")
 
@@ -438,6 +440,8 @@ class Settings(BaseSettings):
 
     @property
     def chunking(self) -> Chunking:
+        from app.parsing.chunking import Chunking  # the parsers: not for every `sieve` command
+
         return Chunking(self.chunk_target_words, self.chunk_max_words, self.max_document_chunks)
 
     @property

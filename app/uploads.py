@@ -153,7 +153,7 @@ class UploadChecker:
             checked = await anyio.to_thread.run_sync(
                 check_file, f, self.limits, limiter=self._limiter
             )
-            chunks += len(checked.drafts)
+            chunks += len(checked.chunks)
             if chunks > self.limits.max_job_chunks:
                 raise ExtractionLimitError(
                     f"this upload would become more than {self.limits.max_job_chunks} chunks "

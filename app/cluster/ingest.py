@@ -81,7 +81,7 @@ class EmbedBatch:
         matrix = self.embedder.encode(texts) if texts else np.zeros((0, self.embedder.dim))
         vectors, pos = [], 0
         for p in prepared:
-            n = len(p.drafts) if p is not None else 0
+            n = len(p.chunks) if p is not None else 0
             vectors.append(np.ascontiguousarray(matrix[pos : pos + n], np.float32).tobytes())
             pos += n
         batch["vectors"] = np.array(vectors, dtype=object)

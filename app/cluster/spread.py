@@ -35,7 +35,7 @@ from index import DocumentRecord
 
 INGEST_TIMEOUT_S = 3600.0  # a collection replica that has not stored an upload by then failed
 DELETE_TIMEOUT_S = 300.0
-GRAPH_TIMEOUT_S = 60.0
+GRAPH_TIMEOUT_S = 300.0  # includes opening the collection on a replica that had it closed
 ADMITTED = "admitted"  # a collection replica's first item of a stream: the question was admitted
 
 
@@ -85,18 +85,32 @@ class RemoteSieve(Sieve):
         events = self._for(options.collection, stream=True).ask_stream.remote(question, options)
         try:
             first = await events.__anext__()
-        except Exception as exc:
-            raise unwrapped(exc) from None
+        except StopAsyncIteration:
+            raise RuntimeError("a collection replica ended a stream it never admitted") from None
+        except BaseException as exc:  # refused there, or this request was cancelled
+            events.cancel()
+            if isinstance(exc, Exception):
+                raise unwrapped(exc) from None
+            raise
         if first != ADMITTED:
+            events.cancel()
             raise RuntimeError(f"a collection replica began a stream with {first!r}")
         return self._rest(events)
 
     async def _rest(self, events: Any) -> AsyncIterator[AskEvent]:
+        """The remote stream's events; the remote work is cancelled when the client leaves (or
+        the response is dropped) before the end."""
+        ended = False
         try:
             async for event in events:
                 yield event
+            ended = True
         except Exception as exc:
+            ended = True  # it failed there: nothing left to cancel
             raise unwrapped(exc) from None
+        finally:
+            if not ended:
+                events.cancel()
 
     def entities(self, collection: str, query: str, limit: int) -> tuple[int, list[dict[str, Any]]]:
         found: tuple[int, list[dict[str, Any]]] = _result(
@@ -134,9 +148,15 @@ class RemoteSieve(Sieve):
 
 
 def _result(call: Any, timeout_s: float) -> Any:
-    """A replica's answer to ``call`` (from a worker thread, never the event loop)."""
+    """A replica's answer to ``call`` (from a worker thread, never the event loop); past
+    ``timeout_s`` the call is cancelled (best effort) and the client told to retry (503)."""
     try:
         return call.result(timeout_s=timeout_s)
+    except TimeoutError:
+        call.cancel()
+        raise OverloadedError(
+            f"the collection's replica did not answer within {timeout_s:g} s; try again later"
+        ) from None
     except Exception as exc:
         raise unwrapped(exc) from None
 

@@ -122,6 +122,10 @@ class _Stream:
 
     def __init__(self, items: list[object], error: Exception | None = None) -> None:
         self.items, self.error = list(items), error
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
 
     def __aiter__(self) -> _Stream:
         return self
@@ -187,7 +191,21 @@ def test_a_stream_the_collection_replica_refuses_is_refused_before_it_starts(
     busy = _Stream([], OverloadedError("3 questions are being answered"))
     with pytest.raises(OverloadedError, match="being answered"):
         asyncio.run(open_stream(busy))
-    assert asyncio.run(open_stream(_Stream([ADMITTED, "retrieval", "done"]))) == [
-        "retrieval",
-        "done",
-    ]
+    whole = _Stream([ADMITTED, "retrieval", "done"])
+    assert asyncio.run(open_stream(whole)) == ["retrieval", "done"]
+    assert not whole.cancelled
+    odd = _Stream(["retrieval", "done"])  # a replica that never admits: refused, and cancelled
+    with pytest.raises(RuntimeError, match="began a stream"):
+        asyncio.run(open_stream(odd))
+    assert odd.cancelled
+
+    async def leave_after_one(stream: _Stream) -> None:
+        remote = RemoteSieve(settings, fakes, fakes, _FakeHandle(stream))  # type: ignore[arg-type]
+        events = await remote.ask_stream("Who?", options)
+        async for _ in events:
+            break  # the client went away
+        await events.aclose()  # type: ignore[attr-defined]
+
+    left = _Stream([ADMITTED, "retrieval", "context", "done"])
+    asyncio.run(leave_after_one(left))
+    assert left.cancelled  # the work on the collection's replica is cancelled

@@ -197,10 +197,10 @@ def test_short_documents_share_embedding_calls() -> None:
 
     from app.prepared import EMBED_GROUP_CHUNKS, embed_groups
 
-    docs = [SimpleNamespace(drafts=[0] * n) for n in (1, 30, 40, 70, 2, 3)]
+    docs = [SimpleNamespace(chunks=[0] * n) for n in (1, 30, 40, 70, 2, 3)]
     groups = list(embed_groups(docs))  # type: ignore[arg-type]
     assert [len(g) for g in groups] == [3, 1, 2]  # 71 chunks, 70, then the rest
-    assert all(sum(len(d.drafts) for d in g) >= EMBED_GROUP_CHUNKS for g in groups[:-1])
+    assert all(sum(len(d.chunks) for d in g) >= EMBED_GROUP_CHUNKS for g in groups[:-1])
     assert [d for g in groups for d in g] == docs and list(embed_groups([])) == []
 
 
@@ -266,9 +266,24 @@ def test_documents_chunked_otherwise_are_cut_again(settings: Settings, embedder:
     text = " ".join(f"Sentence number {i} talks about the Velmor lighthouse." for i in range(60))
     other = Chunking(target_words=20, max_words=30)
     prepared = prepare(parse_text("Long", text), "long.txt", other)
-    assert len(prepared.drafts) > len(config.chunking.chunks(prepared.parsed))
+    assert len(prepared.chunks) > len(config.chunking.chunks(prepared.parsed))
     with pytest.raises(ValueError, match="chunked otherwise"):
         coll.ingest_prepared([prepared], [embedder.encode(prepared.texts())])
     assert coll.store.count_documents() == 0
     [result] = coll.ingest_prepared([prepared])
     assert result.document.chunk_count == len(config.chunking.chunks(prepared.parsed))
+
+
+def test_prepared_chunks_keep_every_sentence_compactly(settings: Settings) -> None:
+    """A prepared document keeps its sentences as flat offsets (it waits in memory between an
+    upload's check and its job): the same sentences, pages and headings as the chunker's."""
+    text = "# Lights\n\n" + " ".join(f"Keeper {i} lit the lamp." for i in range(400))
+    parsed = parse_text("Lights", text, "md")
+    prepared = prepare(parsed, "lights.md", settings.chunking)
+    drafts = settings.chunking.chunks(parsed)
+    assert len(prepared.chunks) == len(drafts) > 1
+    for chunk, draft in zip(prepared.chunks, drafts, strict=True):
+        assert chunk.sentences() == [(s.start, s.end) for s in draft.sentences]
+        assert (chunk.heading_path, chunk.page) == (draft.heading_path, draft.page)
+    spans = sum(len(d.sentences) for d in drafts)
+    assert prepared.footprint() < len(text) + 200 * len(drafts) + 16 * spans + 100
