@@ -30,9 +30,12 @@ def require_ray() -> ModuleType:
     return ray
 
 
-def start_ray(address: str | None, num_cpus: int | None = None) -> ModuleType:
+def start_ray(
+    address: str | None, num_cpus: int | None = None, num_gpus: int | None = None
+) -> ModuleType:
     """Join the cluster at ``address`` ('auto': the one this machine belongs to), or start a
-    local one (``num_cpus``: all cores when None). Ray's own dashboard stays off."""
+    local one (``num_cpus``, ``num_gpus``: what this machine has when None; tests declare
+    logical ones). Ray's own dashboard stays off."""
     quiet = logging.getLogger().getEffectiveLevel()  # the CLI's -v decides, not Ray's defaults
     if quiet > logging.INFO:
         os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")  # read when ray.data is imported
@@ -41,6 +44,7 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> ModuleType:
         ray.init(
             address=address,
             num_cpus=None if address else num_cpus,
+            num_gpus=None if address else num_gpus,
             include_dashboard=False,
             log_to_driver=False,
             configure_logging=False,
