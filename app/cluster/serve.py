@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from app.services import SharedParts
 from pruner import PrunedContext
 
+logger = logging.getLogger(__name__)
+
 MODEL_CALL_TIMEOUT_S = 120.0  # a model replica that does not answer fails the question (5xx)
 RETRY_PAUSE_S = 0.5
 JOB_LEASE_S = 120.0  # a job untouched this long was left by a replica that died
@@ -80,6 +82,25 @@ class RayServeOptions:
     # spread.py), each keeping at most collections_per_replica open; 0: on every HTTP replica
     collection_replicas: int = 0
     collections_per_replica: int = 4
+
+    def cpus_at_start(self) -> float:
+        """The CPUs the deployments reserve before any autoscaling (one replica per model)."""
+        replicas = self.replicas + self.collection_replicas
+        return replicas * self.ingress_cpus + 2 * self.model_cpus
+
+    def fitted(self, cpus: float) -> RayServeOptions:
+        """These options with each replica's CPU reservation lowered, when needed, so that all of
+        them fit in ``cpus`` (else Serve waits forever for room that a local cluster never gets;
+        the replicas share the machine's cores either way)."""
+        need = self.cpus_at_start()
+        if need <= cpus:
+            return self
+        scale = cpus / need
+        return dataclasses.replace(
+            self,
+            ingress_cpus=math.floor(self.ingress_cpus * scale * 1000) / 1000,
+            model_cpus=math.floor(self.model_cpus * scale * 1000) / 1000,
+        )
 
 
 class RemotePruner:
@@ -351,6 +372,16 @@ def start_serving(settings: Settings, host: str, port: int, options: RayServeOpt
     from ray import serve
 
     gpus = int(ray.cluster_resources().get("GPU", 0))
+    cpus = float(ray.cluster_resources().get("CPU", 0))
+    if options.address is None:  # a local cluster: nothing will join it
+        options = options.fitted(cpus)
+    elif options.cpus_at_start() > cpus:
+        logger.warning(
+            "the deployments reserve %g CPUs at start, the cluster has %g: Serve waits for "
+            "nodes to join (or lower --replicas / --collection-replicas)",
+            options.cpus_at_start(),
+            cpus,
+        )
     settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
     serve.start(http_options=http_options(settings, host, port))
     # Serve set its own logger up: keep it to warnings (its "new http_options will not be

@@ -209,3 +209,17 @@ def test_a_stream_the_collection_replica_refuses_is_refused_before_it_starts(
     left = _Stream([ADMITTED, "retrieval", "context", "done"])
     asyncio.run(leave_after_one(left))
     assert left.cancelled  # the work on the collection's replica is cancelled
+
+
+def test_a_local_cluster_fits_every_replica_on_its_cores() -> None:
+    """`sieve serve --ray --collection-replicas 2` on two cores asked for 3 CPUs and Serve
+    waited forever for the HTTP replicas: on a local cluster the reservations are scaled to
+    fit."""
+    from app.cluster.serve import RayServeOptions
+
+    asked = RayServeOptions(replicas=2, collection_replicas=2)
+    assert asked.cpus_at_start() == 3.0
+    fitted = asked.fitted(2.0)
+    assert fitted.cpus_at_start() <= 2.0 and fitted.replicas == 2
+    assert fitted.collection_replicas == 2 and fitted.ingress_cpus > 0
+    assert RayServeOptions().fitted(2.0) == RayServeOptions()  # the default fits as it is
