@@ -113,9 +113,14 @@ def skipped_line(skipped: list[Path]) -> str:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from app.parsing.detect import plain_text_name
+
     found = list(all_files(args.paths))
-    files = [p for p in found if supported(p)]
-    skipped = [p for p in found if not supported(p)]
+    # a file named on the command line may be plain text that no extension names (LICENSE,
+    # Apache-2.0, ls.1): it is read if its bytes are text; folders are walked by extension
+    named = {Path(raw).resolve() for raw in args.paths if Path(raw).is_file()}
+    files = [p for p in found if supported(p) or (p.resolve() in named and plain_text_name(p.name))]
+    skipped = [p for p in found if p not in files]
     if not files:
         why = skipped_line(skipped) if skipped else f"supported: {' '.join(sorted(SUPPORTED))}"
         raise CliError(f"no supported files in {args.paths}; {why}")

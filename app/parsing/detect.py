@@ -1,7 +1,10 @@
 """Which format an upload is: by extension, then content type, then a look at the bytes.
 
 The claimed type is always checked against the content, so a renamed file fails with a clear
-message instead of deep inside a parser.
+message instead of deep inside a parser. A file that nothing names (no extension, a number
+such as "Apache-2.0" or "ls.1", or a plain-text one such as .rst or .csv; sent as
+application/octet-stream or an unknown text/* type) is read as plain text when its bytes are
+text: LICENSE, README and man pages are documents too.
 """
 
 from __future__ import annotations
@@ -31,6 +34,16 @@ CONTENT_TYPES = {
     "application/pdf": "pdf",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
 }
+# extensions of plain-text files read as txt when their bytes are text (besides none at all and
+# numbers: "Apache-2.0", "ls.1"); binary or rich formats (.doc, .rtf, .odt) stay unsupported
+PLAIN_TEXT_EXTENSIONS = frozenset(
+    {
+        ".rst", ".adoc", ".asciidoc", ".org", ".log", ".csv", ".tsv", ".json", ".jsonl",
+        ".yaml", ".yml", ".toml", ".ini", ".cfg", ".conf", ".xml", ".tex", ".man", ".me",
+    }
+)  # fmt: skip
+_UNNAMED_TYPES = frozenset({"", "application/octet-stream"})
+_TEXT_PEEK_BYTES = 65536
 # Zip bombs are refused before python-docx inflates them: it holds every part in memory and
 # parses the body at ~30 µs per paragraph, so these bound a docx to ~0.5 GB and ~15 s.
 MAX_DOCX_UNZIPPED_BYTES = 128 * 1024 * 1024
@@ -65,13 +78,18 @@ def detect_format(data: bytes, filename: str, content_type: str | None = None) -
     mime = (content_type or "").split(";", 1)[0].strip().lower()
     if mime in CONTENT_TYPES:
         return CONTENT_TYPES[mime]
-    if not extension:
+    if plain_text_name(filename):
         sniffed = _sniff(data)
         if sniffed is not None:
             return sniffed
+        if (mime in _UNNAMED_TYPES or mime.startswith("text/")) and _is_text(data):
+            return "txt"
     claimed = extension or mime or "unknown"
+    kind = binary_kind(data)
+    found = f" (it is {kind})" if kind is not None else ""
     raise UnsupportedFormatError(
-        f"unsupported file type '{claimed}' for '{display_name(filename)}'; supported: {SUPPORTED}"
+        f"unsupported file type '{claimed}' for '{display_name(filename)}'{found}; "
+        f"supported: {SUPPORTED}"
     )
 
 
@@ -106,6 +124,25 @@ def _extension(filename: str) -> str:
     base = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()
     dot = base.rfind(".")
     return base[dot:].lower() if dot > 0 else ""
+
+
+def plain_text_name(filename: str) -> bool:
+    """Whether a file of this name is read as plain text when its bytes are text: no
+    extension, a number ("Apache-2.0", "ls.1"), or one of PLAIN_TEXT_EXTENSIONS."""
+    extension = _extension(filename)
+    return not extension or extension[1:].isdigit() or extension in PLAIN_TEXT_EXTENSIONS
+
+
+def _is_text(data: bytes) -> bool:
+    """Whether the start of ``data`` is UTF-8 text: no NUL byte, no binary signature."""
+    head = data[:_TEXT_PEEK_BYTES]
+    if b"\x00" in head or binary_kind(head) is not None:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:  # a character cut by the peek is still text
+        return len(data) > len(head) and exc.start >= len(head) - 3
+    return True
 
 
 def _is_pdf(data: bytes) -> bool:

@@ -118,3 +118,16 @@ def test_request_size_limit_is_checked_before_reading(client: TestClient) -> Non
     r = _post(client, ("big.txt", b"word " * 1000))
     assert r.status_code == 413 and "request" in r.json()["detail"]
     _assert_nothing_stored(client)
+
+
+def test_a_licence_file_without_a_known_extension_is_uploaded_as_text(client: TestClient) -> None:
+    """A stranger uploaded Debian's 'Apache-2.0' licence file and got 415 ('.0'): plain text
+    that nothing names is read as text."""
+    text = b"Apache License\n\nYou may reproduce and distribute copies of the Work."
+    r = client.post(
+        "/documents",
+        files=[("files", ("Apache-2.0", io.BytesIO(text), "application/octet-stream"))],
+    )
+    assert r.status_code == 201, r.text
+    [doc] = r.json()["documents"]
+    assert (doc["title"], doc["format"], doc["source"]) == ("Apache License", "txt", "Apache-2.0")

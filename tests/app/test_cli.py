@@ -111,6 +111,22 @@ def test_files_are_committed_together_and_a_failing_one_alone_is_reported(
     assert calls == [5, 1, 1, 1, 1, 1]  # one commit for all, then each alone
 
 
+def test_a_named_plain_text_file_is_ingested_but_folders_go_by_extension(
+    tmp_path: Path, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sieve ingest LICENSE` reads it (plain text that no extension names); a folder walk
+    still takes only known extensions (no .git objects, no unnamed binaries)."""
+    licence = tmp_path / "LICENSE"
+    licence.write_text("The Orsk Licence\n\nYou may copy the ferry timetable freely.\n")
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "COPYING").write_text("Also plain text, but found by a walk.")
+    assert main(["ingest", str(licence), str(folder)], settings) == 0
+    out = capsys.readouterr()
+    assert "1 added, 0 already present, 0 failed" in out.out
+    assert f"skipped 1 unsupported file: {folder / 'COPYING'}" in out.out + out.err
+
+
 def test_ingest_nothing_supported_is_an_error(
     tmp_path: Path, settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -210,7 +210,39 @@ def test_format_falls_back_to_content_type_then_to_magic_bytes() -> None:
     assert parse_document(make_pdf(["Sniffed."]), "blob").format == "pdf"
     assert parse_document(make_docx(), "blob").format == "docx"
     with pytest.raises(UnsupportedFormatError, match="'application/octet-stream'"):
-        parse_document(b"hello", "blob", "application/octet-stream")
+        parse_document(b"\x00\x01binary", "blob", "application/octet-stream")
+    with pytest.raises(UnsupportedFormatError, match=r"\(it is a PNG image\)"):
+        parse_document(b"\x89PNG\r\n\x1a\n....", "picture")
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type"),
+    [
+        ("LICENSE", None),
+        ("Apache-2.0", "application/octet-stream"),
+        ("ls.1", ""),
+        ("notes.rst", "text/x-rst"),
+        ("data.csv", "text/csv"),
+    ],
+)
+def test_plain_text_that_nothing_names_is_read_as_text(name: str, content_type: str | None) -> None:
+    """LICENSE, README, man pages and licence files named by version are documents too."""
+    doc = parse_document(b"Apache License\n\nVersion 2.0, January 2004.", name, content_type)
+    assert doc.format == "txt" and doc.title == "Apache License"
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("old.doc", b"data"),  # a rich format we do not read, whatever its bytes
+        ("blob", b"text\x00with a NUL"),
+        ("LICENSE", b"caf\xe9 \xff au lait"),  # not UTF-8
+        ("archive.1", b"\x1f\x8b\x08compressed"),  # a gzipped man page
+    ],
+)
+def test_files_that_are_not_plain_text_stay_unsupported(name: str, data: bytes) -> None:
+    with pytest.raises(UnsupportedFormatError):
+        parse_document(data, name)
 
 
 def test_parse_text_for_json_uploads() -> None:
