@@ -100,6 +100,19 @@ def supported(path: Path) -> bool:
     return path.suffix.lower() in SUPPORTED
 
 
+def _plain_text(path: Path) -> bool:
+    """A plain-text name (no extension, a number, .rst, .json, …) whose start looks like text."""
+    from app.parsing.detect import looks_like_text, plain_text_name
+
+    if not plain_text_name(path.name):
+        return False
+    try:
+        with path.open("rb") as f:
+            return looks_like_text(f.read(65536))
+    except OSError:
+        return True  # reading it again reports why it cannot be read
+
+
 def skipped_line(skipped: list[Path]) -> str:
     """``skipped 3 unsupported files: a.png, b.zip, LICENSE (supported: ...)``; a long list
     ends with "and N more"."""
@@ -113,14 +126,13 @@ def skipped_line(skipped: list[Path]) -> str:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from app.parsing.detect import plain_text_name
-
     found = list(all_files(args.paths))
     # a file named on the command line may be plain text that no extension names (LICENSE,
-    # Apache-2.0, ls.1): it is read if its bytes are text; folders are walked by extension
+    # Apache-2.0, ls.1): it is read if its bytes look like text; folders go by extension
     named = {Path(raw).resolve() for raw in args.paths if Path(raw).is_file()}
-    files = [p for p in found if supported(p) or (p.resolve() in named and plain_text_name(p.name))]
-    skipped = [p for p in found if p not in files]
+    chosen = {p for p in found if supported(p) or (p.resolve() in named and _plain_text(p))}
+    files = [p for p in found if p in chosen]
+    skipped = [p for p in found if p not in chosen]
     if not files:
         why = skipped_line(skipped) if skipped else f"supported: {' '.join(sorted(SUPPORTED))}"
         raise CliError(f"no supported files in {args.paths}; {why}")

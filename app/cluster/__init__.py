@@ -30,6 +30,11 @@ def require_ray() -> ModuleType:
     return ray
 
 
+def is_local(address: str | None) -> bool:
+    """Whether ``address`` means a new cluster of this machine alone (None or "local")."""
+    return address in (None, "local")
+
+
 def start_ray(
     address: str | None, num_cpus: int | None = None, num_gpus: int | None = None
 ) -> ModuleType:
@@ -41,10 +46,11 @@ def start_ray(
         os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")  # read when ray.data is imported
     ray = require_ray()
     if not ray.is_initialized():
-        ray.init(
-            address=address,
-            num_cpus=None if address else num_cpus,
-            num_gpus=None if address else num_gpus,
+        local = is_local(address)
+        ray.init(  # "local": a new cluster, never one that RAY_ADDRESS or `ray start` left
+            address="local" if local else address,
+            num_cpus=num_cpus if local else None,
+            num_gpus=num_gpus if local else None,
             include_dashboard=False,
             log_to_driver=False,
             configure_logging=False,

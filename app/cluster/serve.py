@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from app.cluster import start_ray
+from app.cluster import is_local, start_ray
 from app.observability.metrics import MULTIPROC_ENV
 from app.settings import Settings
 
@@ -83,16 +83,17 @@ class RayServeOptions:
     collection_replicas: int = 0
     collections_per_replica: int = 4
 
-    def cpus_at_start(self) -> float:
-        """The CPUs the deployments reserve before any autoscaling (one replica per model)."""
+    def cpus_wanted(self) -> float:
+        """The CPUs the deployments reserve with every replica up (the model deployments
+        autoscaled to their most)."""
         replicas = self.replicas + self.collection_replicas
-        return replicas * self.ingress_cpus + 2 * self.model_cpus
+        return replicas * self.ingress_cpus + (self.pruners + self.embedders) * self.model_cpus
 
     def fitted(self, cpus: float) -> RayServeOptions:
         """These options with each replica's CPU reservation lowered, when needed, so that all of
         them fit in ``cpus`` (else Serve waits forever for room that a local cluster never gets;
         the replicas share the machine's cores either way)."""
-        need = self.cpus_at_start()
+        need = self.cpus_wanted()
         if need <= cpus:
             return self
         scale = cpus / need
@@ -373,13 +374,21 @@ def start_serving(settings: Settings, host: str, port: int, options: RayServeOpt
 
     gpus = int(ray.cluster_resources().get("GPU", 0))
     cpus = float(ray.cluster_resources().get("CPU", 0))
-    if options.address is None:  # a local cluster: nothing will join it
-        options = options.fitted(cpus)
-    elif options.cpus_at_start() > cpus:
+    if is_local(options.address):  # nothing will join it
+        fitted = options.fitted(cpus)
+        if fitted != options:
+            logger.info(
+                "%g CPUs: each HTTP or collection replica reserves %g, each model replica %g",
+                cpus,
+                fitted.ingress_cpus,
+                fitted.model_cpus,
+            )
+        options = fitted
+    elif options.cpus_wanted() > cpus:
         logger.warning(
-            "the deployments reserve %g CPUs at start, the cluster has %g: Serve waits for "
-            "nodes to join (or lower --replicas / --collection-replicas)",
-            options.cpus_at_start(),
+            "the deployments reserve up to %g CPUs, the cluster has %g: replicas wait for "
+            "nodes to join (or lower --replicas, --collection-replicas, --pruners, --embedders)",
+            options.cpus_wanted(),
             cpus,
         )
     settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})

@@ -2,9 +2,9 @@
 
 The claimed type is always checked against the content, so a renamed file fails with a clear
 message instead of deep inside a parser. A file that nothing names (no extension, a number
-such as "Apache-2.0" or "ls.1", or a plain-text one such as .rst or .csv; sent as
-application/octet-stream or an unknown text/* type) is read as plain text when its bytes are
-text: LICENSE, README and man pages are documents too.
+such as "Apache-2.0" or "ls.1", or a plain-text one such as .rst, .json or .csv, whatever
+content type the client guessed for it) is read as plain text when its bytes look like text:
+LICENSE, README and man pages are documents too.
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ PLAIN_TEXT_EXTENSIONS = frozenset(
         ".yaml", ".yml", ".toml", ".ini", ".cfg", ".conf", ".xml", ".tex", ".man", ".me",
     }
 )  # fmt: skip
-_UNNAMED_TYPES = frozenset({"", "application/octet-stream"})
 _TEXT_PEEK_BYTES = 65536
 # Zip bombs are refused before python-docx inflates them: it holds every part in memory and
 # parses the body at ~30 µs per paragraph, so these bound a docx to ~0.5 GB and ~15 s.
@@ -82,7 +81,7 @@ def detect_format(data: bytes, filename: str, content_type: str | None = None) -
         sniffed = _sniff(data)
         if sniffed is not None:
             return sniffed
-        if (mime in _UNNAMED_TYPES or mime.startswith("text/")) and _is_text(data):
+        if looks_like_text(data):  # UTF-8 is checked when it is read (422 with the offset)
             return "txt"
     claimed = extension or mime or "unknown"
     kind = binary_kind(data)
@@ -133,16 +132,11 @@ def plain_text_name(filename: str) -> bool:
     return not extension or extension[1:].isdigit() or extension in PLAIN_TEXT_EXTENSIONS
 
 
-def _is_text(data: bytes) -> bool:
-    """Whether the start of ``data`` is UTF-8 text: no NUL byte, no binary signature."""
+def looks_like_text(data: bytes) -> bool:
+    """Whether the start of ``data`` may be text: no NUL byte and no binary signature (its
+    encoding is checked when it is read: not UTF-8 is a 422 that says so)."""
     head = data[:_TEXT_PEEK_BYTES]
-    if b"\x00" in head or binary_kind(head) is not None:
-        return False
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:  # a character cut by the peek is still text
-        return len(data) > len(head) and exc.start >= len(head) - 3
-    return True
+    return b"\x00" not in head and binary_kind(head) is None
 
 
 def _is_pdf(data: bytes) -> bool:

@@ -218,8 +218,10 @@ def test_a_local_cluster_fits_every_replica_on_its_cores() -> None:
     from app.cluster.serve import RayServeOptions
 
     asked = RayServeOptions(replicas=2, collection_replicas=2)
-    assert asked.cpus_at_start() == 3.0
+    assert asked.cpus_wanted() == 3.0
     fitted = asked.fitted(2.0)
-    assert fitted.cpus_at_start() <= 2.0 and fitted.replicas == 2
+    assert fitted.cpus_wanted() <= 2.0 and fitted.replicas == 2
     assert fitted.collection_replicas == 2 and fitted.ingress_cpus > 0
     assert RayServeOptions().fitted(2.0) == RayServeOptions()  # the default fits as it is
+    scaled = RayServeOptions(pruners=4, embedders=2)  # room for the autoscaled replicas too
+    assert scaled.cpus_wanted() == 4.0 and scaled.fitted(2.0).cpus_wanted() <= 2.0

@@ -7,6 +7,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -208,10 +209,16 @@ def test_busy_is_neither_retried_nor_counted() -> None:
 
 
 def test_backoff_doubles_with_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
-    delays: list[float] = []
+    import threading
 
-    async def sleep(seconds: float) -> None:
+    delays: list[float] = []
+    real_sleep, here = asyncio.sleep, threading.get_ident()
+
+    async def sleep(seconds: float, *args: Any) -> Any:
+        if threading.get_ident() != here:  # another test's server thread: sleeps for real
+            return await real_sleep(seconds, *args)
         delays.append(seconds)
+        return None
 
     monkeypatch.setattr(asyncio, "sleep", sleep)
     fake = _Fake(LLMTransientError("reset"))

@@ -11,7 +11,13 @@ import pytest
 from docx import Document
 from fpdf import FPDF
 
-from app.parsing import ParsedDocument, UnsupportedFormatError, parse_document, parse_text
+from app.parsing import (
+    ParsedDocument,
+    ParseError,
+    UnsupportedFormatError,
+    parse_document,
+    parse_text,
+)
 
 
 def bodies(doc: ParsedDocument) -> list[tuple[tuple[str, ...], str]]:
@@ -223,6 +229,8 @@ def test_format_falls_back_to_content_type_then_to_magic_bytes() -> None:
         ("ls.1", ""),
         ("notes.rst", "text/x-rst"),
         ("data.csv", "text/csv"),
+        ("facts.json", "application/json"),  # what browsers and httpx send for .json
+        ("ls.1", "application/x-troff-man"),
     ],
 )
 def test_plain_text_that_nothing_names_is_read_as_text(name: str, content_type: str | None) -> None:
@@ -236,13 +244,17 @@ def test_plain_text_that_nothing_names_is_read_as_text(name: str, content_type: 
     [
         ("old.doc", b"data"),  # a rich format we do not read, whatever its bytes
         ("blob", b"text\x00with a NUL"),
-        ("LICENSE", b"caf\xe9 \xff au lait"),  # not UTF-8
         ("archive.1", b"\x1f\x8b\x08compressed"),  # a gzipped man page
     ],
 )
 def test_files_that_are_not_plain_text_stay_unsupported(name: str, data: bytes) -> None:
     with pytest.raises(UnsupportedFormatError):
         parse_document(data, name)
+
+
+def test_plain_text_not_in_utf8_says_so() -> None:
+    with pytest.raises(ParseError, match="not valid UTF-8"):
+        parse_document(b"caf\xe9 au lait", "LICENSE")
 
 
 def test_parse_text_for_json_uploads() -> None:
