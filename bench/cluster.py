@@ -41,6 +41,7 @@ from tests.app.live_server import free_port
 
 LEVELS = (1, 4, 16)
 TIMEOUT_S = 300.0
+REPLICA = "x-sieve-replica"
 SUMMARY = re.compile(r"(\d+) chunks in ([\d.]+)s \(([\d.]+) chunks/s")
 
 
@@ -90,7 +91,8 @@ def serve(
         proc = subprocess.Popen(cmd, env=_env(), stdout=sink, stderr=subprocess.STDOUT)
     try:
         startup = wait_healthy(proc, url, timeout_s=600)
-        levels = asyncio.run(_levels(url, questions, args))
+        replicas = args.replicas if "--ray" in flags else 1
+        levels = asyncio.run(_levels(url, questions, args, replicas))
         rss = rss_mb(proc.pid)
     finally:
         stopped = stop_server(proc)
@@ -103,11 +105,19 @@ def serve(
     }
 
 
-async def _levels(url: str, questions: list[str], args: argparse.Namespace) -> list[Any]:
+async def _levels(
+    url: str, questions: list[str], args: argparse.Namespace, replicas: int
+) -> list[Any]:
     rows = []
     async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT_S) as client:
+        seen = set()
         for q in questions[:4]:  # warm-up: lazy state, first forward passes
-            await client.post("/ask", json={"question": q})
+            seen.add((await client.post("/ask", json={"question": q})).headers.get(REPLICA))
+        for _ in range(4 * replicas):
+            seen.add((await client.get("/healthz")).headers.get(REPLICA))
+        answering = len(seen - {None}) or 1
+        if answering != replicas:  # e.g. a replica Ray could not place: the run would mislead
+            raise RuntimeError(f"{answering} HTTP replicas answer, {replicas} were asked for")
         left = questions[4:]
         for askers in args.levels:
             row = await level(client, left, askers, args.seconds)
