@@ -26,7 +26,7 @@ import numpy as np
 
 from app.collection_config import CollectionConfig, CollectionPaths
 from app.parsing import ParsedDocument
-from app.prepared import Prepared, embed_groups, prepare
+from app.prepared import Prepared, embed_groups, prepare, prepare_all
 from graph import GraphChunk, KnowledgeGraph, Triple
 from index import (
     ChunkRecord,
@@ -62,6 +62,10 @@ class IngestResult:
     document: DocumentRecord
     duplicate: bool  # True: same content was already stored; nothing was indexed
     replaced: str | None = None  # id of the document with the same external id it replaced
+
+
+# called inside the SQLite transaction that stores an ingest's documents (a job marks itself done)
+OnCommit = Callable[[sqlite3.Cursor, list[IngestResult]], None]
 
 
 class Collection:
@@ -158,7 +162,7 @@ class Collection:
         self,
         documents: Sequence[tuple[ParsedDocument, str]],
         external_ids: Sequence[str | None] | None = None,
-        on_commit: Callable[[sqlite3.Cursor, list[IngestResult]], None] | None = None,
+        on_commit: OnCommit | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> list[IngestResult]:
         """Index parsed documents (with their source names) all-or-nothing. A document with
@@ -167,13 +171,7 @@ class Collection:
         ``on_commit(cursor, results)`` runs inside the SQLite transaction that stores them;
         ``progress(embedded, total)`` after each group of documents is embedded (documents are
         embedded together until they hold EMBED_GROUP_CHUNKS chunks)."""
-        ext = list(external_ids) if external_ids is not None else [None] * len(documents)
-        if len(ext) != len(documents):
-            raise ValueError("one external id (or None) per document")
-        prepared = [
-            prepare(parsed, source, self.config.chunking, e)
-            for (parsed, source), e in zip(documents, ext, strict=True)
-        ]
+        prepared = prepare_all(documents, self.config.chunking, external_ids)
         return self.ingest_prepared(prepared, on_commit=on_commit, progress=progress)
 
     def stored_hashes(self, prepared: Sequence[Prepared]) -> set[str]:
@@ -190,7 +188,7 @@ class Collection:
         self,
         prepared: Sequence[Prepared],
         vectors: Sequence[np.ndarray] | None = None,
-        on_commit: Callable[[sqlite3.Cursor, list[IngestResult]], None] | None = None,
+        on_commit: OnCommit | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> list[IngestResult]:
         """:meth:`ingest` of documents already chunked (:func:`app.prepared.prepare`);

@@ -84,6 +84,21 @@ def prepare(
     return Prepared(parsed, source, digest, chunks, chunking, external_id)
 
 
+def prepare_all(
+    documents: Sequence[tuple[ParsedDocument, str]],
+    chunking: Chunking,
+    external_ids: Sequence[str | None] | None = None,
+) -> list[Prepared]:
+    """:func:`prepare` each (parsed document, source name), with its external id (or None)."""
+    ext = list(external_ids) if external_ids is not None else [None] * len(documents)
+    if len(ext) != len(documents):
+        raise ValueError("one external id (or None) per document")
+    return [
+        prepare(parsed, source, chunking, e)
+        for (parsed, source), e in zip(documents, ext, strict=True)
+    ]
+
+
 def embed_groups(prepared: Sequence[Prepared]) -> Iterator[list[Prepared]]:
     """Consecutive documents, grouped until a group holds EMBED_GROUP_CHUNKS chunks: one
     encode call per document pays its overhead (and pads nothing well) on short documents."""

@@ -9,18 +9,17 @@ before any work is done.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from app.collection import IngestResult
+from app.collection import IngestResult, OnCommit
 from app.collections import Collections
 from app.parsing import ParsedDocument
 from app.pipeline import Answer, AskEvent, AskOptions, Pipeline
-from app.prepared import Prepared, prepare
+from app.prepared import Prepared, prepare_all
 from app.settings import Settings
 from index import DocumentRecord, UnknownCollectionError
 
@@ -117,20 +116,13 @@ class Sieve:
         collection: str,
         documents: Sequence[tuple[ParsedDocument, str]],
         external_ids: Sequence[str | None] | None = None,
-        on_commit: Callable[[sqlite3.Cursor, list[IngestResult]], None] | None = None,
+        on_commit: OnCommit | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> list[IngestResult]:
         """Chunk parsed documents (with their source names) and :meth:`ingest_prepared` them."""
         if not self.collections.exists(collection):
             raise UnknownCollectionError(collection)
-        ext = list(external_ids) if external_ids is not None else [None] * len(documents)
-        if len(ext) != len(documents):
-            raise ValueError("one external id (or None) per document")
-        chunking = self.settings.chunking
-        prepared = [
-            prepare(parsed, source, chunking, e)
-            for (parsed, source), e in zip(documents, ext, strict=True)
-        ]
+        prepared = prepare_all(documents, self.settings.chunking, external_ids)
         return self.ingest_prepared(collection, prepared, None, on_commit, progress)
 
     def ingest_prepared(
@@ -138,7 +130,7 @@ class Sieve:
         collection: str,
         prepared: Sequence[Prepared],
         vectors: Sequence[np.ndarray] | None = None,
-        on_commit: Callable[[sqlite3.Cursor, list[IngestResult]], None] | None = None,
+        on_commit: OnCommit | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> list[IngestResult]:
         """Index documents already chunked (an upload's check did it; ``vectors``: embedded

@@ -18,14 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from app.collection import IngestResult
+from app.collection import IngestResult, OnCommit
 from app.collections import Collections
 from app.pipeline import Answer, AskEvent, AskOptions, OverloadedError, Pipeline
 from app.prepared import Prepared
@@ -129,7 +128,7 @@ class RemoteSieve(Sieve):
         collection: str,
         prepared: Sequence[Prepared],
         vectors: Sequence[np.ndarray] | None = None,
-        on_commit: Callable[[sqlite3.Cursor, list[IngestResult]], None] | None = None,
+        on_commit: OnCommit | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> list[IngestResult]:
         """On the collection's replica; ``on_commit`` travels there (it runs inside the
@@ -276,7 +275,7 @@ class CollectionsReplica:
         self,
         prepared: list[Prepared],
         vectors: Sequence[np.ndarray] | None,
-        on_commit: Callable[[sqlite3.Cursor, list[IngestResult]], None] | None,
+        on_commit: OnCommit | None,
     ) -> list[IngestResult]:
         from ray import serve
 
